@@ -1,0 +1,113 @@
+package kubetest_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tenure/tenure/internal/kubetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }
+
+func TestNamespaceIsReadyForWork(t *testing.T) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	_, err := cs.CoreV1().ServiceAccounts(ns).Get(context.Background(), "default", metav1.GetOptions{})
+	require.NoError(t, err)
+	v, err := cs.Discovery().ServerVersion()
+	require.NoError(t, err)
+	assert.Equal(t, kubetest.KubernetesVersion, v.GitVersion)
+}
+
+// alive reports whether pid is a running (not zombie) process.
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(b))
+	return len(fields) > 2 && fields[2] != "Z"
+}
+
+func childPIDs(t *testing.T, parent int) []int {
+	out, _ := exec.Command("pgrep", "-P", strconv.Itoa(parent)).Output()
+	var pids []int
+	for _, f := range strings.Fields(string(out)) {
+		pid, err := strconv.Atoi(f)
+		require.NoError(t, err)
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+func TestStopLeavesNothingBehind(t *testing.T) {
+	kubetest.Shared(t) // skips or fails like every test that needs servers
+	bins, err := kubetest.EnsureBinaries(context.Background(), nil)
+	require.NoError(t, err)
+	before := childPIDs(t, os.Getpid())
+	s, err := kubetest.Start(context.Background(), bins)
+	require.NoError(t, err)
+	var pids []int
+	for _, pid := range childPIDs(t, os.Getpid()) {
+		if !slices.Contains(before, pid) {
+			pids = append(pids, pid)
+		}
+	}
+	require.Len(t, pids, 2, "etcd and kube-apiserver")
+	s.Stop()
+	for _, pid := range pids {
+		assert.False(t, alive(pid), "process %d still running after Stop", pid)
+	}
+	s.Stop() // idempotent
+}
+
+// TestDeadTestLeavesNothingBehind runs a test binary that starts servers
+// and then dies without cleaning up, as a panic or timeout would: its
+// servers must die with it.
+func TestDeadTestLeavesNothingBehind(t *testing.T) {
+	if os.Getenv("KUBETEST_CHILD") == "1" {
+		bins, err := kubetest.EnsureBinaries(context.Background(), nil)
+		require.NoError(t, err)
+		_, err = kubetest.Start(context.Background(), bins)
+		require.NoError(t, err)
+		os.Stdout.WriteString("STARTED\n")
+		time.Sleep(time.Minute) // killed by the parent before this ends
+		return
+	}
+	kubetest.Shared(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDeadTestLeavesNothingBehind$")
+	cmd.Env = append(os.Environ(), "KUBETEST_CHILD=1")
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	buf := make([]byte, 4096)
+	var got strings.Builder
+	for !strings.Contains(got.String(), "STARTED") {
+		n, err := out.Read(buf)
+		require.NoError(t, err, "child output so far: %s", got.String())
+		got.Write(buf[:n])
+	}
+	servers := childPIDs(t, cmd.Process.Pid)
+	require.Len(t, servers, 2, "etcd and kube-apiserver")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+	require.Eventually(t, func() bool {
+		for _, pid := range servers {
+			if alive(pid) {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 50*time.Millisecond, "servers outlived their test process")
+}

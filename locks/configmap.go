@@ -1,0 +1,135 @@
+package locks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+)
+
+// LeaderAnnotation is the ConfigMap annotation that holds the record as
+// JSON, as client-go wrote it until v0.23 and the Python clients still do.
+const LeaderAnnotation = "control-plane.alpha.kubernetes.io/leader"
+
+// ConfigMapLock keeps the record as JSON in the LeaderAnnotation of a
+// ConfigMap. client-go has dropped this lock; it lets a Go program share a
+// lock with programs built on client-go before v0.24 or on the Python
+// Kubernetes clients. Prefer LeaseLock otherwise.
+//
+// Writes are JSON merge patches of the annotation, conditional on the
+// resourceVersion read, so the ConfigMap's data, its other annotations and
+// labels are never touched.
+type ConfigMapLock struct {
+	objectRef
+	client corev1client.ConfigMapsGetter
+}
+
+// NewConfigMapLock returns a lock on the ConfigMap namespace/name, which it
+// creates on first acquisition or, if the ConfigMap exists without the
+// annotation, annotates. It validates the names but does not contact the
+// API server.
+func NewConfigMapLock(client corev1client.ConfigMapsGetter, namespace, name string, opts ...Option) (*ConfigMapLock, error) {
+	if client == nil {
+		return nil, fmt.Errorf("configmaps lock %s/%s: client is nil", namespace, name)
+	}
+	ref, err := newObjectRef("configmaps", namespace, name, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &ConfigMapLock{objectRef: ref, client: client}, nil
+}
+
+// Get implements Lock. A ConfigMap without the annotation has no record:
+// that is an error wrapping ErrNotFound.
+func (c *ConfigMapLock) Get(ctx context.Context) (Observed, error) {
+	cm, err := c.client.ConfigMaps(c.namespace).Get(ctx, c.name, metav1.GetOptions{})
+	if err != nil {
+		return Observed{}, c.apiError("get", err)
+	}
+	return c.observe(cm)
+}
+
+func (c *ConfigMapLock) observe(cm *corev1.ConfigMap) (Observed, error) {
+	value, ok := cm.Annotations[LeaderAnnotation]
+	if !ok {
+		return Observed{}, fmt.Errorf("%s: annotation %s is missing: %w", c.Describe(), LeaderAnnotation, ErrNotFound)
+	}
+	obs := Observed{Raw: []byte(value), Version: cm.ResourceVersion}
+	r, err := DecodeRecord(obs.Raw)
+	if err != nil {
+		return obs, fmt.Errorf("%s: annotation %s: %w", c.Describe(), LeaderAnnotation, err)
+	}
+	obs.Record = r
+	return obs, nil
+}
+
+// Create implements Lock. If the ConfigMap exists without a record, Create
+// adds the annotation, conditional on the version it read.
+func (c *ConfigMapLock) Create(ctx context.Context, r Record) (Observed, error) {
+	raw, err := r.Encode()
+	if err != nil {
+		return Observed{}, fmt.Errorf("create %s: %w", c.Describe(), err)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+		Namespace:   c.namespace,
+		Name:        c.name,
+		Labels:      c.labels,
+		Annotations: map[string]string{LeaderAnnotation: string(raw)},
+	}}
+	created, err := c.client.ConfigMaps(c.namespace).Create(ctx, cm, metav1.CreateOptions{})
+	if err == nil {
+		return c.observe(created)
+	}
+	createErr := c.apiError("create", err)
+	if !errors.Is(createErr, ErrConflict) {
+		return Observed{}, createErr
+	}
+	existing, err := c.client.ConfigMaps(c.namespace).Get(ctx, c.name, metav1.GetOptions{})
+	if err != nil {
+		return Observed{}, c.apiError("create", err)
+	}
+	if _, ok := existing.Annotations[LeaderAnnotation]; ok {
+		return Observed{}, createErr
+	}
+	return c.patch(ctx, "create", existing.ResourceVersion, raw)
+}
+
+// Update implements Lock.
+func (c *ConfigMapLock) Update(ctx context.Context, version string, r Record) (Observed, error) {
+	if version == "" {
+		return Observed{}, fmt.Errorf("update %s: %w", c.Describe(), errNoVersion)
+	}
+	raw, err := r.Encode()
+	if err != nil {
+		return Observed{}, fmt.Errorf("update %s: %w", c.Describe(), err)
+	}
+	return c.patch(ctx, "update", version, raw)
+}
+
+// patch writes raw into the annotation if the ConfigMap is at version.
+func (c *ConfigMapLock) patch(ctx context.Context, op, version string, raw []byte) (Observed, error) {
+	var p struct {
+		Metadata struct {
+			ResourceVersion string            `json:"resourceVersion"`
+			Annotations     map[string]string `json:"annotations"`
+			Labels          map[string]string `json:"labels,omitempty"`
+		} `json:"metadata"`
+	}
+	p.Metadata.ResourceVersion = version
+	p.Metadata.Annotations = map[string]string{LeaderAnnotation: string(raw)}
+	p.Metadata.Labels = c.labels
+	body, err := json.Marshal(p)
+	if err != nil {
+		return Observed{}, fmt.Errorf("%s %s: %w", op, c.Describe(), err)
+	}
+	cm, err := c.client.ConfigMaps(c.namespace).Patch(ctx, c.name, types.MergePatchType, body, metav1.PatchOptions{})
+	if err != nil {
+		return Observed{}, c.apiError(op, err)
+	}
+	return c.observe(cm)
+}

@@ -1,0 +1,328 @@
+package locks_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/utils/ptr"
+
+	"github.com/tenure/tenure/internal/kubetest"
+	"github.com/tenure/tenure/locks"
+	"github.com/tenure/tenure/locks/lockstest"
+)
+
+func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }
+
+func bg(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestLeaseLock(t *testing.T) {
+	lockstest.Run(t, func(t *testing.T) lockstest.Subject {
+		cs := kubetest.Client(t)
+		ns := kubetest.Namespace(t)
+		a, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, "lock", locks.WithIdentity("a"))
+		require.NoError(t, err)
+		b, err := locks.NewLeaseLock(kubetest.Client(t).CoordinationV1(), ns, "lock", locks.WithIdentity("b"))
+		require.NoError(t, err)
+		leases := cs.CoordinationV1().Leases(ns)
+		return lockstest.Subject{
+			Lock:  a,
+			Other: b,
+			Corrupt: func(t *testing.T) []byte {
+				// The API server refuses a negative duration, but takes a
+				// holder without one: no candidate can tell when it expires.
+				lease, err := leases.Get(bg(t), "lock", metav1.GetOptions{})
+				require.NoError(t, err)
+				lease.Spec.HolderIdentity = ptr.To("someone")
+				lease.Spec.LeaseDurationSeconds = nil
+				_, err = leases.Update(bg(t), lease, metav1.UpdateOptions{})
+				require.NoError(t, err)
+				return nil
+			},
+			Delete: func(t *testing.T) {
+				require.NoError(t, leases.Delete(bg(t), "lock", metav1.DeleteOptions{}))
+			},
+		}
+	})
+}
+
+func TestConfigMapLock(t *testing.T) {
+	lockstest.Run(t, func(t *testing.T) lockstest.Subject {
+		cs := kubetest.Client(t)
+		ns := kubetest.Namespace(t)
+		a, err := locks.NewConfigMapLock(cs.CoreV1(), ns, "lock", locks.WithIdentity("a"))
+		require.NoError(t, err)
+		b, err := locks.NewConfigMapLock(kubetest.Client(t).CoreV1(), ns, "lock", locks.WithIdentity("b"))
+		require.NoError(t, err)
+		cms := cs.CoreV1().ConfigMaps(ns)
+		return lockstest.Subject{
+			Lock:  a,
+			Other: b,
+			Corrupt: func(t *testing.T) []byte {
+				raw := `{"holderIdentity":"someone","leaseDurationSeconds":`
+				setAnnotation(t, cs, ns, "lock", raw)
+				return []byte(raw)
+			},
+			Delete: func(t *testing.T) {
+				require.NoError(t, cms.Delete(bg(t), "lock", metav1.DeleteOptions{}))
+			},
+		}
+	})
+}
+
+func setAnnotation(t *testing.T, cs kubernetes.Interface, ns, name, value string) {
+	t.Helper()
+	cm, err := cs.CoreV1().ConfigMaps(ns).Get(bg(t), name, metav1.GetOptions{})
+	require.NoError(t, err)
+	if cm.Annotations == nil {
+		cm.Annotations = map[string]string{}
+	}
+	cm.Annotations[locks.LeaderAnnotation] = value
+	_, err = cs.CoreV1().ConfigMaps(ns).Update(bg(t), cm, metav1.UpdateOptions{})
+	require.NoError(t, err)
+}
+
+func TestLeaseLockKeepsFieldsItDoesNotOwn(t *testing.T) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	strategy := coordinationv1.OldestEmulationVersion
+	_, err := cs.CoordinationV1().Leases(ns).Create(bg(t), &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        "lock",
+			Labels:      map[string]string{"team": "payments"},
+			Annotations: map[string]string{"note": "keep me"},
+		},
+		Spec: coordinationv1.LeaseSpec{
+			HolderIdentity:       ptr.To("a"),
+			LeaseDurationSeconds: ptr.To[int32](15),
+			Strategy:             &strategy,
+			PreferredHolder:      ptr.To("b"),
+		},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	l, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, "lock", locks.WithLabels(map[string]string{"app": "tenure"}))
+	require.NoError(t, err)
+	obs, err := l.Get(bg(t))
+	require.NoError(t, err)
+	assert.Equal(t, string(strategy), obs.Record.Strategy)
+	assert.Equal(t, "b", obs.Record.PreferredHolder)
+
+	_, err = l.Update(bg(t), obs.Version, lockstest.Held("c", at, 1))
+	require.NoError(t, err)
+
+	lease, err := cs.CoordinationV1().Leases(ns).Get(bg(t), "lock", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "c", *lease.Spec.HolderIdentity)
+	assert.Equal(t, map[string]string{"team": "payments", "app": "tenure"}, lease.Labels)
+	assert.Equal(t, "keep me", lease.Annotations["note"])
+	require.NotNil(t, lease.Spec.Strategy, "spec.strategy must survive an update")
+	assert.Equal(t, strategy, *lease.Spec.Strategy)
+	require.NotNil(t, lease.Spec.PreferredHolder, "spec.preferredHolder must survive an update")
+	assert.Equal(t, "b", *lease.Spec.PreferredHolder)
+}
+
+func TestConfigMapLockKeepsDataAndOtherAnnotations(t *testing.T) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	_, err := cs.CoreV1().ConfigMaps(ns).Create(bg(t), &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        "lock",
+			Labels:      map[string]string{"team": "payments"},
+			Annotations: map[string]string{"note": "keep me"},
+		},
+		Data: map[string]string{"config.yaml": "a: 1\n"},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	l, err := locks.NewConfigMapLock(cs.CoreV1(), ns, "lock")
+	require.NoError(t, err)
+	_, err = l.Get(bg(t))
+	require.ErrorIs(t, err, locks.ErrNotFound, "a ConfigMap without the annotation holds no record")
+	assert.Contains(t, err.Error(), "configmaps/"+ns+"/lock: annotation "+locks.LeaderAnnotation+" is missing")
+
+	created, err := l.Create(bg(t), lockstest.Held("a", at, 0))
+	require.NoError(t, err, "Create must adopt an existing ConfigMap that has no record")
+	_, err = l.Update(bg(t), created.Version, lockstest.Held("a", at.Add(time.Second), 0))
+	require.NoError(t, err)
+
+	cm, err := cs.CoreV1().ConfigMaps(ns).Get(bg(t), "lock", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"config.yaml": "a: 1\n"}, cm.Data)
+	assert.Equal(t, "keep me", cm.Annotations["note"])
+	assert.Equal(t, map[string]string{"team": "payments"}, cm.Labels)
+	rec, err := locks.DecodeRecord([]byte(cm.Annotations[locks.LeaderAnnotation]))
+	require.NoError(t, err)
+	assert.Equal(t, "a", rec.HolderIdentity)
+}
+
+func TestConfigMapLockReadsLegacyWriters(t *testing.T) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	for name, annotation := range map[string]string{
+		"client-go-v0-23": `{"holderIdentity":"old-go","leaseDurationSeconds":15,"acquireTime":"2026-03-14T15:09:26Z","renewTime":"2026-03-14T15:09:36Z","leaderTransitions":4}`,
+		"python":          `{"holderIdentity": "py-1", "leaseDurationSeconds": "17", "acquireTime": "2026-03-14 15:09:26.250000", "renewTime": "2026-03-14 15:09:36.000001"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := cs.CoreV1().ConfigMaps(ns).Create(bg(t), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+				Name: name, Annotations: map[string]string{locks.LeaderAnnotation: annotation},
+			}}, metav1.CreateOptions{})
+			require.NoError(t, err)
+			l, err := locks.NewConfigMapLock(cs.CoreV1(), ns, name)
+			require.NoError(t, err)
+			obs, err := l.Get(bg(t))
+			require.NoError(t, err)
+			assert.Equal(t, annotation, string(obs.Raw), "Raw is the annotation as stored")
+			assert.NotEmpty(t, obs.Record.HolderIdentity)
+			assert.Positive(t, obs.Record.LeaseDuration)
+		})
+	}
+}
+
+func TestConfigMapLockReportsCorruptedAnnotation(t *testing.T) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	_, err := cs.CoreV1().ConfigMaps(ns).Create(bg(t), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+		Name: "lock", Annotations: map[string]string{locks.LeaderAnnotation: `{"holderIdentity":"a","leaseDurationSeconds":-20}`},
+	}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	l, err := locks.NewConfigMapLock(cs.CoreV1(), ns, "lock")
+	require.NoError(t, err)
+	_, err = l.Get(bg(t))
+	require.ErrorIs(t, err, locks.ErrInvalidRecord)
+	assert.Equal(t,
+		"configmaps/"+ns+"/lock: annotation control-plane.alpha.kubernetes.io/leader: locks: invalid leader election record: leaseDurationSeconds: -20s is negative",
+		err.Error())
+}
+
+// TestLeaseLockSharesLeasesWithClientGo checks that client-go's own
+// LeaseLock and tenure's read each other's writes, and that each one's
+// optimistic update fails after the other wrote.
+func TestLeaseLockSharesLeasesWithClientGo(t *testing.T) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	theirs := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: "shared"},
+		Client:     cs.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: "client-go"},
+	}
+	ours, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, "shared", locks.WithIdentity("tenure"))
+	require.NoError(t, err)
+
+	cgRecord := resourcelock.LeaderElectionRecord{
+		HolderIdentity: "client-go", LeaseDurationSeconds: 15,
+		AcquireTime: metav1.NewTime(at), RenewTime: metav1.NewTime(at), LeaderTransitions: 0,
+	}
+	require.NoError(t, theirs.Create(bg(t), cgRecord))
+
+	obs, err := ours.Get(bg(t))
+	require.NoError(t, err)
+	assert.Equal(t, "client-go", obs.Record.HolderIdentity)
+	assert.Equal(t, 15*time.Second, obs.Record.LeaseDuration)
+	assert.True(t, at.Equal(obs.Record.RenewTime))
+
+	_, err = ours.Update(bg(t), obs.Version, lockstest.Held("tenure", at.Add(time.Minute), 1))
+	require.NoError(t, err)
+
+	// client-go still holds the Lease it created: its update must conflict.
+	err = theirs.Update(bg(t), cgRecord)
+	require.Error(t, err)
+	assert.True(t, apierrors.IsConflict(err), "client-go's stale update must conflict, got %v", err)
+
+	got, raw, err := theirs.Get(bg(t))
+	require.NoError(t, err)
+	assert.Equal(t, "tenure", got.HolderIdentity)
+	assert.Equal(t, 15, got.LeaseDurationSeconds)
+	assert.Equal(t, 1, got.LeaderTransitions)
+	assert.True(t, at.Add(time.Minute).Equal(got.RenewTime.Time))
+	// client-go's raw form of the record decodes to the same record.
+	fromRaw, err := locks.DecodeRecord(raw)
+	require.NoError(t, err)
+	assert.Equal(t, "tenure", fromRaw.HolderIdentity)
+
+	// client-go writes again (it read the current version); we read it.
+	cgRecord.HolderIdentity, cgRecord.LeaderTransitions = "client-go", 2
+	require.NoError(t, theirs.Update(bg(t), cgRecord))
+	_, err = ours.Update(bg(t), obs.Version, lockstest.Held("tenure", at, 3))
+	require.ErrorIs(t, err, locks.ErrConflict, "our stale update must conflict")
+	obs, err = ours.Get(bg(t))
+	require.NoError(t, err)
+	assert.Equal(t, "client-go", obs.Record.HolderIdentity)
+	assert.Equal(t, int32(2), obs.Record.LeaderTransitions)
+}
+
+func TestLocksReportForbiddenCalls(t *testing.T) {
+	cfg := rest.CopyConfig(kubetest.Config(t))
+	ns := kubetest.Namespace(t)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "nobody"}
+	cs, err := kubernetes.NewForConfig(cfg)
+	require.NoError(t, err)
+
+	lease, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, "lock")
+	require.NoError(t, err)
+	_, err = lease.Get(bg(t))
+	require.Error(t, err)
+	assert.True(t, apierrors.IsForbidden(err), "the cause must stay reachable: %v", err)
+	assert.Contains(t, err.Error(), "get leases/"+ns+"/lock")
+	assert.Contains(t, err.Error(), `cannot get resource "leases"`)
+
+	cm, err := locks.NewConfigMapLock(cs.CoreV1(), ns, "lock")
+	require.NoError(t, err)
+	_, err = cm.Create(bg(t), lockstest.Held("a", at, 0))
+	require.Error(t, err)
+	assert.True(t, apierrors.IsForbidden(err))
+	assert.Contains(t, err.Error(), `cannot create resource "configmaps"`)
+}
+
+func TestNewLocksValidateNames(t *testing.T) {
+	cs := kubernetes.New(nil)
+	for _, tc := range []struct {
+		ns, name, want string
+	}{
+		{"", "lock", `namespace ""`},
+		{"Bad_NS", "lock", `namespace "Bad_NS"`},
+		{"default", "", `name ""`},
+		{"default", "UPPER", `name "UPPER"`},
+	} {
+		_, err := locks.NewLeaseLock(cs.CoordinationV1(), tc.ns, tc.name)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), tc.want)
+		_, err = locks.NewConfigMapLock(cs.CoreV1(), tc.ns, tc.name)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), tc.want)
+	}
+	_, err := locks.NewLeaseLock(cs.CoordinationV1(), "default", "lock", locks.WithLabels(map[string]string{"bad key!": "v"}))
+	assert.ErrorContains(t, err, `label key "bad key!"`)
+	_, err = locks.NewLeaseLock(nil, "default", "lock")
+	assert.ErrorContains(t, err, "client is nil")
+}
+
+// The JSON patch a Lease update sends must be accepted by the API server
+// with a zero duration for a released record (the API rejects 0).
+func TestLeaseLockStoresRecordWithoutDuration(t *testing.T) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	l, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, "lock")
+	require.NoError(t, err)
+	created, err := l.Create(bg(t), locks.Record{})
+	require.NoError(t, err)
+	assert.Equal(t, locks.Record{}, created.Record)
+	var spec map[string]any
+	require.NoError(t, json.Unmarshal(created.Raw, &spec))
+	assert.NotContains(t, spec, "leaseDurationSeconds")
+}

@@ -1,0 +1,67 @@
+// Package locks stores leader election records: the Lock interface that an
+// election reads and writes, and its implementations on a Kubernetes Lease
+// (recommended), on a ConfigMap annotation (legacy, shared with programs
+// that use client-go before v0.24 or the Python clients), and in memory.
+//
+// Records are kept in client-go's format, so a tenure candidate and a
+// client-go candidate can compete for the same lock.
+package locks
+
+import (
+	"context"
+	"errors"
+)
+
+// Sentinel errors returned, wrapped, by every Lock. Match them with
+// errors.Is; the wrapping error says which object and why.
+var (
+	// ErrNotFound means the lock object, or its record, does not exist.
+	ErrNotFound = errors.New("locks: not found")
+	// ErrConflict means another writer changed or created the lock since
+	// the version the caller read: re-read and decide again.
+	ErrConflict = errors.New("locks: conflict")
+	// ErrInvalidRecord means a stored record cannot be read faithfully: it
+	// is corrupted, or holds values no candidate can act on.
+	ErrInvalidRecord = errors.New("locks: invalid leader election record")
+)
+
+// Observed is a record as it was read from, or written to, a lock.
+type Observed struct {
+	// Record is the decoded record. It is the zero Record when the stored
+	// record could not be decoded (see Lock.Get).
+	Record Record
+	// Raw is the record as stored. Two observations with equal Raw saw the
+	// same record; a changed Raw means somebody wrote. Callers must not
+	// modify it.
+	Raw []byte
+	// Version is the lock's optimistic concurrency token (a Kubernetes
+	// resourceVersion). Pass it to Update.
+	Version string
+}
+
+// Lock is where a leader election record lives. Implementations must be
+// safe for concurrent use; a lock holds no state about its record between
+// calls, so several candidates may share one.
+//
+// Implement it to keep a record on another resource; the suite in
+// package locks/lockstest checks that an implementation behaves as the
+// election expects.
+type Lock interface {
+	// Get reads the record. A missing object or record is an error
+	// wrapping ErrNotFound. A record that cannot be decoded is an error
+	// wrapping ErrInvalidRecord returned together with an Observed whose
+	// Raw and Version are set, so that a caller can still watch it for
+	// change and replace it with Update.
+	Get(ctx context.Context) (Observed, error)
+	// Create stores the record in a new object. It fails with ErrConflict
+	// if a record already exists.
+	Create(ctx context.Context, r Record) (Observed, error)
+	// Update replaces the record if the lock is still at version, the
+	// Version of an earlier Observed. It fails with ErrConflict if somebody
+	// wrote since, and with ErrNotFound if the object is gone. It leaves
+	// every part of the object that is not the record untouched.
+	Update(ctx context.Context, version string, r Record) (Observed, error)
+	// Describe names the lock for logs and traces, such as
+	// "leases/default/my-lock".
+	Describe() string
+}

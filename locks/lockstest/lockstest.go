@@ -1,0 +1,301 @@
+// Package lockstest checks that a locks.Lock behaves as an election relies
+// on: not-found, create, read back, optimistic updates that conflict on a
+// stale version, exactly one winner among racing writers, stable Raw and
+// Version between writes, and clear errors for a corrupted record.
+//
+// Every lock in tenure passes it; run it on your own:
+//
+//	func TestMyLock(t *testing.T) {
+//		lockstest.Run(t, func(t *testing.T) lockstest.Subject {
+//			return lockstest.Subject{Lock: newMyLock(t), ...}
+//		})
+//	}
+package lockstest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenure/tenure/locks"
+)
+
+// Subject is one lock under test, on an object that does not exist yet.
+type Subject struct {
+	// Lock is the lock under test.
+	Lock locks.Lock
+	// Other is a second, independent handle on the same object, as another
+	// candidate would hold. Required.
+	Other locks.Lock
+	// Corrupt stores a record that cannot be decoded, bypassing the lock,
+	// and returns the Raw that Get should then report (nil if the lock has
+	// no byte-exact form to report). Optional: the corruption tests are
+	// skipped without it.
+	Corrupt func(t *testing.T) []byte
+	// Delete removes the object, bypassing the lock. Optional: the
+	// deletion test is skipped without it.
+	Delete func(t *testing.T)
+}
+
+// Run runs the suite; newSubject is called once per test case and must
+// return a lock on a fresh object.
+func Run(t *testing.T, newSubject func(t *testing.T) Subject) {
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, s Subject)
+	}{
+		{"GetMissingIsNotFound", testGetMissing},
+		{"UpdateMissingIsNotFound", testUpdateMissing},
+		{"CreateThenGet", testCreateThenGet},
+		{"CreateExistingConflicts", testCreateExisting},
+		{"UpdateAtCurrentVersion", testUpdateCurrent},
+		{"UpdateAtStaleVersionConflicts", testUpdateStale},
+		{"RacingUpdatesHaveOneWinner", testRacingUpdates},
+		{"RacingCreatesHaveOneWinner", testRacingCreates},
+		{"ReadsAreStableBetweenWrites", testStableReads},
+		{"ReleasedRecordRoundTrips", testReleased},
+		{"CorruptedRecordIsReportedAndReplaceable", testCorrupted},
+		{"DeletedObjectIsNotFound", testDeleted},
+		{"CancelledContextFails", testCancelled},
+		{"DescribeNamesTheLock", testDescribe},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSubject(t)
+			require.NotNil(t, s.Lock, "Subject.Lock")
+			require.NotNil(t, s.Other, "Subject.Other")
+			tc.run(t, s)
+		})
+	}
+}
+
+// at is a fixed time with whole seconds, the precision every lock keeps.
+var at = time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
+
+// Held returns a record held by holder, renewed at renew.
+func Held(holder string, renew time.Time, transitions int32) locks.Record {
+	return locks.Record{
+		HolderIdentity:    holder,
+		LeaseDuration:     15 * time.Second,
+		AcquireTime:       at,
+		RenewTime:         renew,
+		LeaderTransitions: transitions,
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// assertRecord compares records at the second, the precision of the JSON
+// record format.
+func assertRecord(t *testing.T, want, got locks.Record) {
+	t.Helper()
+	assert.Equal(t, want.HolderIdentity, got.HolderIdentity, "HolderIdentity")
+	assert.Equal(t, want.LeaseDuration, got.LeaseDuration, "LeaseDuration")
+	assert.True(t, want.AcquireTime.Equal(got.AcquireTime), "AcquireTime: want %v, got %v", want.AcquireTime, got.AcquireTime)
+	assert.True(t, want.RenewTime.Equal(got.RenewTime), "RenewTime: want %v, got %v", want.RenewTime, got.RenewTime)
+	assert.Equal(t, want.LeaderTransitions, got.LeaderTransitions, "LeaderTransitions")
+}
+
+func testGetMissing(t *testing.T, s Subject) {
+	_, err := s.Lock.Get(ctx(t))
+	require.ErrorIs(t, err, locks.ErrNotFound)
+}
+
+func testUpdateMissing(t *testing.T, s Subject) {
+	_, err := s.Lock.Update(ctx(t), "1", Held("a", at, 0))
+	require.ErrorIs(t, err, locks.ErrNotFound)
+}
+
+func testCreateThenGet(t *testing.T, s Subject) {
+	want := Held("a", at, 3)
+	created, err := s.Lock.Create(ctx(t), want)
+	require.NoError(t, err)
+	assertRecord(t, want, created.Record)
+	assert.NotEmpty(t, created.Version, "Version")
+	assert.NotEmpty(t, created.Raw, "Raw")
+
+	got, err := s.Other.Get(ctx(t))
+	require.NoError(t, err)
+	assertRecord(t, want, got.Record)
+	assert.Equal(t, created.Version, got.Version, "Version after Create and Get")
+	assert.Equal(t, created.Raw, got.Raw, "Raw after Create and Get")
+}
+
+func testCreateExisting(t *testing.T, s Subject) {
+	_, err := s.Lock.Create(ctx(t), Held("a", at, 0))
+	require.NoError(t, err)
+	_, err = s.Other.Create(ctx(t), Held("b", at, 0))
+	require.ErrorIs(t, err, locks.ErrConflict)
+	got, err := s.Lock.Get(ctx(t))
+	require.NoError(t, err)
+	assert.Equal(t, "a", got.Record.HolderIdentity, "a failed Create must not change the record")
+}
+
+func testUpdateCurrent(t *testing.T, s Subject) {
+	created, err := s.Lock.Create(ctx(t), Held("a", at, 0))
+	require.NoError(t, err)
+	want := Held("a", at.Add(2*time.Second), 0)
+	updated, err := s.Lock.Update(ctx(t), created.Version, want)
+	require.NoError(t, err)
+	assertRecord(t, want, updated.Record)
+	assert.NotEqual(t, created.Version, updated.Version, "Update must make a new version")
+	assert.NotEqual(t, created.Raw, updated.Raw, "a renewed record must have new Raw")
+
+	got, err := s.Other.Get(ctx(t))
+	require.NoError(t, err)
+	assertRecord(t, want, got.Record)
+	assert.Equal(t, updated.Version, got.Version)
+	assert.Equal(t, updated.Raw, got.Raw)
+}
+
+func testUpdateStale(t *testing.T, s Subject) {
+	created, err := s.Lock.Create(ctx(t), Held("a", at, 0))
+	require.NoError(t, err)
+	_, err = s.Other.Update(ctx(t), created.Version, Held("b", at, 1))
+	require.NoError(t, err)
+	_, err = s.Lock.Update(ctx(t), created.Version, Held("a", at.Add(time.Second), 0))
+	require.ErrorIs(t, err, locks.ErrConflict)
+	got, err := s.Lock.Get(ctx(t))
+	require.NoError(t, err)
+	assertRecord(t, Held("b", at, 1), got.Record)
+}
+
+// race runs n writers at once and returns how many succeeded and the
+// errors of the others.
+func race(n int, write func(i int) error) (wins int, errs []error) {
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			err := write(i)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				wins++
+			} else {
+				errs = append(errs, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	return wins, errs
+}
+
+func testRacingUpdates(t *testing.T, s Subject) {
+	created, err := s.Lock.Create(ctx(t), Held("", at, 0))
+	require.NoError(t, err)
+	handles := []locks.Lock{s.Lock, s.Other}
+	wins, errs := race(8, func(i int) error {
+		_, err := handles[i%2].Update(ctx(t), created.Version, Held(string(rune('a'+i)), at, 1))
+		return err
+	})
+	assert.Equal(t, 1, wins, "exactly one racing Update must win")
+	for _, err := range errs {
+		assert.ErrorIs(t, err, locks.ErrConflict)
+	}
+}
+
+func testRacingCreates(t *testing.T, s Subject) {
+	handles := []locks.Lock{s.Lock, s.Other}
+	wins, errs := race(8, func(i int) error {
+		_, err := handles[i%2].Create(ctx(t), Held(string(rune('a'+i)), at, 0))
+		return err
+	})
+	assert.Equal(t, 1, wins, "exactly one racing Create must win")
+	for _, err := range errs {
+		assert.ErrorIs(t, err, locks.ErrConflict)
+	}
+}
+
+func testStableReads(t *testing.T, s Subject) {
+	_, err := s.Lock.Create(ctx(t), Held("a", at, 0))
+	require.NoError(t, err)
+	first, err := s.Lock.Get(ctx(t))
+	require.NoError(t, err)
+	second, err := s.Other.Get(ctx(t))
+	require.NoError(t, err)
+	assert.Equal(t, first.Raw, second.Raw, "Raw must not change without a write")
+	assert.Equal(t, first.Version, second.Version, "Version must not change without a write")
+}
+
+func testReleased(t *testing.T, s Subject) {
+	created, err := s.Lock.Create(ctx(t), Held("a", at, 4))
+	require.NoError(t, err)
+	// How client-go releases: no holder, a one-second lease.
+	released := locks.Record{LeaseDuration: time.Second, AcquireTime: at, RenewTime: at.Add(time.Second), LeaderTransitions: 4}
+	_, err = s.Lock.Update(ctx(t), created.Version, released)
+	require.NoError(t, err)
+	got, err := s.Other.Get(ctx(t))
+	require.NoError(t, err)
+	assertRecord(t, released, got.Record)
+}
+
+func testCorrupted(t *testing.T, s Subject) {
+	if s.Corrupt == nil {
+		t.Skip("Subject.Corrupt not set")
+	}
+	_, err := s.Lock.Create(ctx(t), Held("a", at, 0))
+	require.NoError(t, err)
+	wantRaw := s.Corrupt(t)
+
+	obs, err := s.Lock.Get(ctx(t))
+	require.ErrorIs(t, err, locks.ErrInvalidRecord)
+	assert.Contains(t, err.Error(), s.Lock.Describe(), "the error must name the object")
+	assert.NotEmpty(t, obs.Version, "a corrupted record must still report its Version")
+	assert.NotEmpty(t, obs.Raw, "a corrupted record must still report its Raw")
+	if wantRaw != nil {
+		assert.Equal(t, wantRaw, obs.Raw)
+	}
+	again, err := s.Other.Get(ctx(t))
+	require.ErrorIs(t, err, locks.ErrInvalidRecord)
+	assert.Equal(t, obs.Raw, again.Raw, "Raw of an unchanged corrupted record must be stable")
+
+	want := Held("b", at, 1)
+	replaced, err := s.Other.Update(ctx(t), obs.Version, want)
+	require.NoError(t, err, "a corrupted record must be replaceable at its version")
+	assertRecord(t, want, replaced.Record)
+}
+
+func testDeleted(t *testing.T, s Subject) {
+	if s.Delete == nil {
+		t.Skip("Subject.Delete not set")
+	}
+	created, err := s.Lock.Create(ctx(t), Held("a", at, 0))
+	require.NoError(t, err)
+	s.Delete(t)
+	_, err = s.Lock.Get(ctx(t))
+	require.ErrorIs(t, err, locks.ErrNotFound)
+	_, err = s.Lock.Update(ctx(t), created.Version, Held("a", at.Add(time.Second), 0))
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, locks.ErrNotFound) || errors.Is(err, locks.ErrConflict),
+		"Update of a deleted object must fail with ErrNotFound or ErrConflict, got %v", err)
+}
+
+func testCancelled(t *testing.T, s Subject) {
+	c, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := s.Lock.Get(c)
+	require.Error(t, err)
+	_, err = s.Lock.Create(c, Held("a", at, 0))
+	require.Error(t, err)
+	_, err = s.Lock.Get(ctx(t))
+	require.ErrorIs(t, err, locks.ErrNotFound, "a cancelled Create must not have written")
+}
+
+func testDescribe(t *testing.T, s Subject) {
+	assert.NotEmpty(t, s.Lock.Describe())
+	assert.Equal(t, s.Lock.Describe(), s.Other.Describe(), "two handles on one object describe it alike")
+}

@@ -1,0 +1,121 @@
+package locks
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+)
+
+// MemoryLock is a Lock kept in process memory, with the versioning of a
+// Kubernetes object: every write makes a new version, a write at a stale
+// version conflicts, and a missing record is not found. Candidates that
+// share one MemoryLock compete for it as they would for a Lease. It is safe
+// for concurrent use.
+//
+// It serves unit tests and the demo; it cannot coordinate processes.
+type MemoryLock struct {
+	name string
+
+	mu      sync.Mutex
+	exists  bool
+	raw     []byte
+	version uint64
+}
+
+// NewMemoryLock returns an empty MemoryLock (no record yet) named name.
+func NewMemoryLock(name string) *MemoryLock {
+	return &MemoryLock{name: name}
+}
+
+// Get implements Lock.
+func (m *MemoryLock) Get(ctx context.Context) (Observed, error) {
+	if err := ctx.Err(); err != nil {
+		return Observed{}, fmt.Errorf("get %s: %w", m.Describe(), err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.exists {
+		return Observed{}, fmt.Errorf("get %s: %w", m.Describe(), ErrNotFound)
+	}
+	return m.observe()
+}
+
+// observe decodes the stored record; m.mu must be held.
+func (m *MemoryLock) observe() (Observed, error) {
+	obs := Observed{Raw: m.raw, Version: strconv.FormatUint(m.version, 10)}
+	r, err := DecodeRecord(m.raw)
+	if err != nil {
+		return obs, fmt.Errorf("%s: %w", m.Describe(), err)
+	}
+	obs.Record = r
+	return obs, nil
+}
+
+// Create implements Lock.
+func (m *MemoryLock) Create(ctx context.Context, r Record) (Observed, error) {
+	if err := ctx.Err(); err != nil {
+		return Observed{}, fmt.Errorf("create %s: %w", m.Describe(), err)
+	}
+	raw, err := r.Encode()
+	if err != nil {
+		return Observed{}, fmt.Errorf("create %s: %w", m.Describe(), err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.exists {
+		return Observed{}, fmt.Errorf("create %s: already exists: %w", m.Describe(), ErrConflict)
+	}
+	m.store(raw)
+	return m.observe()
+}
+
+// Update implements Lock.
+func (m *MemoryLock) Update(ctx context.Context, version string, r Record) (Observed, error) {
+	if err := ctx.Err(); err != nil {
+		return Observed{}, fmt.Errorf("update %s: %w", m.Describe(), err)
+	}
+	raw, err := r.Encode()
+	if err != nil {
+		return Observed{}, fmt.Errorf("update %s: %w", m.Describe(), err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.exists {
+		return Observed{}, fmt.Errorf("update %s: %w", m.Describe(), ErrNotFound)
+	}
+	if current := strconv.FormatUint(m.version, 10); version != current {
+		return Observed{}, fmt.Errorf("update %s: version %q is stale, current is %q: %w", m.Describe(), version, current, ErrConflict)
+	}
+	m.store(raw)
+	return m.observe()
+}
+
+// store writes raw as a new version; m.mu must be held.
+func (m *MemoryLock) store(raw []byte) {
+	m.exists = true
+	m.raw = raw
+	m.version++
+}
+
+// Describe implements Lock.
+func (m *MemoryLock) Describe() string {
+	return "memory/" + m.name
+}
+
+// Delete removes the record, as if the object had been deleted.
+func (m *MemoryLock) Delete() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.exists = false
+	m.raw = nil
+	m.version++
+}
+
+// Put stores raw as the record, as another writer could, bypassing
+// encoding: tests use it to simulate foreign or corrupted records.
+func (m *MemoryLock) Put(raw []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.store(append([]byte(nil), raw...))
+}
