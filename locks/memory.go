@@ -98,6 +98,9 @@ func (m *MemoryLock) store(raw []byte) {
 	m.version++
 }
 
+// Name returns the name the lock was made with.
+func (m *MemoryLock) Name() string { return m.name }
+
 // Describe implements Lock.
 func (m *MemoryLock) Describe() string {
 	return "memory/" + m.name

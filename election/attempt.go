@@ -1,0 +1,358 @@
+package election
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tenure/tenure/locks"
+)
+
+// observation is what this candidate last saw of the record, and when it
+// first saw it that way on its own clock. Expiry is judged from at, never
+// from the record's timestamps.
+type observation struct {
+	seen   bool // anything observed yet
+	exists bool // the record exists
+	raw    []byte
+	valid  bool // raw decoded into record
+	record locks.Record
+	at     time.Time
+	// heldBeforeDeletion: the record is missing now, but was held (or
+	// unreadable) when last seen, so its holder may still be working.
+	heldBeforeDeletion bool
+}
+
+// holder is the observed holder, "" for none or unknown.
+func (o observation) holder() string {
+	if o.exists && o.valid {
+		return o.record.HolderIdentity
+	}
+	return ""
+}
+
+// attemptResult is what one attempt to acquire or renew came to.
+type attemptResult struct {
+	// holding: this candidate holds the lock in a term after the attempt.
+	holding bool
+	// wroteAt: when the write that acquired or renewed the lock was sent;
+	// zero if nothing was written.
+	wroteAt time.Time
+	outcome string
+}
+
+// TryAcquireOrRenew makes one attempt: as a follower, to acquire the lock
+// if it is free or its holder's lease has expired; as the leader, to renew
+// it. It reports whether this candidate holds the lock afterwards. An
+// error says why the attempt failed; a lock held by another candidate is
+// not an error.
+func (e *Election) TryAcquireOrRenew(ctx context.Context) (bool, error) {
+	res, err := e.attempt(ctx)
+	return res.holding, err
+}
+
+func (e *Election) attempt(ctx context.Context) (res attemptResult, err error) {
+	e.attemptMu.Lock()
+	defer e.attemptMu.Unlock()
+
+	holding := e.IsLeader()
+	name := SpanAcquire
+	if holding {
+		name = SpanRenew
+	}
+	ctx, sp := e.startSpan(ctx, name)
+	defer func() {
+		e.mu.Lock()
+		holder, transitions := e.obs.holder(), e.obs.record.LeaderTransitions
+		announce := e.pendingLeader
+		e.pendingLeader = ""
+		e.mu.Unlock()
+		sp.end(res.outcome, holder, transitions, err)
+		if announce != "" {
+			e.announce(announce)
+		}
+	}()
+	if holding {
+		return e.renew(ctx)
+	}
+	return e.acquire(ctx)
+}
+
+// record is the record this candidate writes for a term with token,
+// acquired at acquired, renewed now.
+func (e *Election) record(acquired, now time.Time, token int32) locks.Record {
+	return locks.Record{
+		HolderIdentity:    e.cfg.Identity,
+		LeaseDuration:     e.cfg.LeaseDuration,
+		AcquireTime:       acquired,
+		RenewTime:         now,
+		LeaderTransitions: token,
+	}
+}
+
+func (e *Election) acquire(ctx context.Context) (attemptResult, error) {
+	obs, err := e.cfg.Lock.Get(ctx)
+	now := e.cfg.Clock.Now() // after the read: expiry judged late, never early
+	switch {
+	case errors.Is(err, locks.ErrNotFound):
+		if e.observeMissing(now) {
+			return attemptResult{outcome: OutcomeHeld}, nil
+		}
+		start := e.cfg.Clock.Now()
+		created, err := e.cfg.Lock.Create(ctx, e.record(start, start, e.nextToken(-1)))
+		if errors.Is(err, locks.ErrConflict) {
+			return attemptResult{outcome: OutcomeConflict}, nil
+		}
+		if err != nil {
+			return attemptResult{outcome: OutcomeError}, err
+		}
+		e.startTerm(created, start)
+		return attemptResult{holding: true, wroteAt: start, outcome: OutcomeAcquired}, nil
+
+	case errors.Is(err, locks.ErrInvalidRecord):
+		// An unreadable record has an unknown holder: take it over only
+		// once it has stayed unchanged for a whole lease of our own.
+		if !e.observe(obs, false, now, e.cfg.LeaseDuration) {
+			return attemptResult{outcome: OutcomeHeld}, err
+		}
+		e.log.Warn("replacing an invalid leader election record that has not changed for a lease duration", "lock", e.cfg.Lock.Describe(), "err", err)
+		return e.takeOver(ctx, obs.Version, e.nextToken(-1))
+
+	case err != nil:
+		return attemptResult{outcome: OutcomeError}, err
+	}
+
+	if !e.observe(obs, true, now, obs.Record.LeaseDuration) {
+		return attemptResult{outcome: OutcomeHeld}, nil
+	}
+	return e.takeOver(ctx, obs.Version, e.nextToken(obs.Record.LeaderTransitions))
+}
+
+// takeOver writes a new term over the record at version.
+func (e *Election) takeOver(ctx context.Context, version string, token int32) (attemptResult, error) {
+	start := e.cfg.Clock.Now()
+	written, err := e.cfg.Lock.Update(ctx, version, e.record(start, start, token))
+	switch {
+	case errors.Is(err, locks.ErrConflict), errors.Is(err, locks.ErrNotFound):
+		return attemptResult{outcome: OutcomeConflict}, nil // another candidate was faster
+	case err != nil:
+		return attemptResult{outcome: OutcomeError}, err
+	}
+	e.startTerm(written, start)
+	return attemptResult{holding: true, wroteAt: start, outcome: OutcomeAcquired}, nil
+}
+
+// nextToken is the fencing token of a new term over a record whose
+// transitions are current (-1 if unknown): one more than the greatest this
+// candidate has seen.
+func (e *Election) nextToken(current int32) int32 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if current > e.maxToken {
+		e.maxToken = current
+	}
+	if current < 0 && !e.sawToken {
+		return 0
+	}
+	return e.maxToken + 1
+}
+
+func (e *Election) renew(ctx context.Context) (attemptResult, error) {
+	e.mu.Lock()
+	version, term := e.version, e.term
+	e.mu.Unlock()
+
+	for range 2 {
+		start := e.cfg.Clock.Now()
+		written, err := e.cfg.Lock.Update(ctx, version, e.record(term.Started, start, term.FencingToken))
+		if err == nil {
+			e.wrote(written, start)
+			return attemptResult{holding: true, wroteAt: start, outcome: OutcomeRenewed}, nil
+		}
+		if errors.Is(err, locks.ErrNotFound) {
+			e.lose(e.cfg.Clock.Now(), "the lock was deleted")
+			return attemptResult{outcome: OutcomeLost}, err
+		}
+		if !errors.Is(err, locks.ErrConflict) {
+			return attemptResult{holding: true, outcome: OutcomeError}, err
+		}
+		// Somebody wrote since our last write. It is still our term only
+		// if the record still names us with our token: our own write
+		// whose answer was lost, or an edit of other fields.
+		obs, gerr := e.cfg.Lock.Get(ctx)
+		now := e.cfg.Clock.Now()
+		if gerr != nil && !errors.Is(gerr, locks.ErrInvalidRecord) {
+			if errors.Is(gerr, locks.ErrNotFound) {
+				e.lose(now, "the lock was deleted")
+				return attemptResult{outcome: OutcomeLost}, gerr
+			}
+			return attemptResult{holding: true, outcome: OutcomeError}, gerr
+		}
+		e.observe(obs, gerr == nil, now, e.cfg.LeaseDuration)
+		if gerr != nil || obs.Record.HolderIdentity != e.cfg.Identity || obs.Record.LeaderTransitions != term.FencingToken {
+			e.lose(now, "another writer replaced the record")
+			return attemptResult{outcome: OutcomeLost}, gerr
+		}
+		version = obs.Version
+	}
+	return attemptResult{holding: true, outcome: OutcomeConflict}, nil
+}
+
+// observe records what Get returned at now and reports whether the
+// record's holder may be replaced: nobody holds it, or it has not changed
+// for lease since this candidate first saw it as it is. A record held under
+// this candidate's identity outside a term of this process is treated like
+// anyone else's (see Election).
+func (e *Election) observe(obs locks.Observed, valid bool, now time.Time, lease time.Duration) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.obs.seen || !e.obs.exists || !bytes.Equal(obs.Raw, e.obs.raw) {
+		e.obs = observation{seen: true, exists: true, raw: obs.Raw, valid: valid, record: obs.Record, at: now}
+		if valid {
+			e.sawToken = true
+			if obs.Record.LeaderTransitions > e.maxToken {
+				e.maxToken = obs.Record.LeaderTransitions
+			}
+		}
+	}
+	holder := e.obs.holder()
+	if holder != e.leader {
+		e.leader = holder
+		if holder != "" {
+			e.pendingLeader = holder
+		}
+	}
+	if valid && holder == "" {
+		return true
+	}
+	if holder == e.cfg.Identity && !e.holding && !e.warnedOwnIdentity {
+		e.warnedOwnIdentity = true
+		e.log.Warn("the lock names this candidate's identity but this process holds no term: another candidate has the same identity, or this one restarted; waiting for the lease to expire",
+			"lock", e.cfg.Lock.Describe())
+	}
+	return !now.Before(e.obs.at.Add(lease))
+}
+
+// observeMissing records that the record is missing at now and reports
+// whether this candidate must still wait before creating it. A lock must
+// have been missing for a whole lease first: it may have just been
+// deleted under a leader that has not noticed yet, and a candidate cannot
+// know whether it was.
+func (e *Election) observeMissing(now time.Time) (wait bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.obs.seen || e.obs.exists {
+		e.obs = observation{seen: true, at: now}
+		e.leader = ""
+	}
+	return now.Before(e.obs.at.Add(e.cfg.LeaseDuration))
+}
+
+// startTerm makes this candidate the leader after the write that sent at
+// start stored obs.
+func (e *Election) startTerm(obs locks.Observed, start time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.holding = true
+	e.warnedOwnIdentity = false
+	e.version = obs.Version
+	e.lastWrite = start
+	e.term = Term{Election: e.cfg.Name, Identity: e.cfg.Identity, FencingToken: obs.Record.LeaderTransitions, Started: start}
+	e.obs = observation{seen: true, exists: true, raw: obs.Raw, valid: true, record: obs.Record, at: start}
+	e.sawToken = true
+	if obs.Record.LeaderTransitions > e.maxToken {
+		e.maxToken = obs.Record.LeaderTransitions
+	}
+	e.leader = e.cfg.Identity
+	e.pendingLeader = e.cfg.Identity
+}
+
+// wrote records a successful renewal sent at start.
+func (e *Election) wrote(obs locks.Observed, start time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.version = obs.Version
+	e.lastWrite = start
+	e.obs = observation{seen: true, exists: true, raw: obs.Raw, valid: true, record: obs.Record, at: start}
+}
+
+// lose ends this candidate's hold on the lock because the record is no
+// longer its own; there is nothing to release.
+func (e *Election) lose(now time.Time, why string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.holding {
+		return
+	}
+	e.holding = false
+	e.version = ""
+	if why == "the lock was deleted" {
+		e.obs = observation{seen: true, at: now}
+		e.leader = ""
+	}
+	e.log.Warn("lost leadership", "reason", why, "term", e.term.FencingToken)
+}
+
+// release clears the record if it is still this candidate's, as client-go
+// does (no holder, a one-second lease), so that a standby takes over at
+// once. A conflict is resolved by re-reading: a record that names another
+// holder or term is left alone.
+func (e *Election) release(ctx context.Context) (err error) {
+	e.mu.Lock()
+	version, token := e.version, e.term.FencingToken
+	e.mu.Unlock()
+	if version == "" {
+		return nil // never wrote, or the record is no longer ours
+	}
+	ctx, sp := e.startSpan(ctx, SpanRelease)
+	outcome := OutcomeReleased
+	defer func() {
+		e.mu.Lock()
+		holder, transitions := e.obs.holder(), e.obs.record.LeaderTransitions
+		e.version = ""
+		e.mu.Unlock()
+		sp.end(outcome, holder, transitions, err)
+	}()
+	for range 3 {
+		now := e.cfg.Clock.Now()
+		written, err := e.cfg.Lock.Update(ctx, version, locks.Record{
+			LeaseDuration: time.Second, AcquireTime: now, RenewTime: now, LeaderTransitions: token,
+		})
+		if err == nil {
+			e.mu.Lock()
+			e.obs = observation{seen: true, exists: true, raw: written.Raw, valid: true, record: written.Record, at: now}
+			e.leader = ""
+			e.mu.Unlock()
+			return nil
+		}
+		if errors.Is(err, locks.ErrNotFound) {
+			outcome = OutcomeLost
+			return nil
+		}
+		if !errors.Is(err, locks.ErrConflict) {
+			outcome = OutcomeError
+			return err
+		}
+		obs, err := e.cfg.Lock.Get(ctx)
+		if err != nil {
+			if errors.Is(err, locks.ErrNotFound) {
+				outcome = OutcomeLost
+				return nil
+			}
+			if !errors.Is(err, locks.ErrInvalidRecord) {
+				outcome = OutcomeError
+				return err
+			}
+		}
+		e.observe(obs, err == nil, e.cfg.Clock.Now(), e.cfg.LeaseDuration)
+		if err != nil || obs.Record.HolderIdentity != e.cfg.Identity || obs.Record.LeaderTransitions != token {
+			outcome = OutcomeHeld
+			return nil
+		}
+		version = obs.Version
+	}
+	outcome = OutcomeConflict
+	return fmt.Errorf("release %s: the record kept changing: %w", e.cfg.Lock.Describe(), locks.ErrConflict)
+}

@@ -1,0 +1,132 @@
+package election
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+	"k8s.io/utils/clock"
+
+	"github.com/tenure/tenure/locks"
+)
+
+// JitterFactor is how much longer than RetryPeriod a wait between two
+// attempts may be, at most, so that candidates do not retry in lock-step:
+// each wait is RetryPeriod × (1 + a random fraction of JitterFactor − 1).
+// RenewDeadline must exceed RetryPeriod × JitterFactor so that a leader
+// makes at least one more attempt after a success before its deadline.
+const JitterFactor = 1.2
+
+// Config describes one election. LeaseDuration, RenewDeadline and
+// RetryPeriod have no defaults: the right values depend on how long a
+// component may go without a leader. client-go's usual values are 15s,
+// 10s and 2s.
+type Config struct {
+	// Lock is where the leadership record lives. Required.
+	Lock locks.Lock
+	// Name names the election in logs, traces and the leader work's Term.
+	// It defaults to the lock's Name() if it has one, else to Describe().
+	Name string
+	// Identity is this candidate's identity, unique among the candidates.
+	// It defaults to the lock's Identity() if it has one.
+	Identity string
+
+	// LeaseDuration is how long other candidates wait, after they last saw
+	// the record change, before they take over from a silent leader. It is
+	// written to the record in whole seconds, rounded up.
+	LeaseDuration time.Duration
+	// RenewDeadline is how long a leader keeps its term without a
+	// successful renewal: the leader work's context is cancelled once this
+	// long has passed since the start of the last successful write, which
+	// is before any other candidate can see the lease as expired.
+	RenewDeadline time.Duration
+	// RetryPeriod is the wait between two attempts to acquire or renew.
+	RetryPeriod time.Duration
+
+	// OnStartedLeading is the leader work. It runs in its own goroutine
+	// when this candidate becomes leader, with a context that carries the
+	// Term and is cancelled when the term ends: leadership lost, or Stop.
+	// It should run until that context is done: when it returns (or
+	// panics, which is recovered and logged) the term ends, the lock is
+	// released, and the candidate campaigns again.
+	OnStartedLeading func(ctx context.Context)
+	// OnStoppedLeading is called after a term's leader work has returned
+	// and the lock was released, only if this candidate led.
+	OnStoppedLeading func()
+	// OnNewLeader is called with the identity of each new holder this
+	// candidate observes, including itself, once per change; not for a
+	// released lock. Calls are made in order from a goroutine of the
+	// election, so a slow callback delays later calls but never renewal.
+	OnNewLeader func(identity string)
+
+	// KeepLeaseOnStop keeps the lock held when Run ends. By default Run
+	// releases it after the leader work has returned, so that another
+	// candidate takes over at once instead of after LeaseDuration.
+	KeepLeaseOnStop bool
+
+	// Clock is the time source; tests inject a fake one. Default: the
+	// real clock.
+	Clock clock.WithTicker
+	// TracerProvider makes the tracer that traces every acquire, renew and
+	// release. Default: the global provider.
+	TracerProvider trace.TracerProvider
+	// Logger receives the election's logs. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// Optional methods a Lock may have, used for defaults and attributes.
+type (
+	namedLock     interface{ Name() string }
+	namespaced    interface{ Namespace() string }
+	identityOwner interface{ Identity() string }
+)
+
+// resolve checks cfg and fills its defaults. Every error names the field
+// and its value.
+func (cfg Config) resolve() (Config, error) {
+	if cfg.Lock == nil {
+		return cfg, errors.New("election: Lock is required")
+	}
+	if cfg.Name == "" {
+		if n, ok := cfg.Lock.(namedLock); ok {
+			cfg.Name = n.Name()
+		} else {
+			cfg.Name = cfg.Lock.Describe()
+		}
+	}
+	if cfg.Identity == "" {
+		if o, ok := cfg.Lock.(identityOwner); ok {
+			cfg.Identity = o.Identity()
+		}
+	}
+	if cfg.Identity == "" {
+		return cfg, fmt.Errorf("election %s: Identity is empty and the lock %s has none", cfg.Name, cfg.Lock.Describe())
+	}
+	for _, d := range []struct {
+		name  string
+		value time.Duration
+	}{{"LeaseDuration", cfg.LeaseDuration}, {"RenewDeadline", cfg.RenewDeadline}, {"RetryPeriod", cfg.RetryPeriod}} {
+		if d.value <= 0 {
+			return cfg, fmt.Errorf("election %s: %s %v must be positive", cfg.Name, d.name, d.value)
+		}
+	}
+	if cfg.LeaseDuration <= cfg.RenewDeadline {
+		return cfg, fmt.Errorf("election %s: LeaseDuration %v must be greater than RenewDeadline %v", cfg.Name, cfg.LeaseDuration, cfg.RenewDeadline)
+	}
+	if cfg.LeaseDuration > locks.MaxLeaseDuration {
+		return cfg, fmt.Errorf("election %s: LeaseDuration %v exceeds the maximum %v", cfg.Name, cfg.LeaseDuration, locks.MaxLeaseDuration)
+	}
+	if limit := time.Duration(JitterFactor * float64(cfg.RetryPeriod)); cfg.RenewDeadline <= limit {
+		return cfg, fmt.Errorf("election %s: RenewDeadline %v must be greater than RetryPeriod %v × %v = %v", cfg.Name, cfg.RenewDeadline, cfg.RetryPeriod, JitterFactor, limit)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return cfg, nil
+}

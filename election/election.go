@@ -1,0 +1,404 @@
+// Package election runs one leader election on a locks.Lock: acquire, a
+// renew loop, release on stop, callbacks, tracing.
+//
+// It is safer than client-go's tools/leaderelection in these ways:
+//   - The leader work's context is cancelled once RenewDeadline has passed
+//     since the start of the last successful write, by a timer that does
+//     not wait for a request in flight; no other candidate can consider
+//     the lease expired before LeaseDuration has passed since it saw that
+//     write.
+//   - Expiry of another holder's lease is judged only on the local clock,
+//     from when this candidate first saw the record as it is.
+//   - The lock is released only after the leader work has returned.
+//   - A record held under this candidate's identity is not taken as its own
+//     unless this process acquired it: a duplicate identity or a restart
+//     waits for the lease to expire.
+//   - An unreadable record is reported and taken over only after it stayed
+//     unchanged for a whole lease. A deleted lock makes its leader step
+//     down, and a missing lock is created only after it stayed missing for
+//     a whole lease, since it may have just been deleted under a leader
+//     that has not noticed yet. (So the very first election on a new lock
+//     takes one LeaseDuration.)
+//   - OnStoppedLeading is called only after a term this candidate led.
+//
+// Deleting a held lock object is outside the protocol, in tenure as in
+// client-go: a candidate whose reads both found the lock missing cannot
+// know that it was created and deleted in between, and may create it
+// while the deleted lock's leader still works; that leader stops at its
+// next renewal, within RetryPeriod. Do not delete held locks.
+package election
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tenure/tenure/locks"
+)
+
+// ErrStopped is returned by Run after Stop.
+var ErrStopped = errors.New("election: stopped")
+
+// Election is one candidate in one election. Create it with New, then call
+// Run; or drive it step by step with Acquire, RenewLoop and
+// TryAcquireOrRenew. Its methods are safe for concurrent use.
+type Election struct {
+	cfg    Config
+	log    *slog.Logger
+	tracer trace.Tracer
+	attrs  []attribute.KeyValue
+
+	// attemptMu makes attempts one at a time.
+	attemptMu sync.Mutex
+
+	mu                sync.Mutex
+	obs               observation
+	holding           bool      // in a term
+	version           string    // version of our last write, while it may still be ours
+	lastWrite         time.Time // when the last successful write of the term was sent
+	term              Term
+	leader            string // last observed holder
+	pendingLeader     string // a new holder to announce when the attempt ends
+	maxToken          int32
+	sawToken          bool
+	warnedOwnIdentity bool
+
+	// jitter lengthens a wait; tests replace it to get exact schedules.
+	jitter func(time.Duration) time.Duration
+
+	notifyMu sync.Mutex
+	notifier *notifier // set while Run runs
+
+	runMu   sync.Mutex
+	running bool
+	stopped bool
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// New validates cfg, fills its defaults and returns an election that has
+// not started.
+func New(cfg Config) (*Election, error) {
+	cfg, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	return &Election{
+		cfg:    cfg,
+		log:    cfg.Logger.With("election", cfg.Name, "identity", cfg.Identity),
+		tracer: tp.Tracer(ScopeName),
+		attrs:  staticAttributes(cfg),
+		jitter: jitter,
+	}, nil
+}
+
+// Name returns the election's name.
+func (e *Election) Name() string { return e.cfg.Name }
+
+// Identity returns this candidate's identity.
+func (e *Election) Identity() string { return e.cfg.Identity }
+
+// IsLeader reports whether this candidate is in a leadership term.
+func (e *Election) IsLeader() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.holding
+}
+
+// Leader returns the holder this candidate last observed, "" if none.
+func (e *Election) Leader() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.leader
+}
+
+// Term returns the current term, if this candidate leads.
+func (e *Election) Term() (Term, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.term, e.holding
+}
+
+// Run campaigns, leads and campaigns again after each term until ctx is
+// done or Stop is called. During a term it runs OnStartedLeading; when the
+// term ends it cancels the leader work, waits for it to return, releases
+// the lock (unless KeepLeaseOnStop and stopping) and calls
+// OnStoppedLeading. It returns nil when stopped, ErrStopped if Stop was
+// called before, and an error if it is already running.
+func (e *Election) Run(ctx context.Context) error {
+	ctx, finish, err := e.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer finish()
+	if e.cfg.OnNewLeader != nil {
+		n := newNotifier(e.cfg.OnNewLeader, e.log)
+		e.setNotifier(n)
+		defer func() {
+			e.setNotifier(nil)
+			n.close()
+		}()
+	}
+	for {
+		if ok, _ := e.Acquire(ctx); !ok {
+			return nil // ctx done
+		}
+		e.lead(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		// The term ended early (lost, or the work returned): let the other
+		// candidates have a go before campaigning again.
+		if !e.sleep(ctx, e.jitter(e.cfg.RetryPeriod)) {
+			return nil
+		}
+	}
+}
+
+func (e *Election) begin(ctx context.Context) (context.Context, func(), error) {
+	e.runMu.Lock()
+	defer e.runMu.Unlock()
+	if e.stopped {
+		return nil, nil, ErrStopped
+	}
+	if e.running {
+		return nil, nil, fmt.Errorf("election %s: Run is already running", e.cfg.Name)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	e.running, e.cancel, e.done = true, cancel, make(chan struct{})
+	done := e.done
+	return ctx, func() {
+		cancel()
+		e.runMu.Lock()
+		e.running = false
+		e.runMu.Unlock()
+		close(done)
+	}, nil
+}
+
+// Stop ends Run: it cancels the leader work, waits for it to return,
+// releases the lock as configured, and returns once Run has returned.
+// Later calls to Run return ErrStopped. Stop may be called more than once,
+// and before Run.
+func (e *Election) Stop() {
+	e.runMu.Lock()
+	e.stopped = true
+	cancel, done, running := e.cancel, e.done, e.running
+	e.runMu.Unlock()
+	if running {
+		cancel()
+		<-done
+	}
+}
+
+// Acquire campaigns until this candidate holds the lock (true) or ctx is
+// done (false and ctx's error). Failed attempts are retried every
+// RetryPeriod, jittered; their errors are logged when they change.
+func (e *Election) Acquire(ctx context.Context) (bool, error) {
+	var lastErr string
+	for {
+		res, err := e.attempt(ctx)
+		if res.holding {
+			return true, nil
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		if err != nil && err.Error() != lastErr {
+			e.log.Warn("cannot acquire the lock", "lock", e.cfg.Lock.Describe(), "err", err)
+		}
+		lastErr = ""
+		if err != nil {
+			lastErr = err.Error()
+		}
+		if !e.sleep(ctx, e.jitter(e.cfg.RetryPeriod)) {
+			return false, ctx.Err()
+		}
+	}
+}
+
+// RenewLoop renews the lock every RetryPeriod while this candidate leads
+// and returns when the term is over: a write replaced or deleted the
+// record, or RenewDeadline passed since the start of the last successful
+// write. It also returns when ctx is done; it never releases the lock.
+func (e *Election) RenewLoop(ctx context.Context) {
+	e.hold(ctx, nil)
+}
+
+// lead runs one term: the leader work, renewals, and the end of the term.
+func (e *Election) lead(ctx context.Context) {
+	term, ok := e.Term()
+	if !ok {
+		return
+	}
+	e.log.Info("started leading", "lock", e.cfg.Lock.Describe(), "term", term.FencingToken)
+	workCtx, cancelWork := context.WithCancel(withTerm(ctx, term))
+	workDone := make(chan struct{})
+	go func() {
+		defer close(workDone)
+		e.runWork(workCtx)
+	}()
+
+	reason := e.hold(ctx, workDone)
+
+	// The term is over: stop the work, and only once it has returned let
+	// the lock go.
+	e.mu.Lock()
+	e.holding = false
+	e.mu.Unlock()
+	cancelWork()
+	<-workDone
+	e.log.Info("stopped leading", "reason", reason, "term", term.FencingToken)
+	if ctx.Err() == nil || !e.cfg.KeepLeaseOnStop {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RenewDeadline)
+		if err := e.release(rctx); err != nil {
+			e.log.Warn("cannot release the lock; other candidates take over when the lease expires", "lock", e.cfg.Lock.Describe(), "err", err)
+		}
+		cancel()
+	}
+	if e.cfg.OnStoppedLeading != nil {
+		e.callback("OnStoppedLeading", e.cfg.OnStoppedLeading)
+	}
+}
+
+// hold renews the lock until the term is over and says why it ended:
+// ctx done, workDone closed, the record lost, or the renew deadline
+// passed. It marks the candidate as no longer leading before it returns
+// on a deadline, so that no caller sees a leader whose deadline passed.
+func (e *Election) hold(ctx context.Context, workDone <-chan struct{}) string {
+	e.mu.Lock()
+	deadline := e.lastWrite.Add(e.cfg.RenewDeadline)
+	e.mu.Unlock()
+	clk := e.cfg.Clock
+	deadlineTimer := clk.NewTimer(deadline.Sub(clk.Now()))
+	defer deadlineTimer.Stop()
+	renewTimer := clk.NewTimer(e.jitter(e.cfg.RetryPeriod))
+	defer renewTimer.Stop()
+
+	attemptCtx, cancelAttempts := context.WithCancel(ctx)
+	var inflight sync.WaitGroup
+	defer func() {
+		cancelAttempts()
+		inflight.Wait()
+	}()
+	type result struct {
+		res attemptResult
+		err error
+	}
+	results := make(chan result, 1)
+	for {
+		select {
+		case <-ctx.Done():
+			return "stopped"
+		case <-workDone:
+			return "the leader work returned"
+		case <-deadlineTimer.C():
+			e.mu.Lock()
+			e.holding = false
+			e.mu.Unlock()
+			return fmt.Sprintf("no successful renewal for the renew deadline %v", e.cfg.RenewDeadline)
+		case <-renewTimer.C():
+			inflight.Go(func() {
+				actx, cancel := context.WithTimeout(attemptCtx, e.cfg.RenewDeadline/2)
+				defer cancel()
+				res, err := e.attempt(actx)
+				results <- result{res, err}
+			})
+		case r := <-results:
+			switch {
+			case !r.res.wroteAt.IsZero():
+				deadline = r.res.wroteAt.Add(e.cfg.RenewDeadline)
+				deadlineTimer.Reset(deadline.Sub(clk.Now()))
+			case !r.res.holding:
+				return "the lock was lost: " + errString(r.err)
+			default:
+				e.log.Warn("cannot renew the lock", "lock", e.cfg.Lock.Describe(), "err", r.err, "deadline_in", deadline.Sub(clk.Now()))
+			}
+			renewTimer.Reset(e.jitter(e.cfg.RetryPeriod))
+		}
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "replaced by another writer"
+	}
+	return err.Error()
+}
+
+// runWork runs the leader work, turning a panic into a log line.
+func (e *Election) runWork(ctx context.Context) {
+	if e.cfg.OnStartedLeading == nil {
+		<-ctx.Done()
+		return
+	}
+	e.callback("OnStartedLeading", func() { e.cfg.OnStartedLeading(ctx) })
+}
+
+// callback runs a user callback; a panic is logged with its stack and
+// does not take the election down.
+func (e *Election) callback(name string, fn func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			e.log.Error("callback panicked", "callback", name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		}
+	}()
+	fn()
+}
+
+// sleep waits d on the election's clock and reports whether ctx is still
+// live.
+func (e *Election) sleep(ctx context.Context, d time.Duration) bool {
+	t := e.cfg.Clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C():
+		return true
+	}
+}
+
+// jitter returns d lengthened by a random fraction of up to
+// (JitterFactor − 1) × d.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration(rand.Float64()*(JitterFactor-1)*float64(d))
+}
+
+func (e *Election) setNotifier(n *notifier) {
+	e.notifyMu.Lock()
+	defer e.notifyMu.Unlock()
+	e.notifier = n
+}
+
+// announce reports a new leader to OnNewLeader: through Run's notifier
+// goroutine while Run runs, else directly.
+func (e *Election) announce(identity string) {
+	if e.cfg.OnNewLeader == nil {
+		return
+	}
+	e.notifyMu.Lock()
+	n := e.notifier
+	e.notifyMu.Unlock()
+	if n != nil {
+		n.push(identity)
+		return
+	}
+	e.callback("OnNewLeader", func() { e.cfg.OnNewLeader(identity) })
+}
+
+// Lock returns the election's lock.
+func (e *Election) Lock() locks.Lock { return e.cfg.Lock }

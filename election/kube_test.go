@@ -1,0 +1,426 @@
+package election_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/tenure/tenure/election"
+	"github.com/tenure/tenure/internal/kubetest"
+	"github.com/tenure/tenure/locks"
+)
+
+func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }
+
+// Short timings for the real API server. The lease is whole seconds on
+// the wire.
+const (
+	kLease    = 2 * time.Second
+	kDeadline = 1500 * time.Millisecond
+	kRetry    = 200 * time.Millisecond
+)
+
+// interval is one stretch of leader work by one candidate.
+type interval struct {
+	who        string
+	token      int32
+	start, end time.Time
+}
+
+// ledger records leader work intervals and checks that they never overlap.
+type ledger struct {
+	mu   sync.Mutex
+	done []interval
+	open map[string]interval
+}
+
+func newLedger() *ledger { return &ledger{open: map[string]interval{}} }
+
+func (l *ledger) begin(who string, token int32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.open[who] = interval{who: who, token: token, start: time.Now()}
+}
+
+func (l *ledger) end(who string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	iv, ok := l.open[who]
+	if !ok {
+		return
+	}
+	delete(l.open, who)
+	iv.end = time.Now()
+	l.done = append(l.done, iv)
+}
+
+func (l *ledger) leaders() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var who []string
+	for w := range l.open {
+		who = append(who, w)
+	}
+	return who
+}
+
+func (l *ledger) leader(t *testing.T) string {
+	t.Helper()
+	var who string
+	require.Eventually(t, func() bool {
+		ls := l.leaders()
+		if len(ls) == 1 {
+			who = ls[0]
+			return true
+		}
+		return false
+	}, 20*time.Second, 5*time.Millisecond, "one leader")
+	return who
+}
+
+// ended is how many intervals have ended.
+func (l *ledger) ended() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.done)
+}
+
+// started is when who's open interval began.
+func (l *ledger) started(who string) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.open[who].start
+}
+
+func (l *ledger) last() interval {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.done[len(l.done)-1]
+}
+
+// check asserts that no two intervals overlap and that fencing tokens
+// grow with each term (ignoring foreign candidates' zero tokens).
+func (l *ledger) check(t *testing.T) {
+	t.Helper()
+	l.mu.Lock()
+	all := append([]interval(nil), l.done...)
+	for _, iv := range l.open {
+		iv.end = time.Now()
+		all = append(all, iv)
+	}
+	l.mu.Unlock()
+	slices.SortFunc(all, func(a, b interval) int { return a.start.Compare(b.start) })
+	for i := 1; i < len(all); i++ {
+		prev, cur := all[i-1], all[i]
+		assert.False(t, cur.start.Before(prev.end), "%s led from %v while %s led until %v", cur.who, cur.start.Format(time.StampMicro), prev.who, prev.end.Format(time.StampMicro))
+		if cur.token >= 0 && prev.token >= 0 {
+			assert.Greater(t, cur.token, prev.token, "fencing tokens must grow")
+		}
+	}
+}
+
+type kubeCandidate struct {
+	*election.Election
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (c *kubeCandidate) stop() {
+	c.cancel()
+	<-c.done
+}
+
+type lockMaker func(t *testing.T, cs kubernetes.Interface, ns, name, id string) locks.Lock
+
+var lockKinds = map[string]lockMaker{
+	"lease": func(t *testing.T, cs kubernetes.Interface, ns, name, id string) locks.Lock {
+		l, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, name, locks.WithIdentity(id))
+		require.NoError(t, err)
+		return l
+	},
+	"configmap": func(t *testing.T, cs kubernetes.Interface, ns, name, id string) locks.Lock {
+		l, err := locks.NewConfigMapLock(cs.CoreV1(), ns, name, locks.WithIdentity(id))
+		require.NoError(t, err)
+		return l
+	},
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func startCandidate(t *testing.T, lock locks.Lock, led *ledger, mutate ...func(*election.Config)) *kubeCandidate {
+	t.Helper()
+	cfg := election.Config{
+		Lock: lock, LeaseDuration: kLease, RenewDeadline: kDeadline, RetryPeriod: kRetry, Logger: quiet,
+		OnStartedLeading: func(ctx context.Context) {
+			term, _ := election.TermFromContext(ctx)
+			led.begin(term.Identity, term.FencingToken)
+			<-ctx.Done()
+			led.end(term.Identity)
+		},
+	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	e, err := election.New(cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &kubeCandidate{Election: e, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		_ = e.Run(ctx)
+	}()
+	t.Cleanup(c.stop)
+	return c
+}
+
+func TestElectionOnRealAPIServer(t *testing.T) {
+	for kind, makeLock := range lockKinds {
+		t.Run(kind, func(t *testing.T) {
+			t.Run("GracefulHandOver", func(t *testing.T) { testGracefulHandOver(t, makeLock) })
+			t.Run("CrashFailOver", func(t *testing.T) { testCrashFailOver(t, makeLock) })
+			t.Run("DeletedLock", func(t *testing.T) { testDeletedLock(t, makeLock) })
+			t.Run("CorruptedRecord", func(t *testing.T) { testCorruptedRecord(t, makeLock, kind) })
+		})
+	}
+}
+
+func testGracefulHandOver(t *testing.T, makeLock lockMaker) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	led := newLedger()
+	cands := map[string]*kubeCandidate{}
+	for _, id := range []string{"a", "b", "c"} {
+		cands[id] = startCandidate(t, makeLock(t, cs, ns, "lock", id), led)
+	}
+	for range 4 {
+		leader := led.leader(t)
+		stopped := time.Now()
+		cands[leader].stop()
+		delete(cands, leader)
+		if len(cands) == 0 {
+			break
+		}
+		next := led.leader(t)
+		took := led.started(next).Sub(stopped)
+		assert.Less(t, took, kLease, "a released lock is taken before the lease would expire (took %v)", took)
+	}
+	led.check(t)
+}
+
+func testCrashFailOver(t *testing.T, makeLock lockMaker) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	led := newLedger()
+	crashing := func(c *election.Config) { c.KeepLeaseOnStop = true }
+	cands := map[string]*kubeCandidate{}
+	for _, id := range []string{"a", "b"} {
+		cands[id] = startCandidate(t, makeLock(t, cs, ns, "lock", id), led, crashing)
+	}
+	leader := led.leader(t)
+	crashed := time.Now()
+	cands[leader].stop() // no release: as if the process died
+	next := led.leader(t)
+	took := led.started(next).Sub(crashed)
+	// The follower last saw a renewal at most about one retry period
+	// before the crash; it must wait a whole lease from then.
+	assert.Greater(t, took, kLease-2*kRetry, "taken over before the lease could expire")
+	assert.Less(t, took, kLease+time.Second, "taken over long after the lease expired")
+	led.check(t)
+}
+
+func testDeletedLock(t *testing.T, makeLock lockMaker) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	// A lock every candidate has seen exist (see the package
+	// documentation for a lock deleted under a candidate that never did).
+	_, err := makeLock(t, cs, ns, "lock", "setup").Create(context.Background(), locks.Record{})
+	require.NoError(t, err)
+	led := newLedger()
+	var cands []*kubeCandidate
+	for _, id := range []string{"a", "b"} {
+		cands = append(cands, startCandidate(t, makeLock(t, cs, ns, "lock", id), led))
+	}
+	first := led.leader(t)
+	for _, c := range cands {
+		require.Eventually(t, func() bool { return c.Leader() == first }, 10*time.Second, 5*time.Millisecond, "every candidate has seen the lock held")
+	}
+	deleted := time.Now()
+	deleteLockObject(t, cs, ns, "lock")
+	require.Eventually(t, func() bool { return led.ended() > 0 }, 10*time.Second, 5*time.Millisecond, "the leader steps down")
+	assert.Equal(t, first, led.last().who)
+	assert.Less(t, led.last().end.Sub(deleted), kRetry*2, "the leader stepped down at its next renewal")
+	next := led.leader(t)
+	assert.GreaterOrEqual(t, led.started(next).Sub(deleted), kLease-kRetry, "nobody re-created the lock before a lease passed")
+	led.check(t)
+}
+
+func deleteLockObject(t *testing.T, cs kubernetes.Interface, ns, name string) {
+	t.Helper()
+	ctx := context.Background()
+	errLease := cs.CoordinationV1().Leases(ns).Delete(ctx, name, metav1.DeleteOptions{})
+	errCM := cs.CoreV1().ConfigMaps(ns).Delete(ctx, name, metav1.DeleteOptions{})
+	require.False(t, errLease != nil && errCM != nil, "delete: %v / %v", errLease, errCM)
+}
+
+func testCorruptedRecord(t *testing.T, makeLock lockMaker, kind string) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	ctx := context.Background()
+	// A record nobody can read, written by someone else.
+	if kind == "configmap" {
+		_, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+			Name: "lock", Annotations: map[string]string{locks.LeaderAnnotation: "{garbage"},
+		}}, metav1.CreateOptions{})
+		require.NoError(t, err)
+	} else {
+		l := makeLock(t, cs, ns, "lock", "x")
+		_, err := l.Create(ctx, locks.Record{HolderIdentity: "x", LeaseDuration: time.Hour})
+		require.NoError(t, err)
+		lease, err := cs.CoordinationV1().Leases(ns).Get(ctx, "lock", metav1.GetOptions{})
+		require.NoError(t, err)
+		lease.Spec.LeaseDurationSeconds = nil
+		_, err = cs.CoordinationV1().Leases(ns).Update(ctx, lease, metav1.UpdateOptions{})
+		require.NoError(t, err)
+	}
+	led := newLedger()
+	started := time.Now()
+	startCandidate(t, makeLock(t, cs, ns, "lock", "a"), led)
+	led.leader(t)
+	took := led.started("a").Sub(started)
+	assert.GreaterOrEqual(t, took, kLease, "an unreadable record is taken over only after a whole lease")
+}
+
+// TestInteropWithClientGo runs a tenure candidate and a client-go
+// LeaderElector on one Lease: each sees the other lead, hand-over works
+// both ways, gracefully and after a crash, and their leader work never
+// overlaps.
+func TestInteropWithClientGo(t *testing.T) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	led := newLedger()
+
+	startClientGo := func(id string, release bool) (context.CancelFunc, chan struct{}, *sync.Map) {
+		seen := &sync.Map{}
+		lock := &resourcelock.LeaseLock{
+			LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: "shared"},
+			Client:     cs.CoordinationV1(),
+			LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+		}
+		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+			Lock: lock, LeaseDuration: kLease, RenewDeadline: kDeadline, RetryPeriod: kRetry,
+			ReleaseOnCancel: release, Name: "shared",
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: func(context.Context) { led.begin(id, -1) },
+				OnStoppedLeading: func() { led.end(id) },
+				OnNewLeader:      func(identity string) { seen.Store(identity, true) },
+			},
+		})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			le.Run(ctx)
+		}()
+		t.Cleanup(func() {
+			cancel()
+			<-done
+		})
+		return cancel, done, seen
+	}
+
+	// client-go leads first; tenure follows and sees it.
+	cancelCG, doneCG, _ := startClientGo("client-go-1", true)
+	require.Equal(t, "client-go-1", led.leader(t))
+	var tenureSaw sync.Map
+	ours := startCandidate(t, lockKinds["lease"](t, cs, ns, "shared", "tenure"), led, func(c *election.Config) {
+		c.OnNewLeader = func(id string) { tenureSaw.Store(id, true) }
+		c.Name = "shared"
+	})
+	require.Eventually(t, func() bool { return ours.Leader() == "client-go-1" }, 10*time.Second, 5*time.Millisecond)
+
+	// client-go releases: tenure leads at once.
+	stopped := time.Now()
+	cancelCG()
+	<-doneCG
+	require.Equal(t, "tenure", led.leader(t))
+	assert.Less(t, led.started("tenure").Sub(stopped), kLease, "took a released client-go lease at once")
+
+	// A new client-go candidate sees tenure lead; tenure releases on stop
+	// and client-go leads after its next poll.
+	cancelCG2, doneCG2, cgSaw := startClientGo("client-go-2", false)
+	require.Eventually(t, func() bool { _, ok := cgSaw.Load("tenure"); return ok }, 10*time.Second, 5*time.Millisecond, "client-go sees tenure lead")
+	stopped = time.Now()
+	ours.stop()
+	require.Equal(t, "client-go-2", led.leader(t))
+	assert.Less(t, led.started("client-go-2").Sub(stopped), kLease, "client-go took tenure's released lease before it would expire")
+
+	// client-go crashes without releasing: tenure takes over after expiry.
+	ours2 := startCandidate(t, lockKinds["lease"](t, cs, ns, "shared", "tenure-2"), led)
+	require.Eventually(t, func() bool { return ours2.Leader() == "client-go-2" }, 10*time.Second, 5*time.Millisecond)
+	crashed := time.Now()
+	cancelCG2()
+	<-doneCG2
+	require.Equal(t, "tenure-2", led.leader(t))
+	assert.Greater(t, led.started("tenure-2").Sub(crashed), kLease-2*kRetry, "waited for client-go's lease to expire")
+	_, sawCG := tenureSaw.Load("client-go-1")
+	assert.True(t, sawCG, "tenure's OnNewLeader saw client-go")
+	led.check(t)
+}
+
+// v023Record is the leader election record of client-go v0.23, the last
+// version with a ConfigMap lock.
+type v023Record struct {
+	HolderIdentity       string      `json:"holderIdentity"`
+	LeaseDurationSeconds int         `json:"leaseDurationSeconds"`
+	AcquireTime          metav1.Time `json:"acquireTime"`
+	RenewTime            metav1.Time `json:"renewTime"`
+	LeaderTransitions    int         `json:"leaderTransitions"`
+}
+
+// TestInteropWithClientGoV023ConfigMap: a ConfigMap record in the exact
+// format client-go v0.23 wrote is respected until it expires, then taken
+// over; what tenure writes reads back in that format.
+func TestInteropWithClientGoV023ConfigMap(t *testing.T) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	now := metav1.NewTime(time.Now())
+	old, err := json.Marshal(v023Record{HolderIdentity: "old-go", LeaseDurationSeconds: 2, AcquireTime: now, RenewTime: now, LeaderTransitions: 6})
+	require.NoError(t, err)
+	_, err = cs.CoreV1().ConfigMaps(ns).Create(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+		Name: "legacy", Annotations: map[string]string{locks.LeaderAnnotation: string(old)},
+	}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	led := newLedger()
+	started := time.Now()
+	c := startCandidate(t, lockKinds["configmap"](t, cs, ns, "legacy", "tenure"), led)
+	require.Eventually(t, func() bool { return c.Leader() == "old-go" }, 10*time.Second, 5*time.Millisecond)
+	require.Equal(t, "tenure", led.leader(t))
+	assert.GreaterOrEqual(t, led.started("tenure").Sub(started), 2*time.Second, "the v0.23 lease was respected")
+
+	cm, err := cs.CoreV1().ConfigMaps(ns).Get(context.Background(), "legacy", metav1.GetOptions{})
+	require.NoError(t, err)
+	var back v023Record
+	require.NoError(t, json.Unmarshal([]byte(cm.Annotations[locks.LeaderAnnotation]), &back))
+	assert.Equal(t, "tenure", back.HolderIdentity)
+	assert.Equal(t, 2, back.LeaseDurationSeconds)
+	assert.Equal(t, 7, back.LeaderTransitions)
+	assert.False(t, back.RenewTime.IsZero())
+	fmt.Fprintln(io.Discard, back)
+}
