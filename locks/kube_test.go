@@ -14,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/ptr"
 
@@ -267,10 +266,8 @@ func TestLeaseLockSharesLeasesWithClientGo(t *testing.T) {
 }
 
 func TestLocksReportForbiddenCalls(t *testing.T) {
-	cfg := rest.CopyConfig(kubetest.Config(t))
 	ns := kubetest.Namespace(t)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: "nobody"}
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, err := kubernetes.NewForConfig(kubetest.UserConfig(t, "nobody"))
 	require.NoError(t, err)
 
 	lease, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, "lock")

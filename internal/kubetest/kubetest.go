@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -25,6 +26,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 var (
@@ -127,4 +130,33 @@ func Namespace(t testing.TB) string {
 		_ = cs.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
 	})
 	return ns.Name
+}
+
+// UserConfig returns a client configuration that acts as user name in
+// groups: the admin impersonates it, so requests pass authentication as
+// that user and are authorized by RBAC like any other user's. Tests grant
+// it roles as they need.
+func UserConfig(t testing.TB, name string, groups ...string) *rest.Config {
+	t.Helper()
+	cfg := rest.CopyConfig(Config(t))
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: name, Groups: groups}
+	return cfg
+}
+
+// Kubeconfig writes a kubeconfig file for the admin user of the shared
+// servers into a temporary directory of t and returns its path, for
+// programs that a test starts as separate processes.
+func Kubeconfig(t testing.TB) string {
+	t.Helper()
+	s := Shared(t)
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["kubetest"] = &clientcmdapi.Cluster{Server: s.URL, CertificateAuthority: s.CAFile}
+	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: s.AdminToken}
+	cfg.Contexts["kubetest"] = &clientcmdapi.Context{Cluster: "kubetest", AuthInfo: "admin"}
+	cfg.CurrentContext = "kubetest"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatalf("kubetest: write kubeconfig: %v", err)
+	}
+	return path
 }

@@ -13,7 +13,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	authnv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tenure/tenure/internal/kubetest"
 )
@@ -110,4 +114,22 @@ func TestDeadTestLeavesNothingBehind(t *testing.T) {
 		}
 		return true
 	}, 10*time.Second, 50*time.Millisecond, "servers outlived their test process")
+}
+
+func TestKubeconfigAndUsers(t *testing.T) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubetest.Kubeconfig(t))
+	require.NoError(t, err)
+	cs, err := kubernetes.NewForConfig(cfg)
+	require.NoError(t, err)
+	_, err = cs.CoreV1().Namespaces().Get(context.Background(), "default", metav1.GetOptions{})
+	require.NoError(t, err, "the kubeconfig reaches the server as admin")
+
+	user, err := kubernetes.NewForConfig(kubetest.UserConfig(t, "alice", "team"))
+	require.NoError(t, err)
+	review, err := user.AuthenticationV1().SelfSubjectReviews().Create(context.Background(), &authnv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "alice", review.Status.UserInfo.Username)
+	assert.Contains(t, review.Status.UserInfo.Groups, "team")
+	_, err = user.CoreV1().Namespaces().Get(context.Background(), "default", metav1.GetOptions{})
+	assert.True(t, apierrors.IsForbidden(err), "a user without roles is forbidden: %v", err)
 }
