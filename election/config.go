@@ -105,22 +105,8 @@ func (cfg Config) resolve() (Config, error) {
 	if cfg.Identity == "" {
 		return cfg, fmt.Errorf("election %s: Identity is empty and the lock %s has none", cfg.Name, cfg.Lock.Describe())
 	}
-	for _, d := range []struct {
-		name  string
-		value time.Duration
-	}{{"LeaseDuration", cfg.LeaseDuration}, {"RenewDeadline", cfg.RenewDeadline}, {"RetryPeriod", cfg.RetryPeriod}} {
-		if d.value <= 0 {
-			return cfg, fmt.Errorf("election %s: %s %v must be positive", cfg.Name, d.name, d.value)
-		}
-	}
-	if cfg.LeaseDuration <= cfg.RenewDeadline {
-		return cfg, fmt.Errorf("election %s: LeaseDuration %v must be greater than RenewDeadline %v", cfg.Name, cfg.LeaseDuration, cfg.RenewDeadline)
-	}
-	if cfg.LeaseDuration > locks.MaxLeaseDuration {
-		return cfg, fmt.Errorf("election %s: LeaseDuration %v exceeds the maximum %v", cfg.Name, cfg.LeaseDuration, locks.MaxLeaseDuration)
-	}
-	if limit := time.Duration(JitterFactor * float64(cfg.RetryPeriod)); cfg.RenewDeadline <= limit {
-		return cfg, fmt.Errorf("election %s: RenewDeadline %v must be greater than RetryPeriod %v × %v = %v", cfg.Name, cfg.RenewDeadline, cfg.RetryPeriod, JitterFactor, limit)
+	if err := CheckTimings(cfg.LeaseDuration, cfg.RenewDeadline, cfg.RetryPeriod, GoNames); err != nil {
+		return cfg, fmt.Errorf("election %s: %w", cfg.Name, err)
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
@@ -129,4 +115,36 @@ func (cfg Config) resolve() (Config, error) {
 		cfg.Logger = slog.Default()
 	}
 	return cfg, nil
+}
+
+// TimingNames are the names CheckTimings gives the three timings in its
+// errors, so that each caller's errors name its own fields.
+type TimingNames struct{ LeaseDuration, RenewDeadline, RetryPeriod string }
+
+// GoNames names the timings as Config's fields.
+var GoNames = TimingNames{"LeaseDuration", "RenewDeadline", "RetryPeriod"}
+
+// CheckTimings checks what New requires of the timings: all positive,
+// LeaseDuration > RenewDeadline > RetryPeriod × JitterFactor, and
+// LeaseDuration at most locks.MaxLeaseDuration. Its errors name the
+// offending fields, as names gives them, and their values.
+func CheckTimings(leaseDuration, renewDeadline, retryPeriod time.Duration, names TimingNames) error {
+	for _, d := range []struct {
+		name  string
+		value time.Duration
+	}{{names.LeaseDuration, leaseDuration}, {names.RenewDeadline, renewDeadline}, {names.RetryPeriod, retryPeriod}} {
+		if d.value <= 0 {
+			return fmt.Errorf("%s %v must be positive", d.name, d.value)
+		}
+	}
+	if leaseDuration <= renewDeadline {
+		return fmt.Errorf("%s %v must exceed %s %v", names.LeaseDuration, leaseDuration, names.RenewDeadline, renewDeadline)
+	}
+	if leaseDuration > locks.MaxLeaseDuration {
+		return fmt.Errorf("%s %v exceeds the maximum %v", names.LeaseDuration, leaseDuration, locks.MaxLeaseDuration)
+	}
+	if limit := time.Duration(JitterFactor * float64(retryPeriod)); renewDeadline <= limit {
+		return fmt.Errorf("%s %v must exceed %s %v × %v = %v", names.RenewDeadline, renewDeadline, names.RetryPeriod, retryPeriod, JitterFactor, limit)
+	}
+	return nil
 }

@@ -28,8 +28,8 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"zero lease", func(c *Config) { c.LeaseDuration = 0 }, "LeaseDuration 0s must be positive"},
 		{"negative deadline", func(c *Config) { c.RenewDeadline = -time.Second }, "RenewDeadline -1s must be positive"},
 		{"zero retry", func(c *Config) { c.RetryPeriod = 0 }, "RetryPeriod 0s must be positive"},
-		{"lease not above deadline", func(c *Config) { c.LeaseDuration = deadline }, "LeaseDuration 10s must be greater than RenewDeadline 10s"},
-		{"deadline too close to retry", func(c *Config) { c.RetryPeriod = 9 * time.Second }, "RenewDeadline 10s must be greater than RetryPeriod 9s × 1.2 = 10.8s"},
+		{"lease not above deadline", func(c *Config) { c.LeaseDuration = deadline }, "LeaseDuration 10s must exceed RenewDeadline 10s"},
+		{"deadline too close to retry", func(c *Config) { c.RetryPeriod = 9 * time.Second }, "RenewDeadline 10s must exceed RetryPeriod 9s × 1.2 = 10.8s"},
 		{"huge lease", func(c *Config) { c.LeaseDuration = 100 * 365 * 24 * time.Hour }, "exceeds the maximum"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

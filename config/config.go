@@ -1,0 +1,195 @@
+// Package config loads a tenure program's configuration: global election
+// defaults, shutdown and failure policy, tracing, and one entry per
+// component, from YAML and TENURE_ environment variables over defaults.
+//
+// Every key is checked: an unknown key, a malformed duration or a wrong
+// timing order is an error that names the key, its source and its value.
+// See example.yaml in this directory for every key.
+//
+// Environment variables override the file: TENURE_ followed by the key
+// path in upper case with "__" between levels, such as
+// TENURE_LEASE_DURATION=20s or TENURE_COMPONENTS__BILLING__LOCK=configmap.
+package config
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tenure/tenure/components"
+	"github.com/tenure/tenure/election"
+)
+
+// Lock kinds.
+const (
+	LockLease     = "lease"
+	LockConfigMap = "configmap"
+	LockMemory    = "memory"
+)
+
+// Failure policies: what a program does when a component's leader work
+// fails (returns early or panics).
+const (
+	// FailureRecampaign releases the component's lock and campaigns again
+	// after a backoff; other components carry on.
+	FailureRecampaign = "recampaign"
+	// FailureExit shuts the whole program down gracefully, with exit
+	// code 1, so that its supervisor restarts it.
+	FailureExit = "exit"
+)
+
+// Config is a tenure program's configuration.
+type Config struct {
+	// Identity of this replica in every election. Default: $POD_NAME or
+	// the host name, plus a suffix unique to the process.
+	Identity string
+	// Namespace of the locks. Default: the pod's namespace in a cluster,
+	// else "default".
+	Namespace string
+	// Kubeconfig is the path of a kubeconfig file. Default: in-cluster
+	// configuration, else $KUBECONFIG or ~/.kube/config.
+	Kubeconfig string
+	// Defaults are the election settings of every component, where
+	// neither the component nor its entry sets them. LockName is unused.
+	Defaults components.Election
+	// ShutdownTimeout bounds how long shutdown waits for leader work to
+	// return before it gives up (and leaves those leases to expire).
+	ShutdownTimeout time.Duration
+	// OnFailure is FailureRecampaign or FailureExit.
+	OnFailure string
+	// FailureBackoff is the wait before campaigning again after a failure;
+	// it doubles with each failure in a row up to FailureBackoffMax.
+	FailureBackoff, FailureBackoffMax time.Duration
+	// Tracing configures trace export.
+	Tracing Tracing
+	// Components are the entries of the components map, by name.
+	Components map[string]Component
+}
+
+// Component is a component's entry in the configuration.
+type Component struct {
+	// Enabled false keeps the component from campaigning at all.
+	Enabled bool
+	// Election overrides the component's settings; zero fields do not.
+	Election components.Election
+}
+
+// Tracing configures the export of the elections' spans.
+type Tracing struct {
+	// Enabled turns export on. Off by default, at no cost.
+	Enabled bool
+	// Exporter is "otlp" or "stdout".
+	Exporter string
+	// Endpoint of the OTLP collector. Default: from
+	// OTEL_EXPORTER_OTLP_ENDPOINT, else the exporter's default.
+	Endpoint string
+	// Protocol is "grpc" or "http/protobuf".
+	Protocol string
+	// Insecure sends OTLP without TLS.
+	Insecure bool
+	// ServiceName is the service.name resource attribute. Default:
+	// $OTEL_SERVICE_NAME, else the program's name.
+	ServiceName string
+	// SampleRatio is the fraction of traces kept, from 0 to 1.
+	SampleRatio float64
+}
+
+// Default returns the configuration used where nothing is set: client-go's
+// usual timings on a Lease lock.
+func Default() *Config {
+	return &Config{
+		Defaults: components.Election{
+			Lock:          LockLease,
+			LeaseDuration: 15 * time.Second,
+			RenewDeadline: 10 * time.Second,
+			RetryPeriod:   2 * time.Second,
+		},
+		ShutdownTimeout:   10 * time.Second,
+		OnFailure:         FailureRecampaign,
+		FailureBackoff:    time.Second,
+		FailureBackoffMax: time.Minute,
+		Tracing:           Tracing{Exporter: "otlp", Protocol: "grpc", SampleRatio: 1},
+		Components:        map[string]Component{},
+	}
+}
+
+// timingNames names the timings in errors as the YAML keys do.
+var timingNames = election.TimingNames{
+	LeaseDuration: "lease_duration", RenewDeadline: "renew_deadline", RetryPeriod: "retry_period",
+}
+
+// validate checks what no single key can: the order of the default
+// timings, and the backoff bounds.
+func (c *Config) validate() error {
+	d := c.Defaults
+	if err := election.CheckTimings(d.LeaseDuration, d.RenewDeadline, d.RetryPeriod, timingNames); err != nil {
+		return err
+	}
+	if c.FailureBackoffMax < c.FailureBackoff {
+		return fmt.Errorf("failure_backoff_max %v must be at least failure_backoff %v", c.FailureBackoffMax, c.FailureBackoff)
+	}
+	return nil
+}
+
+// Election returns the settings of the component named name: its entry
+// over code (the component's own settings) over the defaults, with the
+// lock named after the component unless set. It checks the timings'
+// order, naming the entry in the error.
+func (c *Config) Election(name string, code components.Election) (components.Election, error) {
+	e := c.Components[name].Election.Merge(code).Merge(c.Defaults)
+	if e.LockName == "" {
+		e.LockName = name
+	}
+	if e.Namespace == "" {
+		e.Namespace = c.Namespace
+	}
+	if err := checkLockKind(e.Lock); err != nil {
+		return e, fmt.Errorf("components.%s: %w", name, err)
+	}
+	if err := election.CheckTimings(e.LeaseDuration, e.RenewDeadline, e.RetryPeriod, timingNames); err != nil {
+		return e, fmt.Errorf("components.%s: %w", name, err)
+	}
+	return e, nil
+}
+
+// Enabled says whether the component named name campaigns: true unless
+// its entry says enabled: false.
+func (c *Config) Enabled(name string) bool {
+	entry, ok := c.Components[name]
+	return !ok || entry.Enabled
+}
+
+// CheckComponents fails if an entry of the components map names none of
+// the registered components: a typo must not leave a component on
+// defaults silently.
+func (c *Config) CheckComponents(registered []string) error {
+	var unknown []string
+	for name := range c.Components {
+		if !slices.Contains(registered, name) {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	known := slices.Sorted(slices.Values(registered))
+	return fmt.Errorf("components.%s: no component of that name is registered (registered: %s)",
+		strings.Join(unknown, ", components."), strings.Join(known, ", "))
+}
+
+func checkLockKind(kind string) error {
+	return checkEnum("lock", kind, LockLease, LockConfigMap, LockMemory)
+}
+
+func checkEnum(key, v string, allowed ...string) error {
+	if !slices.Contains(allowed, v) {
+		return fmt.Errorf("%s %q must be one of %s", key, v, strings.Join(allowed, ", "))
+	}
+	return nil
+}
+
+// Names returns the names of the component entries, sorted.
+func (c *Config) Names() []string { return slices.Sorted(maps.Keys(c.Components)) }
