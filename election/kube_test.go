@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/tenure/tenure/election"
 	"github.com/tenure/tenure/internal/kubetest"
+	"github.com/tenure/tenure/internal/leadertest"
 	"github.com/tenure/tenure/locks"
 )
 
@@ -34,105 +34,6 @@ const (
 	kDeadline = 1500 * time.Millisecond
 	kRetry    = 200 * time.Millisecond
 )
-
-// interval is one stretch of leader work by one candidate.
-type interval struct {
-	who        string
-	token      int32
-	start, end time.Time
-}
-
-// ledger records leader work intervals and checks that they never overlap.
-type ledger struct {
-	mu   sync.Mutex
-	done []interval
-	open map[string]interval
-}
-
-func newLedger() *ledger { return &ledger{open: map[string]interval{}} }
-
-func (l *ledger) begin(who string, token int32) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.open[who] = interval{who: who, token: token, start: time.Now()}
-}
-
-func (l *ledger) end(who string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	iv, ok := l.open[who]
-	if !ok {
-		return
-	}
-	delete(l.open, who)
-	iv.end = time.Now()
-	l.done = append(l.done, iv)
-}
-
-func (l *ledger) leaders() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var who []string
-	for w := range l.open {
-		who = append(who, w)
-	}
-	return who
-}
-
-func (l *ledger) leader(t *testing.T) string {
-	t.Helper()
-	var who string
-	require.Eventually(t, func() bool {
-		ls := l.leaders()
-		if len(ls) == 1 {
-			who = ls[0]
-			return true
-		}
-		return false
-	}, 20*time.Second, 5*time.Millisecond, "one leader")
-	return who
-}
-
-// ended is how many intervals have ended.
-func (l *ledger) ended() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.done)
-}
-
-// started is when who's open interval began.
-func (l *ledger) started(who string) time.Time {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.open[who].start
-}
-
-func (l *ledger) last() interval {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.done[len(l.done)-1]
-}
-
-// check asserts that no two intervals overlap and that fencing tokens
-// grow with each term (ignoring foreign candidates' zero tokens).
-func (l *ledger) check(t *testing.T) {
-	t.Helper()
-	l.mu.Lock()
-	all := append([]interval(nil), l.done...)
-	for _, iv := range l.open {
-		iv.end = time.Now()
-		all = append(all, iv)
-	}
-	l.mu.Unlock()
-	slices.SortFunc(all, func(a, b interval) int { return a.start.Compare(b.start) })
-	for i := 1; i < len(all); i++ {
-		prev, cur := all[i-1], all[i]
-		assert.False(t, cur.start.Before(prev.end), "%s led from %v while %s led until %v", cur.who, cur.start.Format(time.StampMicro), prev.who, prev.end.Format(time.StampMicro))
-		if cur.token >= 0 && prev.token >= 0 {
-			assert.Greater(t, cur.token, prev.token, "fencing tokens must grow")
-		}
-	}
-}
 
 type kubeCandidate struct {
 	*election.Election
@@ -162,15 +63,15 @@ var lockKinds = map[string]lockMaker{
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func startCandidate(t *testing.T, lock locks.Lock, led *ledger, mutate ...func(*election.Config)) *kubeCandidate {
+func startCandidate(t *testing.T, lock locks.Lock, led *leadertest.Ledger, mutate ...func(*election.Config)) *kubeCandidate {
 	t.Helper()
 	cfg := election.Config{
 		Lock: lock, LeaseDuration: kLease, RenewDeadline: kDeadline, RetryPeriod: kRetry, Logger: quiet,
 		OnStartedLeading: func(ctx context.Context) {
 			term, _ := election.TermFromContext(ctx)
-			led.begin(term.Identity, term.FencingToken)
+			led.Begin(term.Identity, term.FencingToken)
 			<-ctx.Done()
-			led.end(term.Identity)
+			led.End(term.Identity)
 		},
 	}
 	for _, m := range mutate {
@@ -202,45 +103,45 @@ func TestElectionOnRealAPIServer(t *testing.T) {
 func testGracefulHandOver(t *testing.T, makeLock lockMaker) {
 	cs := kubetest.Client(t)
 	ns := kubetest.Namespace(t)
-	led := newLedger()
+	led := leadertest.New()
 	cands := map[string]*kubeCandidate{}
 	for _, id := range []string{"a", "b", "c"} {
 		cands[id] = startCandidate(t, makeLock(t, cs, ns, "lock", id), led)
 	}
 	for range 4 {
-		leader := led.leader(t)
+		leader := led.Leader(t)
 		stopped := time.Now()
 		cands[leader].stop()
 		delete(cands, leader)
 		if len(cands) == 0 {
 			break
 		}
-		next := led.leader(t)
-		took := led.started(next).Sub(stopped)
+		next := led.Leader(t)
+		took := led.Started(next).Sub(stopped)
 		assert.Less(t, took, kLease, "a released lock is taken before the lease would expire (took %v)", took)
 	}
-	led.check(t)
+	led.Check(t)
 }
 
 func testCrashFailOver(t *testing.T, makeLock lockMaker) {
 	cs := kubetest.Client(t)
 	ns := kubetest.Namespace(t)
-	led := newLedger()
+	led := leadertest.New()
 	crashing := func(c *election.Config) { c.KeepLeaseOnStop = true }
 	cands := map[string]*kubeCandidate{}
 	for _, id := range []string{"a", "b"} {
 		cands[id] = startCandidate(t, makeLock(t, cs, ns, "lock", id), led, crashing)
 	}
-	leader := led.leader(t)
+	leader := led.Leader(t)
 	crashed := time.Now()
 	cands[leader].stop() // no release: as if the process died
-	next := led.leader(t)
-	took := led.started(next).Sub(crashed)
+	next := led.Leader(t)
+	took := led.Started(next).Sub(crashed)
 	// The follower last saw a renewal at most about one retry period
 	// before the crash; it must wait a whole lease from then.
 	assert.Greater(t, took, kLease-2*kRetry, "taken over before the lease could expire")
 	assert.Less(t, took, kLease+time.Second, "taken over long after the lease expired")
-	led.check(t)
+	led.Check(t)
 }
 
 func testDeletedLock(t *testing.T, makeLock lockMaker) {
@@ -250,23 +151,23 @@ func testDeletedLock(t *testing.T, makeLock lockMaker) {
 	// documentation for a lock deleted under a candidate that never did).
 	_, err := makeLock(t, cs, ns, "lock", "setup").Create(context.Background(), locks.Record{})
 	require.NoError(t, err)
-	led := newLedger()
+	led := leadertest.New()
 	var cands []*kubeCandidate
 	for _, id := range []string{"a", "b"} {
 		cands = append(cands, startCandidate(t, makeLock(t, cs, ns, "lock", id), led))
 	}
-	first := led.leader(t)
+	first := led.Leader(t)
 	for _, c := range cands {
 		require.Eventually(t, func() bool { return c.Leader() == first }, 10*time.Second, 5*time.Millisecond, "every candidate has seen the lock held")
 	}
 	deleted := time.Now()
 	deleteLockObject(t, cs, ns, "lock")
-	require.Eventually(t, func() bool { return led.ended() > 0 }, 10*time.Second, 5*time.Millisecond, "the leader steps down")
-	assert.Equal(t, first, led.last().who)
-	assert.Less(t, led.last().end.Sub(deleted), kRetry*2, "the leader stepped down at its next renewal")
-	next := led.leader(t)
-	assert.GreaterOrEqual(t, led.started(next).Sub(deleted), kLease-kRetry, "nobody re-created the lock before a lease passed")
-	led.check(t)
+	require.Eventually(t, func() bool { return led.Ended() > 0 }, 10*time.Second, 5*time.Millisecond, "the leader steps down")
+	assert.Equal(t, first, led.Last().Who)
+	assert.Less(t, led.Last().End.Sub(deleted), kRetry*2, "the leader stepped down at its next renewal")
+	next := led.Leader(t)
+	assert.GreaterOrEqual(t, led.Started(next).Sub(deleted), kLease-kRetry, "nobody re-created the lock before a lease passed")
+	led.Check(t)
 }
 
 func deleteLockObject(t *testing.T, cs kubernetes.Interface, ns, name string) {
@@ -297,11 +198,11 @@ func testCorruptedRecord(t *testing.T, makeLock lockMaker, kind string) {
 		_, err = cs.CoordinationV1().Leases(ns).Update(ctx, lease, metav1.UpdateOptions{})
 		require.NoError(t, err)
 	}
-	led := newLedger()
+	led := leadertest.New()
 	started := time.Now()
 	startCandidate(t, makeLock(t, cs, ns, "lock", "a"), led)
-	led.leader(t)
-	took := led.started("a").Sub(started)
+	led.Leader(t)
+	took := led.Started("a").Sub(started)
 	assert.GreaterOrEqual(t, took, kLease, "an unreadable record is taken over only after a whole lease")
 }
 
@@ -312,7 +213,7 @@ func testCorruptedRecord(t *testing.T, makeLock lockMaker, kind string) {
 func TestInteropWithClientGo(t *testing.T) {
 	cs := kubetest.Client(t)
 	ns := kubetest.Namespace(t)
-	led := newLedger()
+	led := leadertest.New()
 
 	startClientGo := func(id string, release bool) (context.CancelFunc, chan struct{}, *sync.Map) {
 		seen := &sync.Map{}
@@ -325,8 +226,8 @@ func TestInteropWithClientGo(t *testing.T) {
 			Lock: lock, LeaseDuration: kLease, RenewDeadline: kDeadline, RetryPeriod: kRetry,
 			ReleaseOnCancel: release, Name: "shared",
 			Callbacks: leaderelection.LeaderCallbacks{
-				OnStartedLeading: func(context.Context) { led.begin(id, -1) },
-				OnStoppedLeading: func() { led.end(id) },
+				OnStartedLeading: func(context.Context) { led.Begin(id, -1) },
+				OnStoppedLeading: func() { led.End(id) },
 				OnNewLeader:      func(identity string) { seen.Store(identity, true) },
 			},
 		})
@@ -346,7 +247,7 @@ func TestInteropWithClientGo(t *testing.T) {
 
 	// client-go leads first; tenure follows and sees it.
 	cancelCG, doneCG, _ := startClientGo("client-go-1", true)
-	require.Equal(t, "client-go-1", led.leader(t))
+	require.Equal(t, "client-go-1", led.Leader(t))
 	var tenureSaw sync.Map
 	ours := startCandidate(t, lockKinds["lease"](t, cs, ns, "shared", "tenure"), led, func(c *election.Config) {
 		c.OnNewLeader = func(id string) { tenureSaw.Store(id, true) }
@@ -358,8 +259,8 @@ func TestInteropWithClientGo(t *testing.T) {
 	stopped := time.Now()
 	cancelCG()
 	<-doneCG
-	require.Equal(t, "tenure", led.leader(t))
-	assert.Less(t, led.started("tenure").Sub(stopped), kLease, "took a released client-go lease at once")
+	require.Equal(t, "tenure", led.Leader(t))
+	assert.Less(t, led.Started("tenure").Sub(stopped), kLease, "took a released client-go lease at once")
 
 	// A new client-go candidate sees tenure lead; tenure releases on stop
 	// and client-go leads after its next poll.
@@ -367,8 +268,8 @@ func TestInteropWithClientGo(t *testing.T) {
 	require.Eventually(t, func() bool { _, ok := cgSaw.Load("tenure"); return ok }, 10*time.Second, 5*time.Millisecond, "client-go sees tenure lead")
 	stopped = time.Now()
 	ours.stop()
-	require.Equal(t, "client-go-2", led.leader(t))
-	assert.Less(t, led.started("client-go-2").Sub(stopped), kLease, "client-go took tenure's released lease before it would expire")
+	require.Equal(t, "client-go-2", led.Leader(t))
+	assert.Less(t, led.Started("client-go-2").Sub(stopped), kLease, "client-go took tenure's released lease before it would expire")
 
 	// client-go crashes without releasing: tenure takes over after expiry.
 	ours2 := startCandidate(t, lockKinds["lease"](t, cs, ns, "shared", "tenure-2"), led)
@@ -376,11 +277,11 @@ func TestInteropWithClientGo(t *testing.T) {
 	crashed := time.Now()
 	cancelCG2()
 	<-doneCG2
-	require.Equal(t, "tenure-2", led.leader(t))
-	assert.Greater(t, led.started("tenure-2").Sub(crashed), kLease-2*kRetry, "waited for client-go's lease to expire")
+	require.Equal(t, "tenure-2", led.Leader(t))
+	assert.Greater(t, led.Started("tenure-2").Sub(crashed), kLease-2*kRetry, "waited for client-go's lease to expire")
 	_, sawCG := tenureSaw.Load("client-go-1")
 	assert.True(t, sawCG, "tenure's OnNewLeader saw client-go")
-	led.check(t)
+	led.Check(t)
 }
 
 // v023Record is the leader election record of client-go v0.23, the last
@@ -407,12 +308,12 @@ func TestInteropWithClientGoV023ConfigMap(t *testing.T) {
 	}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 
-	led := newLedger()
+	led := leadertest.New()
 	started := time.Now()
 	c := startCandidate(t, lockKinds["configmap"](t, cs, ns, "legacy", "tenure"), led)
 	require.Eventually(t, func() bool { return c.Leader() == "old-go" }, 10*time.Second, 5*time.Millisecond)
-	require.Equal(t, "tenure", led.leader(t))
-	assert.GreaterOrEqual(t, led.started("tenure").Sub(started), 2*time.Second, "the v0.23 lease was respected")
+	require.Equal(t, "tenure", led.Leader(t))
+	assert.GreaterOrEqual(t, led.Started("tenure").Sub(started), 2*time.Second, "the v0.23 lease was respected")
 
 	cm, err := cs.CoreV1().ConfigMaps(ns).Get(context.Background(), "legacy", metav1.GetOptions{})
 	require.NoError(t, err)

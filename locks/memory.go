@@ -122,3 +122,33 @@ func (m *MemoryLock) Put(raw []byte) {
 	defer m.mu.Unlock()
 	m.store(append([]byte(nil), raw...))
 }
+
+// MemorySpace is a set of MemoryLocks by name, so that several candidates
+// in one process, such as the simulated replicas of the demo, find the
+// same lock under the same name. It is safe for concurrent use.
+type MemorySpace struct {
+	mu    sync.Mutex
+	locks map[string]*MemoryLock
+}
+
+// NewMemorySpace returns an empty MemorySpace.
+func NewMemorySpace() *MemorySpace {
+	return &MemorySpace{locks: map[string]*MemoryLock{}}
+}
+
+// Lock returns the lock named name, making it on first use with a free
+// record (no holder), so that the first candidate takes it at once: in one
+// process there is no deleted lock whose leader might still be working.
+func (s *MemorySpace) Lock(name string) *MemoryLock {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.locks[name]
+	if !ok {
+		l = NewMemoryLock(name)
+		// A new lock has no record, and the zero Record encodes: this
+		// cannot fail.
+		_, _ = l.Create(context.Background(), Record{})
+		s.locks[name] = l
+	}
+	return l
+}

@@ -1,7 +1,11 @@
 package locks_test
 
 import (
+	"context"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/tenure/tenure/locks"
 	"github.com/tenure/tenure/locks/lockstest"
@@ -21,4 +25,14 @@ func TestMemoryLock(t *testing.T) {
 			Delete: func(t *testing.T) { m.Delete() },
 		}
 	})
+}
+
+func TestMemorySpaceSharesLocksByName(t *testing.T) {
+	space := locks.NewMemorySpace()
+	a := space.Lock("a")
+	assert.Same(t, a, space.Lock("a"))
+	assert.NotSame(t, a, space.Lock("b"))
+	obs, err := a.Get(context.Background())
+	require.NoError(t, err, "a new lock starts with a record")
+	assert.Equal(t, locks.Record{}, obs.Record, "free: no holder")
 }

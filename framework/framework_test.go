@@ -1,0 +1,346 @@
+package framework_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+	"go.uber.org/goleak"
+
+	"github.com/tenure/tenure/components"
+	"github.com/tenure/tenure/election"
+	"github.com/tenure/tenure/framework"
+	"github.com/tenure/tenure/internal/leadertest"
+	"github.com/tenure/tenure/locks"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// fast timings on memory locks.
+const memoryYAML = `
+lock: memory
+lease_duration: 2s
+renew_deadline: 1500ms
+retry_period: 100ms
+failure_backoff: 50ms
+failure_backoff_max: 200ms
+`
+
+func noLeaks(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+}
+
+// ledgers records each component's terms.
+type ledgers struct {
+	mu sync.Mutex
+	by map[string]*leadertest.Ledger
+}
+
+func newLedgers() *ledgers { return &ledgers{by: map[string]*leadertest.Ledger{}} }
+
+func (l *ledgers) of(name string) *leadertest.Ledger {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.by[name] == nil {
+		l.by[name] = leadertest.New()
+	}
+	return l.by[name]
+}
+
+// recorded is a component that records its terms and runs until its
+// context is done.
+func recorded(led *ledgers, name string) components.Component {
+	return components.New(name, func(ctx context.Context) error {
+		term, ok := election.TermFromContext(ctx)
+		if !ok {
+			return errors.New("no term in the context")
+		}
+		led.of(name).Begin(term.Identity, term.FencingToken)
+		<-ctx.Done()
+		led.of(name).End(term.Identity)
+		return ctx.Err()
+	})
+}
+
+func supply(c components.Component) fx.Option {
+	return framework.Component(func() components.Component { return c })
+}
+
+func replica(t *testing.T, id, yaml string, space *locks.MemorySpace, comps ...components.Component) *fxtest.App {
+	opts := []fx.Option{
+		framework.Module,
+		framework.ConfigYAML("test.yaml", []byte(yaml+"identity: "+id+"\n")),
+		fx.Supply(space, quiet),
+		fx.NopLogger,
+	}
+	for _, c := range comps {
+		opts = append(opts, supply(c))
+	}
+	return fxtest.New(t, opts...)
+}
+
+func TestReplicasShareComponentsWithoutOverlap(t *testing.T) {
+	noLeaks(t)
+	led := newLedgers()
+	space := locks.NewMemorySpace()
+	names := []string{"billing", "reports", "mailer", "indexer", "janitor"}
+	apps := map[string]*fxtest.App{}
+	for _, id := range []string{"r1", "r2", "r3"} {
+		var comps []components.Component
+		for _, n := range names {
+			comps = append(comps, recorded(led, n))
+		}
+		apps[id] = replica(t, id, memoryYAML, space, comps...)
+		apps[id].RequireStart()
+	}
+	for len(apps) > 0 {
+		leaderOf := map[string]string{}
+		count := map[string]int{}
+		for _, n := range names {
+			leaderOf[n] = led.of(n).Leader(t)
+			count[leaderOf[n]]++
+		}
+		// Stop the replica that leads the most components.
+		var busiest string
+		for id := range apps {
+			if busiest == "" || count[id] > count[busiest] {
+				busiest = id
+			}
+		}
+		stopped := time.Now()
+		apps[busiest].RequireStop()
+		delete(apps, busiest)
+		for _, n := range names {
+			if leaderOf[n] != busiest {
+				continue
+			}
+			if len(apps) == 0 {
+				assert.Empty(t, led.of(n).Leaders())
+				continue
+			}
+			next := led.of(n).Leader(t)
+			assert.NotEqual(t, busiest, next)
+			took := led.of(n).Started(next).Sub(stopped)
+			assert.Less(t, took, time.Second, "%s moved within a second (took %v)", n, took)
+		}
+	}
+	for _, n := range names {
+		led.of(n).Check(t)
+		obs, err := space.Lock("default/" + n).Get(context.Background())
+		require.NoError(t, err)
+		assert.Empty(t, obs.Record.HolderIdentity, "%s released on stop", n)
+	}
+}
+
+func TestFailingWorkIsRetriedAndOthersCarryOn(t *testing.T) {
+	noLeaks(t)
+	led := newLedgers()
+	var errRuns, panicRuns, earlyRuns atomic.Int32
+	failing := components.New("failing", func(ctx context.Context) error {
+		errRuns.Add(1)
+		return errors.New("database gone")
+	})
+	panicking := components.New("panicking", func(ctx context.Context) error {
+		panicRuns.Add(1)
+		panic("bug")
+	})
+	early := components.New("early", func(ctx context.Context) error {
+		earlyRuns.Add(1)
+		return nil
+	})
+	app := replica(t, "r1", memoryYAML, locks.NewMemorySpace(), failing, panicking, early, recorded(led, "steady"))
+	app.RequireStart()
+	require.Eventually(t, func() bool {
+		return errRuns.Load() >= 3 && panicRuns.Load() >= 3 && earlyRuns.Load() >= 3
+	}, 10*time.Second, 5*time.Millisecond, "each failing component campaigns again")
+	assert.Equal(t, []string{"r1"}, led.of("steady").Leaders(), "the steady component kept leading")
+	assert.Equal(t, 0, led.of("steady").Ended())
+	app.RequireStop()
+}
+
+func TestFailureCanStopTheProgram(t *testing.T) {
+	noLeaks(t)
+	led := newLedgers()
+	failing := components.New("failing", func(ctx context.Context) error {
+		<-time.After(100 * time.Millisecond)
+		return errors.New("fatal")
+	})
+	app := replica(t, "r1", memoryYAML+"on_failure: exit\n", locks.NewMemorySpace(), failing, recorded(led, "steady"))
+	app.RequireStart()
+	select {
+	case sig := <-app.Wait():
+		assert.Equal(t, 1, sig.ExitCode)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the program was not asked to stop")
+	}
+	app.RequireStop()
+	assert.Empty(t, led.of("steady").Leaders(), "the other components stopped gracefully")
+}
+
+func TestShutdownTimeoutLeavesStuckWorkHeld(t *testing.T) {
+	release := make(chan struct{})
+	stuck := components.New("stuck", func(ctx context.Context) error {
+		<-release // ignores ctx
+		return nil
+	})
+	space := locks.NewMemorySpace()
+	app := replica(t, "r1", memoryYAML+"shutdown_timeout: 200ms\n", space, stuck)
+	app.RequireStart()
+	require.Eventually(t, func() bool {
+		obs, _ := space.Lock("default/stuck").Get(context.Background())
+		return obs.Record.HolderIdentity == "r1"
+	}, 5*time.Second, 5*time.Millisecond)
+	err := app.Stop(context.Background())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "leader work of stuck did not return within shutdown_timeout 200ms")
+	obs, err := space.Lock("default/stuck").Get(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "r1", obs.Record.HolderIdentity, "never released under running work")
+	close(release)
+}
+
+func TestDisabledComponentDoesNotCampaign(t *testing.T) {
+	noLeaks(t)
+	led := newLedgers()
+	space := locks.NewMemorySpace()
+	app := replica(t, "r1", memoryYAML+"components:\n  off:\n    enabled: false\n", space, recorded(led, "off"), recorded(led, "on"))
+	app.RequireStart()
+	led.of("on").Leader(t)
+	assert.Empty(t, led.of("off").Leaders())
+	app.RequireStop()
+}
+
+func TestIdentityIsUniquePerProcess(t *testing.T) {
+	t.Setenv("POD_NAME", "web-7d9f")
+	var ids []string
+	for range 2 {
+		var r *framework.Runner
+		app := fxtest.New(t, framework.Module, framework.ConfigYAML("t", []byte("lock: memory\n")), fx.Supply(quiet), fx.NopLogger, fx.Populate(&r))
+		app.RequireStart().RequireStop()
+		ids = append(ids, r.Identity())
+	}
+	assert.Regexp(t, `^web-7d9f-[0-9a-f]{6}$`, ids[0])
+	assert.NotEqual(t, ids[0], ids[1])
+}
+
+func TestBadSetUpFailsBeforeAnythingStarts(t *testing.T) {
+	noLeaks(t)
+	ok := func(name string) fx.Option {
+		return supply(components.New(name, func(ctx context.Context) error { <-ctx.Done(); return nil }))
+	}
+	for name, tc := range map[string]struct {
+		yaml string
+		opts []fx.Option
+		want string
+	}{
+		"entry without component": {
+			yaml: memoryYAML + "components:\n  billing: {}\n  biling: {}\n",
+			opts: []fx.Option{ok("billing")},
+			want: "components.biling: no component of that name is registered (registered: billing)",
+		},
+		"bad yaml": {
+			yaml: "lock: [memory\n",
+			want: "config test.yaml: yaml:",
+		},
+		"bad duration": {
+			yaml: memoryYAML + "components:\n  billing:\n    lease_duration: 5x\n",
+			opts: []fx.Option{ok("billing")},
+			want: `components.billing.lease_duration: "5x" is not a duration`,
+		},
+		"unknown key": {
+			yaml: memoryYAML + "shutdown_timout: 5s\n",
+			want: "shutdown_timout: unknown key",
+		},
+		"wrong timing order": {
+			yaml: memoryYAML + "components:\n  billing:\n    lease_duration: 1s\n",
+			opts: []fx.Option{ok("billing")},
+			want: "components.billing: lease_duration 1s must exceed renew_deadline 1.5s",
+		},
+		"code timings in wrong order": {
+			yaml: memoryYAML,
+			opts: []fx.Option{supply(components.New("billing", nil, components.WithElection(components.Election{RetryPeriod: 2 * time.Second})))},
+			want: "components.billing: renew_deadline 1.5s must exceed retry_period 2s",
+		},
+		"invalid name": {
+			yaml: memoryYAML,
+			opts: []fx.Option{ok("Billing")},
+			want: `component name "Billing" must be a DNS label`,
+		},
+		"duplicate name": {
+			yaml: memoryYAML,
+			opts: []fx.Option{ok("billing"), ok("billing")},
+			want: "component billing is registered twice",
+		},
+		"cluster lock without cluster": {
+			yaml: memoryYAML + "kubeconfig: /nonexistent/kubeconfig\n",
+			opts: []fx.Option{ok("billing")},
+			want: "/nonexistent/kubeconfig",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			started := false
+			opts := append([]fx.Option{
+				framework.Module,
+				framework.ConfigYAML("test.yaml", []byte(tc.yaml)),
+				fx.Supply(quiet),
+				fx.NopLogger,
+				fx.Invoke(func(lc fx.Lifecycle) {
+					lc.Append(fx.StartHook(func() { started = true }))
+				}),
+			}, tc.opts...)
+			app := fx.New(opts...)
+			require.Error(t, app.Err())
+			assert.Contains(t, app.Err().Error(), tc.want)
+			assert.False(t, started)
+		})
+	}
+}
+
+func TestLockKindWithoutClusterIsAClearError(t *testing.T) {
+	t.Setenv("KUBECONFIG", "/nonexistent-dir/none")
+	t.Setenv("HOME", t.TempDir())
+	app := fx.New(framework.Module, framework.ConfigYAML("t", []byte("lock: memory\n")), fx.NopLogger, fx.Supply(quiet),
+		supply(components.New("billing", nil, components.WithElection(components.Election{Lock: "lease"}))))
+	require.Error(t, app.Err())
+	assert.Contains(t, app.Err().Error(), "components.billing: lock lease needs a Kubernetes cluster, and none is configured")
+}
+
+// Example shows the about ten lines a program writes.
+func Example() {
+	newBilling := func() components.Component {
+		return components.New("billing", func(ctx context.Context) error {
+			term, _ := election.TermFromContext(ctx)
+			fmt.Println("billing leads, fencing token", term.FencingToken)
+			<-ctx.Done() // bill until leadership is lost or the program stops
+			return nil
+		})
+	}
+	app := fx.New(
+		framework.Module,
+		framework.ConfigYAML("tenure.yaml", []byte("lock: memory\nidentity: pod-a\n")),
+		framework.Component(newBilling),
+		fx.NopLogger,
+	)
+	// A program calls app.Run(), which stops on SIGTERM or SIGINT; here
+	// the example starts and stops it by hand.
+	if err := app.Start(context.Background()); err != nil {
+		fmt.Println(err)
+		return
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := app.Stop(context.Background()); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// billing leads, fencing token 1
+}

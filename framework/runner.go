@@ -1,0 +1,372 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/fx"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
+
+	"github.com/tenure/tenure/components"
+	"github.com/tenure/tenure/config"
+	"github.com/tenure/tenure/election"
+	"github.com/tenure/tenure/locks"
+)
+
+// RunnerParams are NewRunner's dependencies. Only Lifecycle, Shutdowner
+// and Config are required.
+type RunnerParams struct {
+	fx.In
+	Lifecycle  fx.Lifecycle
+	Shutdowner fx.Shutdowner
+	Config     *config.Config
+	// Client is needed by lease and configmap locks.
+	Client kubernetes.Interface `optional:"true"`
+	// Components are the registered components (see Component).
+	Components []components.Component `group:"components"`
+	// Logger receives the logs. Default: slog.Default().
+	Logger *slog.Logger `optional:"true"`
+	// TracerProvider traces the elections. Default: the global provider.
+	TracerProvider trace.TracerProvider `optional:"true"`
+	// MemorySpace holds the memory locks; supply one to share them
+	// between apps in one process. Default: one of the app's own.
+	MemorySpace *locks.MemorySpace `optional:"true"`
+	// Clock drives the failure backoff. Default: the real clock.
+	Clock clock.WithTicker `optional:"true"`
+}
+
+// Runner runs one election per enabled component, and each component's
+// leader work while this replica leads it.
+type Runner struct {
+	cfg        *config.Config
+	identity   string
+	log        *slog.Logger
+	shutdowner fx.Shutdowner
+	clock      clock.WithTicker
+	units      []*unit
+
+	// forceExit ends the process on a second signal; tests replace it.
+	forceExit func(code int)
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// unit is one component and its election.
+type unit struct {
+	r        *Runner
+	comp     components.Component
+	settings components.Election
+	election *election.Election
+	log      *slog.Logger
+
+	mu        sync.Mutex
+	cancelRun context.CancelFunc // ends the current Run after a failure
+	failed    error              // why the last term failed, if it did
+	failures  int                // failures in a row
+	working   bool               // the leader work is running
+}
+
+// NewRunner checks the components against the configuration and makes
+// their elections; every problem found is in its error, and nothing has
+// started. fx calls it when the app is built.
+func NewRunner(p RunnerParams) (*Runner, error) {
+	identity, err := Identity(p.Config)
+	if err != nil {
+		return nil, err
+	}
+	r := &Runner{
+		cfg:        p.Config,
+		identity:   identity,
+		log:        p.Logger,
+		shutdowner: p.Shutdowner,
+		clock:      p.Clock,
+		forceExit:  os.Exit,
+	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	if r.clock == nil {
+		r.clock = clock.RealClock{}
+	}
+	space := p.MemorySpace
+	if space == nil {
+		space = locks.NewMemorySpace()
+	}
+	ns := namespace(p.Config)
+
+	var errs []error
+	var names []string
+	for _, c := range p.Components {
+		if c == nil {
+			errs = append(errs, errors.New("a component constructor returned nil"))
+			continue
+		}
+		name := c.Name()
+		if err := components.ValidateName(name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if slices.Contains(names, name) {
+			errs = append(errs, fmt.Errorf("component %s is registered twice", name))
+			continue
+		}
+		names = append(names, name)
+		u, err := r.newUnit(c, ns, p, space)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if u != nil {
+			r.units = append(r.units, u)
+		}
+	}
+	if err := p.Config.CheckComponents(names); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("tenure: %w", err)
+	}
+	p.Lifecycle.Append(fx.Hook{OnStart: r.Start, OnStop: r.Stop})
+	return r, nil
+}
+
+// newUnit makes the election of c, or returns nil if c is disabled.
+func (r *Runner) newUnit(c components.Component, ns string, p RunnerParams, space *locks.MemorySpace) (*unit, error) {
+	name := c.Name()
+	var code components.Election
+	if e, ok := c.(components.Elected); ok {
+		code = e.Election()
+	}
+	settings, err := r.cfg.Election(name, code)
+	if err != nil {
+		return nil, err
+	}
+	if settings.Namespace == "" {
+		settings.Namespace = ns
+	}
+	if !r.cfg.Enabled(name) {
+		r.log.Info("component disabled by configuration", "component", name)
+		return nil, nil
+	}
+	lock, err := r.newLock(name, settings, p.Client, space)
+	if err != nil {
+		return nil, err
+	}
+	u := &unit{r: r, comp: c, settings: settings, log: r.log.With("component", name)}
+	u.election, err = election.New(election.Config{
+		Lock:             lock,
+		Name:             name,
+		Identity:         r.identity,
+		LeaseDuration:    settings.LeaseDuration,
+		RenewDeadline:    settings.RenewDeadline,
+		RetryPeriod:      settings.RetryPeriod,
+		OnStartedLeading: u.work,
+		TracerProvider:   p.TracerProvider,
+		Logger:           u.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("components.%s: %w", name, err)
+	}
+	return u, nil
+}
+
+func (r *Runner) newLock(name string, s components.Election, cs kubernetes.Interface, space *locks.MemorySpace) (locks.Lock, error) {
+	if s.Lock == config.LockMemory {
+		return space.Lock(s.Namespace + "/" + s.LockName), nil
+	}
+	if cs == nil {
+		return nil, fmt.Errorf("components.%s: lock %s needs a Kubernetes cluster, and none is configured: set kubeconfig, run in a cluster, or use lock memory", name, s.Lock)
+	}
+	var (
+		l   locks.Lock
+		err error
+	)
+	switch s.Lock {
+	case config.LockLease:
+		l, err = locks.NewLeaseLock(cs.CoordinationV1(), s.Namespace, s.LockName, locks.WithIdentity(r.identity))
+	case config.LockConfigMap:
+		l, err = locks.NewConfigMapLock(cs.CoreV1(), s.Namespace, s.LockName, locks.WithIdentity(r.identity))
+	default:
+		err = fmt.Errorf("unknown lock kind %q", s.Lock)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("components.%s: %w", name, err)
+	}
+	return l, nil
+}
+
+// Identity is this replica's identity in every election.
+func (r *Runner) Identity() string { return r.identity }
+
+// Start starts every election and returns at once.
+func (r *Runner) Start(context.Context) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.log.Info("starting elections", "identity", r.identity, "components", len(r.units))
+	for _, u := range r.units {
+		r.wg.Go(func() { u.loop(ctx) })
+	}
+	return nil
+}
+
+// Stop cancels every component's leader work and waits for it to return,
+// at most the configured shutdown timeout (or until ctx is done); each
+// election releases its lease as soon as its work has returned, all at
+// once. If some work does not return in time, Stop returns an error and
+// leaves those leases to expire: a lease is never released under running
+// work. A SIGTERM or SIGINT while Stop waits ends the process at once.
+func (r *Runner) Stop(ctx context.Context) error {
+	if r.cancel == nil {
+		return nil
+	}
+	r.cancel()
+	done := make(chan struct{})
+	go func() {
+		r.wg.Wait()
+		close(done)
+	}()
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(signals)
+	timeout := r.clock.NewTimer(r.cfg.ShutdownTimeout)
+	defer timeout.Stop()
+	select {
+	case <-done:
+		r.log.Info("stopped: all leader work returned and leases released", "identity", r.identity)
+		return nil
+	case sig := <-signals:
+		r.log.Warn("second signal during shutdown: exiting now, leases left to expire", "signal", sig.String(), "leading", r.working())
+		r.forceExit(1)
+		return fmt.Errorf("tenure: %v during shutdown", sig)
+	case <-timeout.C():
+		return fmt.Errorf("tenure: leader work of %s did not return within shutdown_timeout %v; those leases were not released and expire on their own", strings.Join(r.working(), ", "), r.cfg.ShutdownTimeout)
+	case <-ctx.Done():
+		return fmt.Errorf("tenure: leader work of %s did not return before the stop deadline; those leases were not released and expire on their own: %w", strings.Join(r.working(), ", "), ctx.Err())
+	}
+}
+
+// working names the components whose leader work is running.
+func (r *Runner) working() []string {
+	var names []string
+	for _, u := range r.units {
+		u.mu.Lock()
+		if u.working {
+			names = append(names, u.comp.Name())
+		}
+		u.mu.Unlock()
+	}
+	return names
+}
+
+// loop runs the component's election until ctx is done, campaigning again
+// after a backoff when its leader work fails.
+func (u *unit) loop(ctx context.Context) {
+	for {
+		runCtx, cancel := context.WithCancel(ctx)
+		u.mu.Lock()
+		u.cancelRun, u.failed = cancel, nil
+		u.mu.Unlock()
+		err := u.election.Run(runCtx)
+		cancel()
+		if err != nil {
+			u.log.Error("election ended", "err", err)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		u.mu.Lock()
+		failed, failures := u.failed, u.failures
+		u.mu.Unlock()
+		if failed == nil {
+			continue
+		}
+		if u.r.cfg.OnFailure == config.FailureExit {
+			u.log.Error("leader work failed; stopping the program (on_failure: exit)", "err", failed)
+			if err := u.r.shutdowner.Shutdown(fx.ExitCode(1)); err != nil {
+				u.log.Error("cannot stop the program", "err", err)
+			}
+			<-ctx.Done()
+			return
+		}
+		backoff := u.r.backoff(failures)
+		u.log.Info("campaigning again after a backoff", "backoff", backoff.String(), "failures", failures)
+		t := u.r.clock.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		}
+	}
+}
+
+// backoff is the wait after the n-th failure in a row.
+func (r *Runner) backoff(n int) time.Duration {
+	d := r.cfg.FailureBackoff
+	for i := 1; i < n && d < r.cfg.FailureBackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, r.cfg.FailureBackoffMax)
+}
+
+// work is the election's OnStartedLeading: the component's Run, with
+// failures recorded and the current Run ended after one.
+func (u *unit) work(ctx context.Context) {
+	term, _ := election.TermFromContext(ctx)
+	started := u.r.clock.Now()
+	u.mu.Lock()
+	u.working = true
+	u.mu.Unlock()
+	err := u.run(ctx)
+	u.mu.Lock()
+	u.working = false
+	u.mu.Unlock()
+	if ctx.Err() != nil {
+		// The term ended, or the program is stopping: the work was asked
+		// to return.
+		if err != nil && !errors.Is(err, context.Canceled) {
+			u.log.Warn("leader work returned an error when its term ended", "err", err)
+		}
+		u.mu.Lock()
+		u.failures = 0
+		u.mu.Unlock()
+		return
+	}
+	if err == nil {
+		err = errors.New("returned before its term ended")
+	}
+	u.mu.Lock()
+	if u.r.clock.Since(started) > u.r.cfg.FailureBackoffMax {
+		u.failures = 0 // a long good run: start the backoff over
+	}
+	u.failures++
+	u.failed = err
+	cancel := u.cancelRun
+	u.mu.Unlock()
+	u.log.Error("leader work failed; releasing the lock", "err", err, "term", term.FencingToken)
+	cancel()
+}
+
+// run calls the component's Run, turning a panic into an error.
+func (u *unit) run(ctx context.Context) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return u.comp.Run(ctx)
+}
