@@ -51,6 +51,10 @@ type Config struct {
 	// Kubeconfig is the path of a kubeconfig file. Default: in-cluster
 	// configuration, else $KUBECONFIG or ~/.kube/config.
 	Kubeconfig string
+	// KubeQPS and KubeBurst limit the Kubernetes client's request rate
+	// (client-go's default of 5 and 10 is too low for many elections).
+	KubeQPS   float64
+	KubeBurst int
 	// Defaults are the election settings of every component, where
 	// neither the component nor its entry sets them. LockName is unused.
 	Defaults components.Election
@@ -106,6 +110,8 @@ func Default() *Config {
 			RenewDeadline: 10 * time.Second,
 			RetryPeriod:   2 * time.Second,
 		},
+		KubeQPS:           50,
+		KubeBurst:         100,
 		ShutdownTimeout:   10 * time.Second,
 		OnFailure:         FailureRecampaign,
 		FailureBackoff:    time.Second,

@@ -201,3 +201,23 @@ func TestCheckComponents(t *testing.T) {
 	require.EqualError(t, err, "components.biling, components.x: no component of that name is registered (registered: billing, reports)")
 	require.NoError(t, cfg.CheckComponents([]string{"billing", "biling", "x", "more"}))
 }
+
+func TestValuesOverrideEarlierLayers(t *testing.T) {
+	cfg, err := config.Load(config.YAML("file", []byte("kubeconfig: a\n")), config.Values("flags", map[string]any{"kubeconfig": "b", "components.x.lock": "memory"}))
+	require.NoError(t, err)
+	assert.Equal(t, "b", cfg.Kubeconfig)
+	assert.Equal(t, "memory", cfg.Components["x"].Election.Lock)
+	_, err = config.Load(config.Values("flags", map[string]any{"lease_duration": "x"}))
+	require.ErrorContains(t, err, `config flags: lease_duration: "x" is not a duration`)
+}
+
+func TestClientRateLimits(t *testing.T) {
+	cfg, err := load(t, "kube_qps: 20.5\nkube_burst: 40\n")
+	require.NoError(t, err)
+	assert.Equal(t, 20.5, cfg.KubeQPS)
+	assert.Equal(t, 40, cfg.KubeBurst)
+	_, err = load(t, "kube_burst: 1.5\n")
+	require.ErrorContains(t, err, "kube_burst: 1.5 is not a whole number")
+	_, err = load(t, "kube_qps: 0\n")
+	require.ErrorContains(t, err, "kube_qps: 0 must be positive")
+}

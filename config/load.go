@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/providers/rawbytes"
@@ -108,6 +109,18 @@ var setters = map[string]func(c *Config, v any) error{
 	"identity":   func(c *Config, v any) error { return str(v, &c.Identity) },
 	"namespace":  func(c *Config, v any) error { return str(v, &c.Namespace) },
 	"kubeconfig": func(c *Config, v any) error { return str(v, &c.Kubeconfig) },
+	"kube_qps":   func(c *Config, v any) error { return positive(v, &c.KubeQPS) },
+	"kube_burst": func(c *Config, v any) error {
+		var f float64
+		if err := positive(v, &f); err != nil {
+			return err
+		}
+		if f != float64(int(f)) {
+			return fmt.Errorf("%v is not a whole number", f)
+		}
+		c.KubeBurst = int(f)
+		return nil
+	},
 	"lock": func(c *Config, v any) error {
 		return enum(v, &c.Defaults.Lock, LockLease, LockConfigMap, LockMemory)
 	},
@@ -247,7 +260,33 @@ func boolean(v any, dst *bool) error {
 	return fmt.Errorf("%s is not true or false", quote(v))
 }
 
+// ratio reads a number from 0 to 1.
 func ratio(v any, dst *float64) error {
+	var f float64
+	if err := number(v, &f); err != nil {
+		return err
+	}
+	if f < 0 || f > 1 {
+		return fmt.Errorf("%v must be between 0 and 1", f)
+	}
+	*dst = f
+	return nil
+}
+
+// positive reads a number above 0.
+func positive(v any, dst *float64) error {
+	var f float64
+	if err := number(v, &f); err != nil {
+		return err
+	}
+	if f <= 0 {
+		return fmt.Errorf("%v must be positive", f)
+	}
+	*dst = f
+	return nil
+}
+
+func number(v any, dst *float64) error {
 	var f float64
 	switch n := v.(type) {
 	case float64:
@@ -263,9 +302,6 @@ func ratio(v any, dst *float64) error {
 	default:
 		return fmt.Errorf("%s is not a number", quote(v))
 	}
-	if f < 0 || f > 1 {
-		return fmt.Errorf("%v must be between 0 and 1", f)
-	}
 	*dst = f
 	return nil
 }
@@ -278,4 +314,13 @@ func Sources(path string) []Source {
 		srcs = append(srcs, File(path))
 	}
 	return append(srcs, Env(os.Environ()))
+}
+
+// Values are keys set in code, such as from command-line flags, by their
+// dotted path ("kubeconfig", "components.billing.lock"); name names them
+// in errors.
+func Values(name string, values map[string]any) Source {
+	return Source{name: name, load: func(k *koanf.Koanf) (map[string]string, error) {
+		return nil, k.Load(confmap.Provider(values, "."), nil)
+	}}
 }

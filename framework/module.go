@@ -109,6 +109,7 @@ func NewClient(cfg *config.Config) (kubernetes.Interface, error) {
 		}
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
+	rc.QPS, rc.Burst = float32(cfg.KubeQPS), cfg.KubeBurst
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tenure/tenure/internal/kubetest"
+	"github.com/tenure/tenure/internal/leadertest"
+)
+
+func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }
+
+var names = []string{"billing", "reports", "janitor"}
+
+// process is one running copy of the example.
+type process struct {
+	id   string
+	cmd  *exec.Cmd
+	done chan struct{} // closed when stdout is drained and the process has exited
+	err  error
+}
+
+// cluster runs copies of the example and records, from their output,
+// when each leads each component.
+type cluster struct {
+	t      *testing.T
+	bin    string
+	config string
+	mu     sync.Mutex
+	led    map[string]*leadertest.Ledger
+}
+
+var line = regexp.MustCompile(`^\S+ (\S+) (\S+) (started|stopped) leading, term (\d+)$`)
+
+func (c *cluster) start(id string) *process {
+	t := c.t
+	cmd := exec.Command(c.bin, "--config", c.config)
+	cmd.Env = append(os.Environ(), "TENURE_IDENTITY="+id)
+	cmd.Stderr = &prefixWriter{t: t, prefix: id + ": "}
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	p := &process{id: id, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			m := line.FindStringSubmatch(sc.Text())
+			if m == nil {
+				continue
+			}
+			var token int32
+			fmt.Sscan(m[4], &token)
+			if m[3] == "started" {
+				c.led[m[1]].Begin(m[2], token)
+			} else {
+				c.led[m[1]].End(m[2])
+			}
+		}
+		p.err = cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// prefixWriter logs a process's standard error through t.
+type prefixWriter struct {
+	t      *testing.T
+	prefix string
+}
+
+func (w *prefixWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s%s", w.prefix, p)
+	return len(p), nil
+}
+
+func (c *cluster) leaders() map[string]string {
+	who := map[string]string{}
+	for _, n := range names {
+		who[n] = c.led[n].Leader(c.t)
+	}
+	return who
+}
+
+// TestProcessesHandOverOnSignals builds the example and runs three copies
+// against the test apiserver. SIGTERM to the busiest: it exits 0 within
+// its shutdown timeout, releases its Leases, and each of its components is
+// led elsewhere within a second. SIGKILL to another: its components are
+// taken over once their leases expire.
+func TestProcessesHandOverOnSignals(t *testing.T) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "multicomponent")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	require.NoError(t, build.Run(), "build the example")
+
+	config := filepath.Join(dir, "tenure.yaml")
+	require.NoError(t, os.WriteFile(config, fmt.Appendf(nil, `
+kubeconfig: %s
+namespace: %s
+lease_duration: 3s
+renew_deadline: 2s
+retry_period: 200ms
+shutdown_timeout: 5s
+components:
+  billing: {}
+  reports:
+    lease_duration: 4s
+    renew_deadline: 3s
+    retry_period: 300ms
+  janitor:
+    lease_duration: 5s
+    renew_deadline: 3s
+    retry_period: 500ms
+`, kubetest.Kubeconfig(t), ns), 0o600))
+
+	c := &cluster{t: t, bin: bin, config: config, led: map[string]*leadertest.Ledger{}}
+	for _, n := range names {
+		c.led[n] = leadertest.New()
+	}
+	procs := map[string]*process{}
+	for _, id := range []string{"p1", "p2", "p3"} {
+		procs[id] = c.start(id)
+	}
+
+	// SIGTERM to the process that leads the most components.
+	leaders := c.leaders()
+	count := map[string]int{}
+	for _, who := range leaders {
+		count[who]++
+	}
+	busiest := "p1"
+	for id := range procs {
+		if count[id] > count[busiest] {
+			busiest = id
+		}
+	}
+	signalled := time.Now()
+	require.NoError(t, procs[busiest].cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-procs[busiest].done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no exit within the shutdown timeout")
+	}
+	assert.NoError(t, procs[busiest].err, "exit code 0")
+	t.Logf("%s led %d components and exited %v after SIGTERM", busiest, count[busiest], time.Since(signalled))
+	for _, n := range names {
+		lease, err := cs.CoordinationV1().Leases(ns).Get(context.Background(), n, metav1.GetOptions{})
+		require.NoError(t, err)
+		assert.NotEqual(t, busiest, *lease.Spec.HolderIdentity, "%s's lease was released", n)
+		if leaders[n] != busiest {
+			continue
+		}
+		next := c.led[n].Leader(t)
+		took := c.led[n].Started(next).Sub(signalled)
+		assert.Less(t, took, time.Second, "%s led by %s within a second of SIGTERM (took %v)", n, next, took)
+	}
+	delete(procs, busiest)
+
+	// SIGKILL to the leader of billing: no release, so the others wait
+	// for the lease (3s) to expire.
+	victim := c.led["billing"].Leader(t)
+	killed := time.Now()
+	require.NoError(t, procs[victim].cmd.Process.Kill())
+	<-procs[victim].done
+	for _, n := range names {
+		c.led[n].End(victim) // its work died with it
+	}
+	next := c.led["billing"].Leader(t)
+	took := c.led["billing"].Started(next).Sub(killed)
+	assert.NotEqual(t, victim, next)
+	assert.Greater(t, took, 3*time.Second-2*200*time.Millisecond, "billing taken over only once its lease expired")
+	assert.Less(t, took, 3*time.Second+time.Second, "billing taken over soon after its lease expired")
+
+	for _, n := range names {
+		c.led[n].Check(t)
+	}
+}
