@@ -79,11 +79,14 @@ func supply(c components.Component) fx.Option {
 	return framework.Component(func() components.Component { return c })
 }
 
-func replica(t *testing.T, id, yaml string, space *locks.MemorySpace, comps ...components.Component) *fxtest.App {
+// replica makes an app with the identity id; where is where its locks
+// are: fx.Supply(a *locks.MemorySpace) or framework.WithClient.
+func replica(t *testing.T, id, yaml string, where fx.Option, comps ...components.Component) *fxtest.App {
 	opts := []fx.Option{
 		framework.Module,
 		framework.ConfigYAML("test.yaml", []byte(yaml+"identity: "+id+"\n")),
-		fx.Supply(space, quiet),
+		where,
+		fx.Supply(quiet),
 		fx.NopLogger,
 	}
 	for _, c := range comps {
@@ -103,45 +106,51 @@ func TestReplicasShareComponentsWithoutOverlap(t *testing.T) {
 		for _, n := range names {
 			comps = append(comps, recorded(led, n))
 		}
-		apps[id] = replica(t, id, memoryYAML, space, comps...)
+		apps[id] = replica(t, id, memoryYAML, fx.Supply(space), comps...)
 		apps[id].RequireStart()
 	}
 	for len(apps) > 0 {
-		leaderOf := map[string]string{}
-		count := map[string]int{}
-		for _, n := range names {
-			leaderOf[n] = led.of(n).Leader(t)
-			count[leaderOf[n]]++
-		}
-		// Stop the replica that leads the most components.
-		var busiest string
-		for id := range apps {
-			if busiest == "" || count[id] > count[busiest] {
-				busiest = id
-			}
-		}
-		stopped := time.Now()
-		apps[busiest].RequireStop()
-		delete(apps, busiest)
-		for _, n := range names {
-			if leaderOf[n] != busiest {
-				continue
-			}
-			if len(apps) == 0 {
-				assert.Empty(t, led.of(n).Leaders())
-				continue
-			}
-			next := led.of(n).Leader(t)
-			assert.NotEqual(t, busiest, next)
-			took := led.of(n).Started(next).Sub(stopped)
-			assert.Less(t, took, time.Second, "%s moved within a second (took %v)", n, took)
-		}
+		stopBusiest(t, apps, led, names)
 	}
 	for _, n := range names {
 		led.of(n).Check(t)
 		obs, err := space.Lock("default/" + n).Get(context.Background())
 		require.NoError(t, err)
 		assert.Empty(t, obs.Record.HolderIdentity, "%s released on stop", n)
+	}
+}
+
+// stopBusiest stops the replica of apps that leads the most of the named
+// components, and checks that each component it led moves to another
+// replica within a second, or has no leader if none is left.
+func stopBusiest(t *testing.T, apps map[string]*fxtest.App, led *ledgers, names []string) {
+	t.Helper()
+	leaderOf := map[string]string{}
+	count := map[string]int{}
+	for _, n := range names {
+		leaderOf[n] = led.of(n).Leader(t)
+		count[leaderOf[n]]++
+	}
+	var busiest string
+	for id := range apps {
+		if busiest == "" || count[id] > count[busiest] {
+			busiest = id
+		}
+	}
+	stopped := time.Now()
+	apps[busiest].RequireStop()
+	delete(apps, busiest)
+	for _, n := range names {
+		if leaderOf[n] != busiest {
+			continue
+		}
+		if len(apps) == 0 {
+			assert.Empty(t, led.of(n).Leaders(), "%s has no leader left", n)
+			continue
+		}
+		next := led.of(n).Leader(t)
+		took := led.of(n).Started(next).Sub(stopped)
+		assert.Less(t, took, time.Second, "%s moved from %s to %s within a second (took %v)", n, busiest, next, took)
 	}
 }
 
@@ -161,7 +170,7 @@ func TestFailingWorkIsRetriedAndOthersCarryOn(t *testing.T) {
 		earlyRuns.Add(1)
 		return nil
 	})
-	app := replica(t, "r1", memoryYAML, locks.NewMemorySpace(), failing, panicking, early, recorded(led, "steady"))
+	app := replica(t, "r1", memoryYAML, fx.Supply(locks.NewMemorySpace()), failing, panicking, early, recorded(led, "steady"))
 	app.RequireStart()
 	require.Eventually(t, func() bool {
 		return errRuns.Load() >= 3 && panicRuns.Load() >= 3 && earlyRuns.Load() >= 3
@@ -178,7 +187,7 @@ func TestFailureCanStopTheProgram(t *testing.T) {
 		<-time.After(100 * time.Millisecond)
 		return errors.New("fatal")
 	})
-	app := replica(t, "r1", memoryYAML+"on_failure: exit\n", locks.NewMemorySpace(), failing, recorded(led, "steady"))
+	app := replica(t, "r1", memoryYAML+"on_failure: exit\n", fx.Supply(locks.NewMemorySpace()), failing, recorded(led, "steady"))
 	app.RequireStart()
 	select {
 	case sig := <-app.Wait():
@@ -197,7 +206,7 @@ func TestShutdownTimeoutLeavesStuckWorkHeld(t *testing.T) {
 		return nil
 	})
 	space := locks.NewMemorySpace()
-	app := replica(t, "r1", memoryYAML+"shutdown_timeout: 200ms\n", space, stuck)
+	app := replica(t, "r1", memoryYAML+"shutdown_timeout: 200ms\n", fx.Supply(space), stuck)
 	app.RequireStart()
 	require.Eventually(t, func() bool {
 		obs, _ := space.Lock("default/stuck").Get(context.Background())
@@ -216,7 +225,7 @@ func TestDisabledComponentDoesNotCampaign(t *testing.T) {
 	noLeaks(t)
 	led := newLedgers()
 	space := locks.NewMemorySpace()
-	app := replica(t, "r1", memoryYAML+"components:\n  off:\n    enabled: false\n", space, recorded(led, "off"), recorded(led, "on"))
+	app := replica(t, "r1", memoryYAML+"components:\n  off:\n    enabled: false\n", fx.Supply(space), recorded(led, "off"), recorded(led, "on"))
 	app.RequireStart()
 	led.of("on").Leader(t)
 	assert.Empty(t, led.of("off").Leaders())

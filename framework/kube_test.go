@@ -13,6 +13,7 @@ import (
 	"go.uber.org/fx/fxtest"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/tenure/tenure/components"
 	"github.com/tenure/tenure/framework"
 	"github.com/tenure/tenure/internal/kubetest"
 	"github.com/tenure/tenure/locks"
@@ -44,48 +45,17 @@ components:
 	names := []string{"billing", "reports", "mailer", "indexer", "slow", "legacy"}
 	apps := map[string]*fxtest.App{}
 	for _, id := range []string{"r1", "r2", "r3"} {
-		opts := []fx.Option{
-			framework.Module,
-			framework.ConfigYAML("test.yaml", []byte(yaml+"identity: "+id+"\n")),
-			framework.WithClient(cs),
-			fx.Supply(quiet),
-			fx.NopLogger,
-		}
+		var comps []components.Component
 		for _, n := range names {
-			opts = append(opts, supply(recorded(led, n)))
+			comps = append(comps, recorded(led, n))
 		}
-		apps[id] = fxtest.New(t, opts...)
+		apps[id] = replica(t, id, yaml, framework.WithClient(cs), comps...)
 		apps[id].RequireStart()
 	}
 	// The first election on a new lock waits one lease (see package
 	// election); then every component has one leader.
-	for len(apps) > 1 {
-		count := map[string]int{}
-		leaderOf := map[string]string{}
-		for _, n := range names {
-			leaderOf[n] = led.of(n).Leader(t)
-			count[leaderOf[n]]++
-		}
-		var busiest string
-		for id := range apps {
-			if busiest == "" || count[id] > count[busiest] {
-				busiest = id
-			}
-		}
-		stopped := time.Now()
-		apps[busiest].RequireStop()
-		delete(apps, busiest)
-		for _, n := range names {
-			if leaderOf[n] != busiest {
-				continue
-			}
-			next := led.of(n).Leader(t)
-			took := led.of(n).Started(next).Sub(stopped)
-			assert.Less(t, took, time.Second, "%s moved from %s to %s within a second (took %v)", n, busiest, next, took)
-		}
-	}
-	for _, app := range apps {
-		app.RequireStop()
+	for len(apps) > 0 {
+		stopBusiest(t, apps, led, names)
 	}
 	for _, n := range names {
 		led.of(n).Check(t)
