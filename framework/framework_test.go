@@ -382,3 +382,39 @@ func logger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, n
 func kubernetesFor(cfg *rest.Config) (kubernetes.Interface, error) {
 	return kubernetes.NewForConfig(cfg)
 }
+
+func TestStatusAndLockWrapper(t *testing.T) {
+	noLeaks(t)
+	led := newLedgers()
+	var wrapped []string
+	var r *framework.Runner
+	app := fxtest.New(t, framework.Module,
+		framework.ConfigYAML("t", []byte(memoryYAML+"identity: r1\n")),
+		framework.WrapLocks(func(name string, l locks.Lock) locks.Lock {
+			wrapped = append(wrapped, name+"="+l.Describe())
+			return l
+		}),
+		fx.Supply(quiet), fx.NopLogger,
+		supply(recorded(led, "billing")), supply(recorded(led, "reports")),
+		fx.Populate(&r),
+	)
+	assert.ElementsMatch(t, []string{"billing=memory/default/billing", "reports=memory/default/reports"}, wrapped)
+	app.RequireStart()
+	led.of("billing").Leader(t)
+	led.of("reports").Leader(t)
+	require.Eventually(t, func() bool {
+		st := r.Status()
+		return len(st) == 2 && st[0].Leading && st[1].Leading
+	}, 5*time.Second, time.Millisecond)
+	st := r.Status()
+	assert.ElementsMatch(t, []string{"billing", "reports"}, []string{st[0].Name, st[1].Name})
+	for _, s := range st {
+		assert.Equal(t, "r1", s.Leader)
+		assert.Equal(t, "r1", s.Term.Identity)
+		assert.Equal(t, int32(1), s.Term.FencingToken)
+	}
+	app.RequireStop()
+	for _, s := range r.Status() {
+		assert.False(t, s.Leading)
+	}
+}

@@ -45,6 +45,31 @@ type RunnerParams struct {
 	MemorySpace *locks.MemorySpace `optional:"true"`
 	// Clock drives the failure backoff. Default: the real clock.
 	Clock clock.WithTicker `optional:"true"`
+	// WrapLock, if set, wraps every component's lock (see WrapLocks).
+	WrapLock LockWrapper `optional:"true"`
+}
+
+// LockWrapper wraps the lock of the named component: to instrument it, or
+// to inject faults in tests and demos.
+type LockWrapper func(component string, l locks.Lock) locks.Lock
+
+// WrapLocks makes the app wrap every component's lock with wrap.
+func WrapLocks(wrap LockWrapper) fx.Option { return fx.Supply(wrap) }
+
+// ComponentStatus is what this replica knows of one component's election.
+type ComponentStatus struct {
+	// Name of the component.
+	Name string
+	// Lock describes the component's lock.
+	Lock string
+	// Leading says whether this replica runs the component's leader work.
+	Leading bool
+	// Term is the current term, while Leading.
+	Term election.Term
+	// Leader is the holder this replica last observed ("" if none).
+	Leader string
+	// Failures counts the leader work's failures in a row.
+	Failures int
 }
 
 // Runner runs one election per enabled component, and each component's
@@ -165,6 +190,9 @@ func (r *Runner) newUnit(c components.Component, ns string, p RunnerParams, spac
 	if err != nil {
 		return nil, err
 	}
+	if p.WrapLock != nil {
+		lock = p.WrapLock(name, lock)
+	}
 	u := &unit{r: r, comp: c, settings: settings, log: r.log.With("component", name)}
 	u.election, err = election.New(election.Config{
 		Lock:             lock,
@@ -210,6 +238,23 @@ func (r *Runner) newLock(name string, s components.Election, cs kubernetes.Inter
 
 // Identity is this replica's identity in every election.
 func (r *Runner) Identity() string { return r.identity }
+
+// Status returns the status of every enabled component, in the order
+// they were registered.
+func (r *Runner) Status() []ComponentStatus {
+	out := make([]ComponentStatus, 0, len(r.units))
+	for _, u := range r.units {
+		st := ComponentStatus{Name: u.comp.Name(), Lock: u.election.Lock().Describe(), Leader: u.election.Leader()}
+		u.mu.Lock()
+		st.Leading, st.Failures = u.working, u.failures
+		u.mu.Unlock()
+		if st.Leading {
+			st.Term, _ = u.election.Term()
+		}
+		out = append(out, st)
+	}
+	return out
+}
 
 // Start starts every election and returns at once.
 func (r *Runner) Start(context.Context) error {

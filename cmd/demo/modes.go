@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/fx"
+	"golang.org/x/term"
+
+	"github.com/tenure/tenure/components"
+	"github.com/tenure/tenure/framework"
+)
+
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+// runMemory runs the simulated replicas with faults until ctx is done,
+// then stops them all gracefully.
+func runMemory(ctx context.Context, o options, ev *events, logger *slog.Logger, live bool, in *os.File, out io.Writer) error {
+	s := newSim(o, ev, logger)
+	ev.add("demo: %d replicas × %d components on in-process locks (lease %v); faults every few seconds", o.replicas, o.components, o.lease)
+	for _, r := range s.replicas {
+		if err := s.start(r); err != nil {
+			s.stopAll()
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var auto atomic.Bool
+	auto.Store(true)
+	faults := make(chan string)
+	var wg sync.WaitGroup
+	wg.Go(func() { s.schedule(ctx, auto.Load, faults) })
+
+	var tty *terminal
+	if live {
+		var err error
+		if tty, err = rawTerminal(in); err != nil {
+			live = false
+			ev.out = out
+		} else {
+			defer tty.restore()
+			// Reading the terminal cannot be interrupted; this goroutine
+			// ends with the process.
+			go tty.keys(func(k byte) {
+				switch k {
+				case 'g':
+					sendFault(ctx, faults, "stop")
+				case 'c':
+					sendFault(ctx, faults, "crash")
+				case 'p':
+					sendFault(ctx, faults, "pause")
+				case 'r':
+					sendFault(ctx, faults, "back")
+				case 'a':
+					ev.add("demo: automatic faults %s", map[bool]string{true: "on", false: "off"}[!auto.Load()])
+					auto.Store(!auto.Load())
+				case 'q', 3: // Ctrl-C arrives as a key in raw mode
+					cancel()
+				}
+			})
+		}
+	}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case kind := <-faults:
+			s.fault(kind)
+		case <-tick.C:
+			if live {
+				fmt.Fprint(out, s.render(o, auto.Load()))
+			}
+		}
+	}
+	cancel()
+	wg.Wait()
+	s.stopAll()
+	ev.add("demo: stopped; every lease released")
+	if live {
+		fmt.Fprint(out, s.render(o, auto.Load()))
+	}
+	return nil
+}
+
+func sendFault(ctx context.Context, faults chan<- string, kind string) {
+	select {
+	case faults <- kind:
+	case <-ctx.Done():
+	}
+}
+
+// stopAll stops every running replica gracefully, all at once.
+func (s *sim) stopAll() {
+	var wg sync.WaitGroup
+	for _, r := range s.replicas {
+		s.resume(r)
+		if st := r.getState(); st == stateUp {
+			wg.Go(func() { s.stop(r, false) })
+		}
+	}
+	wg.Wait()
+}
+
+// render draws the live view.
+func (s *sim) render(o options, auto bool) string {
+	var b strings.Builder
+	b.WriteString("\x1b[H\x1b[2J")
+	fmt.Fprintf(&b, "tenure demo: %d replicas × %d components on in-process locks (lease %v)\n\n", o.replicas, o.components, o.lease)
+	fmt.Fprintf(&b, "%-12s %-12s %5s %12s %11s\n", "COMPONENT", "LEADER", "TERM", "TRANSITIONS", "LAST RENEW")
+	for _, n := range s.names {
+		obs, err := s.lock(n).Get(context.Background())
+		if err != nil {
+			fmt.Fprintf(&b, "%-12s %v\n", n, err)
+			continue
+		}
+		rec := obs.Record
+		leader, renew := rec.HolderIdentity, "-"
+		if leader == "" {
+			leader = "(none)"
+		} else {
+			renew = fmt.Sprintf("%.1fs ago", time.Since(rec.RenewTime).Seconds())
+		}
+		fmt.Fprintf(&b, "%-12s %-12s %5d %12d %11s\n", n, leader, rec.LeaderTransitions, rec.LeaderTransitions, renew)
+	}
+	fmt.Fprintf(&b, "\n%-12s %-8s %s\n", "REPLICA", "STATE", "LEADS")
+	for _, r := range s.replicas {
+		r.mu.Lock()
+		state, runner := r.state, r.runner
+		r.mu.Unlock()
+		fmt.Fprintf(&b, "%-12s %-8s %s\n", r.id, state, leads(runner))
+	}
+	b.WriteString("\nrecent:\n")
+	for _, l := range s.ev.last() {
+		b.WriteString("  " + l + "\n")
+	}
+	fmt.Fprintf(&b, "\nkeys: g stop gracefully · c crash · p freeze · r bring back · a automatic faults (%s) · q quit\n",
+		map[bool]string{true: "on", false: "off"}[auto])
+	return strings.ReplaceAll(b.String(), "\n", "\r\n")
+}
+
+func leads(r *framework.Runner) string {
+	if r == nil {
+		return "-"
+	}
+	var names []string
+	for _, st := range r.Status() {
+		if st.Leading {
+			names = append(names, fmt.Sprintf("%s (term %d)", st.Name, st.Term.FencingToken))
+		}
+	}
+	if len(names) == 0 {
+		return "standby"
+	}
+	return strings.Join(names, ", ")
+}
+
+// runCluster runs one replica against a cluster until ctx is done.
+func runCluster(ctx context.Context, o options, ev *events, logger *slog.Logger, live bool, out io.Writer) error {
+	var runner *framework.Runner
+	opts := []fx.Option{
+		framework.Module,
+		fx.Supply(o.sources(map[string]any{"lock": "lease", "kubeconfig": o.kubeconfig}), logger),
+		fx.Populate(&runner),
+		fx.NopLogger,
+	}
+	for _, n := range names(o.components) {
+		opts = append(opts, framework.Component(func() components.Component { return demoComponent(n, ev) }))
+	}
+	app := fx.New(opts...)
+	if err := app.Err(); err != nil {
+		return err
+	}
+	if err := app.Start(ctx); err != nil {
+		return err
+	}
+	ev.add("demo: %s campaigns for %d components on Leases; stop it with Ctrl-C", runner.Identity(), o.components)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	render := func() {
+		var b strings.Builder
+		b.WriteString("\x1b[H\x1b[2J")
+		fmt.Fprintf(&b, "tenure demo: replica %s on Leases\n\n%-12s %-24s %s\n", runner.Identity(), "COMPONENT", "LEADER", "LOCK")
+		for _, st := range runner.Status() {
+			leader := st.Leader
+			if st.Leading {
+				leader += fmt.Sprintf(" (us, term %d)", st.Term.FencingToken)
+			}
+			fmt.Fprintf(&b, "%-12s %-24s %s\n", st.Name, leader, st.Lock)
+		}
+		b.WriteString("\nrecent:\n")
+		for _, l := range ev.last() {
+			b.WriteString("  " + l + "\n")
+		}
+		fmt.Fprint(out, b.String())
+	}
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-tick.C:
+			if live {
+				render()
+			}
+		}
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := app.Stop(stopCtx)
+	ev.add("demo: %s stopped; its leases released", runner.Identity())
+	if live {
+		render()
+	}
+	return err
+}
