@@ -267,4 +267,3 @@ func (s *sim) schedule(ctx context.Context, auto func() bool, faults chan<- stri
 		}
 	}
 }
-
