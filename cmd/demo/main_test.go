@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/tenure/tenure/internal/kubetest"
 	"github.com/tenure/tenure/internal/leadertest"
+	"github.com/tenure/tenure/internal/proctest"
 )
 
 func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }
@@ -48,21 +47,25 @@ func (tr *transcript) ledger(component string) *leadertest.Ledger {
 func (tr *transcript) read(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
-		line := sc.Text()
-		tr.mu.Lock()
-		tr.lines = append(tr.lines, line)
-		tr.mu.Unlock()
-		m := transition.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		var token int32
-		fmt.Sscan(m[4], &token)
-		if m[2] == "leads" {
-			tr.ledger(m[3]).Begin(m[1], token)
-		} else {
-			tr.ledger(m[3]).End(m[1])
-		}
+		tr.record(sc.Text())
+	}
+}
+
+// record notes one line of output.
+func (tr *transcript) record(line string) {
+	tr.mu.Lock()
+	tr.lines = append(tr.lines, line)
+	tr.mu.Unlock()
+	m := transition.FindStringSubmatch(line)
+	if m == nil {
+		return
+	}
+	var token int32
+	fmt.Sscan(m[4], &token)
+	if m[2] == "leads" {
+		tr.ledger(m[3]).Begin(m[1], token)
+	} else {
+		tr.ledger(m[3]).End(m[1])
 	}
 }
 
@@ -141,30 +144,18 @@ func TestDemoOnRealAPIServer(t *testing.T) {
 	cs := kubetest.Client(t)
 	ns := kubetest.Namespace(t)
 	kubeconfig := kubetest.Kubeconfig(t)
-	bin := filepath.Join(t.TempDir(), "demo")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
-
+	bin := proctest.Build(t, ".")
 	tr := newTranscript()
-	var wg sync.WaitGroup
-	start := func(id string, d time.Duration) {
-		cmd := exec.Command(bin, "--kubeconfig", kubeconfig, "--plain", "--components", "3", "--duration", d.String())
-		cmd.Env = append(os.Environ(), "TENURE_NAMESPACE="+ns, "TENURE_IDENTITY="+id)
-		out, err := cmd.StdoutPipe()
-		require.NoError(t, err)
-		cmd.Stderr = os.Stderr
-		require.NoError(t, cmd.Start())
-		wg.Go(func() {
-			tr.read(out)
-			assert.NoError(t, cmd.Wait(), "%s exits 0", id)
-		})
+	start := func(id string, d time.Duration) *proctest.Process {
+		return proctest.Start(t, id, tr.record, []string{"TENURE_NAMESPACE=" + ns, "TENURE_IDENTITY=" + id},
+			bin, "--kubeconfig", kubeconfig, "--plain", "--components", "3", "--duration", d.String())
 	}
-	start("p1", 7*time.Second) // first, so it leads; leaves early
+	procs := []*proctest.Process{start("p1", 7*time.Second)} // first, so it leads; leaves early
 	time.Sleep(500 * time.Millisecond)
-	start("p2", 12*time.Second)
-	start("p3", 12*time.Second)
-	wg.Wait()
+	procs = append(procs, start("p2", 12*time.Second), start("p3", 12*time.Second))
+	for _, p := range procs {
+		assert.NoError(t, p.Wait(t, 30*time.Second), "%s exits 0", p.Name)
+	}
 	t.Log("\n" + tr.text())
 	for _, n := range names(3) {
 		l := tr.ledger(n)

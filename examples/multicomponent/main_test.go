@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,19 +16,12 @@ import (
 
 	"github.com/tenure/tenure/internal/kubetest"
 	"github.com/tenure/tenure/internal/leadertest"
+	"github.com/tenure/tenure/internal/proctest"
 )
 
 func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }
 
 var names = []string{"billing", "reports", "janitor"}
-
-// process is one running copy of the example.
-type process struct {
-	id   string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when stdout is drained and the process has exited
-	err  error
-}
 
 // cluster runs copies of the example and records, from their output,
 // when each leads each component.
@@ -39,55 +29,27 @@ type cluster struct {
 	t      *testing.T
 	bin    string
 	config string
-	mu     sync.Mutex
 	led    map[string]*leadertest.Ledger
 }
 
 var line = regexp.MustCompile(`^\S+ (\S+) (\S+) (started|stopped) leading, term (\d+)$`)
 
-func (c *cluster) start(id string) *process {
-	t := c.t
-	cmd := exec.Command(c.bin, "--config", c.config)
-	cmd.Env = append(os.Environ(), "TENURE_IDENTITY="+id)
-	cmd.Stderr = &prefixWriter{t: t, prefix: id + ": "}
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	p := &process{id: id, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			m := line.FindStringSubmatch(sc.Text())
-			if m == nil {
-				continue
-			}
-			var token int32
-			fmt.Sscan(m[4], &token)
-			if m[3] == "started" {
-				c.led[m[1]].Begin(m[2], token)
-			} else {
-				c.led[m[1]].End(m[2])
-			}
-		}
-		p.err = cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-	})
-	return p
+func (c *cluster) record(l string) {
+	m := line.FindStringSubmatch(l)
+	if m == nil {
+		return
+	}
+	var token int32
+	fmt.Sscan(m[4], &token)
+	if m[3] == "started" {
+		c.led[m[1]].Begin(m[2], token)
+	} else {
+		c.led[m[1]].End(m[2])
+	}
 }
 
-// prefixWriter logs a process's standard error through t.
-type prefixWriter struct {
-	t      *testing.T
-	prefix string
-}
-
-func (w *prefixWriter) Write(p []byte) (int, error) {
-	w.t.Logf("%s%s", w.prefix, p)
-	return len(p), nil
+func (c *cluster) start(id string) *proctest.Process {
+	return proctest.Start(c.t, id, c.record, []string{"TENURE_IDENTITY=" + id}, c.bin, "--config", c.config)
 }
 
 func (c *cluster) leaders() map[string]string {
@@ -107,10 +69,7 @@ func TestProcessesHandOverOnSignals(t *testing.T) {
 	cs := kubetest.Client(t)
 	ns := kubetest.Namespace(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "multicomponent")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run(), "build the example")
+	bin := proctest.Build(t, ".")
 
 	config := filepath.Join(dir, "tenure.yaml")
 	require.NoError(t, os.WriteFile(config, fmt.Appendf(nil, `
@@ -136,7 +95,7 @@ components:
 	for _, n := range names {
 		c.led[n] = leadertest.New()
 	}
-	procs := map[string]*process{}
+	procs := map[string]*proctest.Process{}
 	for _, id := range []string{"p1", "p2", "p3"} {
 		procs[id] = c.start(id)
 	}
@@ -154,13 +113,8 @@ components:
 		}
 	}
 	signalled := time.Now()
-	require.NoError(t, procs[busiest].cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case <-procs[busiest].done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no exit within the shutdown timeout")
-	}
-	assert.NoError(t, procs[busiest].err, "exit code 0")
+	require.NoError(t, procs[busiest].Cmd.Process.Signal(syscall.SIGTERM))
+	assert.NoError(t, procs[busiest].Wait(t, 5*time.Second), "exit code 0 within the shutdown timeout")
 	t.Logf("%s led %d components and exited %v after SIGTERM", busiest, count[busiest], time.Since(signalled))
 	for _, n := range names {
 		lease, err := cs.CoordinationV1().Leases(ns).Get(context.Background(), n, metav1.GetOptions{})
@@ -179,8 +133,8 @@ components:
 	// for the lease (3s) to expire.
 	victim := c.led["billing"].Leader(t)
 	killed := time.Now()
-	require.NoError(t, procs[victim].cmd.Process.Kill())
-	<-procs[victim].done
+	require.NoError(t, procs[victim].Cmd.Process.Kill())
+	<-procs[victim].Done()
 	for _, n := range names {
 		c.led[n].End(victim) // its work died with it
 	}
