@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tenure/tenure/internal/kubetest"
+	"github.com/tenure/tenure/internal/proctest"
+)
+
+func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }
+
+// TestWorkFinishesBeforeTheLeaseIsReleased sends SIGTERM to the leader:
+// the work finishes its batch, then the lease is released, then the
+// program exits 0; a standby leads only after the work finished.
+func TestWorkFinishesBeforeTheLeaseIsReleased(t *testing.T) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	bin := proctest.Build(t, ".")
+	var order []string
+	start := func(id string) *proctest.Process {
+		return proctest.Start(t, id, nil, nil, bin, "--kubeconfig", kubetest.Kubeconfig(t), "--namespace", ns,
+			"--identity", id, "--lease-duration", "4s", "--renew-deadline", "3s", "--retry-period", "200ms", "--finish", "1s")
+	}
+	a := start("a")
+	a.WaitFor(t, "a started leading", 10*time.Second)
+	b := start("b")
+	time.Sleep(500 * time.Millisecond)
+
+	signalled := time.Now()
+	require.NoError(t, a.Cmd.Process.Signal(syscall.SIGTERM))
+	a.WaitFor(t, "a work finished", 5*time.Second)
+	finished := time.Now()
+	require.NoError(t, a.Wait(t, 5*time.Second), "exit 0")
+	assert.GreaterOrEqual(t, finished.Sub(signalled), time.Second, "the batch took its time")
+	for _, l := range a.Lines() {
+		for _, step := range []string{"finishing the current batch", "work finished", "released the lease"} {
+			if strings.Contains(l, step) {
+				order = append(order, step)
+			}
+		}
+	}
+	assert.Equal(t, []string{"finishing the current batch", "work finished", "released the lease"}, order)
+
+	b.WaitFor(t, "b started leading", 2*time.Second)
+	lease, err := cs.CoordinationV1().Leases(ns).Get(context.Background(), "graceful-example", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "b", *lease.Spec.HolderIdentity)
+	assert.GreaterOrEqual(t, lease.Spec.AcquireTime.Time, finished.Add(-50*time.Millisecond), "b acquired after a's work finished")
+}

@@ -1,0 +1,90 @@
+// Package cli holds what the single-election examples share: flags for the
+// cluster, the lock and the timings, and the client they make.
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/tenure/tenure/election"
+	"github.com/tenure/tenure/locks"
+)
+
+// Flags are the common command-line options.
+type Flags struct {
+	Kubeconfig, Namespace, Name, Identity     string
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+}
+
+// Register defines the flags, with the given defaults for the lock's
+// namespace and name.
+func Register(fs *flag.FlagSet, namespace, name string) *Flags {
+	f := &Flags{}
+	fs.StringVar(&f.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster)")
+	fs.StringVar(&f.Namespace, "namespace", namespace, "namespace of the lock")
+	fs.StringVar(&f.Name, "name", name, "name of the lock")
+	fs.StringVar(&f.Identity, "identity", defaultIdentity(), "this candidate's identity (default: $POD_NAME, else the host name)")
+	fs.DurationVar(&f.LeaseDuration, "lease-duration", 15*time.Second, "lease duration")
+	fs.DurationVar(&f.RenewDeadline, "renew-deadline", 10*time.Second, "renew deadline")
+	fs.DurationVar(&f.RetryPeriod, "retry-period", 2*time.Second, "retry period")
+	return f
+}
+
+func defaultIdentity() string {
+	if id := os.Getenv("POD_NAME"); id != "" {
+		return id
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// Client makes a clientset from --kubeconfig, or in-cluster.
+func (f *Flags) Client() (kubernetes.Interface, error) {
+	var (
+		cfg *rest.Config
+		err error
+	)
+	if f.Kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", f.Kubeconfig)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client (set --kubeconfig outside a cluster): %w", err)
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+// Election returns an election configuration on lock with the flags'
+// identity and timings.
+func (f *Flags) Election(lock locks.Lock) election.Config {
+	return election.Config{
+		Lock: lock, Identity: f.Identity,
+		LeaseDuration: f.LeaseDuration, RenewDeadline: f.RenewDeadline, RetryPeriod: f.RetryPeriod,
+	}
+}
+
+// SignalContext is cancelled on SIGTERM or SIGINT.
+func SignalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+}
+
+// Say prints a line on standard output, time-stamped.
+func Say(format string, args ...any) {
+	fmt.Printf("%s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}
+
+// Fatal prints err and exits 1.
+func Fatal(err error) {
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(1)
+}
