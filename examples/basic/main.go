@@ -7,24 +7,21 @@ package main
 
 import (
 	"context"
-	"flag"
 	"time"
+
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/tenure/tenure/election"
 	"github.com/tenure/tenure/examples/internal/cli"
 	"github.com/tenure/tenure/locks"
 )
 
-func main() {
-	f := cli.Register(flag.CommandLine, "default", "basic-example")
-	flag.Parse()
-	cs, err := f.Client()
-	if err != nil {
-		cli.Fatal(err)
-	}
+func main() { cli.Main("default", "basic-example", configure) }
+
+func configure(f *cli.Flags, cs kubernetes.Interface) (election.Config, error) {
 	lock, err := locks.NewLeaseLock(cs.CoordinationV1(), f.Namespace, f.Name)
 	if err != nil {
-		cli.Fatal(err)
+		return election.Config{}, err
 	}
 	cfg := f.Election(lock)
 	cfg.OnStartedLeading = func(ctx context.Context) {
@@ -43,13 +40,5 @@ func main() {
 	}
 	cfg.OnStoppedLeading = func() { cli.Say("%s stopped leading", f.Identity) }
 	cfg.OnNewLeader = func(id string) { cli.Say("%s sees a new leader: %s", f.Identity, id) }
-	e, err := election.New(cfg)
-	if err != nil {
-		cli.Fatal(err)
-	}
-	ctx, stop := cli.SignalContext()
-	defer stop()
-	if err := e.Run(ctx); err != nil {
-		cli.Fatal(err)
-	}
+	return cfg, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/tenure/tenure/examples/internal/clitest"
 	"github.com/tenure/tenure/internal/kubetest"
 	"github.com/tenure/tenure/internal/proctest"
 )
@@ -24,10 +25,7 @@ func TestTwoInstances(t *testing.T) {
 	cs := kubetest.Client(t)
 	ns := kubetest.Namespace(t)
 	bin := proctest.Build(t, ".")
-	start := func(id string) *proctest.Process {
-		return proctest.Start(t, id, nil, nil, bin, "--kubeconfig", kubetest.Kubeconfig(t), "--namespace", ns,
-			"--identity", id, "--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period", "200ms")
-	}
+	start := func(id string) *proctest.Process { return clitest.Start(t, bin, ns, id) }
 	a := start("a")
 	a.WaitFor(t, "a started leading", 10*time.Second)
 	b := start("b")

@@ -12,27 +12,29 @@ import (
 	"flag"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/tenure/tenure/election"
 	"github.com/tenure/tenure/examples/internal/cli"
 	"github.com/tenure/tenure/locks"
 )
 
+var finish = flag.Duration("finish", 2*time.Second, "how long the work takes to finish its batch after it is told to stop")
+
 func main() {
-	f := cli.Register(flag.CommandLine, "default", "graceful-example")
-	finish := flag.Duration("finish", 2*time.Second, "how long the work takes to finish its batch after it is told to stop")
-	flag.Parse()
-	cs, err := f.Client()
-	if err != nil {
-		cli.Fatal(err)
-	}
+	cli.Main("default", "graceful-example", configure)
+	// Run returned: the work has returned and the lease is released.
+	cli.Say("released the lease, exiting")
+}
+
+func configure(f *cli.Flags, cs kubernetes.Interface) (election.Config, error) {
 	lock, err := locks.NewLeaseLock(cs.CoordinationV1(), f.Namespace, f.Name)
 	if err != nil {
-		cli.Fatal(err)
+		return election.Config{}, err
 	}
 	cfg := f.Election(lock)
-	// The renew deadline must leave time to finish: after a lost lease
-	// the work is cancelled at RenewDeadline and must be done before
-	// LeaseDuration.
+	// After a lost lease the work is cancelled at RenewDeadline; to be
+	// safe it must be done before LeaseDuration, so leave it the time.
 	cfg.OnStartedLeading = func(ctx context.Context) {
 		term, _ := election.TermFromContext(ctx)
 		cli.Say("%s started leading, term %d", f.Identity, term.FencingToken)
@@ -41,15 +43,5 @@ func main() {
 		time.Sleep(*finish) // stands for flushing, committing, closing
 		cli.Say("%s work finished", f.Identity)
 	}
-	e, err := election.New(cfg)
-	if err != nil {
-		cli.Fatal(err)
-	}
-	ctx, stop := cli.SignalContext()
-	defer stop()
-	if err := e.Run(ctx); err != nil {
-		cli.Fatal(err)
-	}
-	// Run returns after the work has returned and the lease is released.
-	cli.Say("%s released the lease, exiting", f.Identity)
+	return cfg, nil
 }

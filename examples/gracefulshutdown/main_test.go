@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/tenure/tenure/examples/internal/clitest"
 	"github.com/tenure/tenure/internal/kubetest"
 	"github.com/tenure/tenure/internal/proctest"
 )
@@ -27,8 +28,7 @@ func TestWorkFinishesBeforeTheLeaseIsReleased(t *testing.T) {
 	bin := proctest.Build(t, ".")
 	var order []string
 	start := func(id string) *proctest.Process {
-		return proctest.Start(t, id, nil, nil, bin, "--kubeconfig", kubetest.Kubeconfig(t), "--namespace", ns,
-			"--identity", id, "--lease-duration", "4s", "--renew-deadline", "3s", "--retry-period", "200ms", "--finish", "1s")
+		return clitest.Start(t, bin, ns, id, "--lease-duration", "4s", "--renew-deadline", "3s", "--finish", "1s")
 	}
 	a := start("a")
 	a.WaitFor(t, "a started leading", 10*time.Second)

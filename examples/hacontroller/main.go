@@ -24,17 +24,14 @@ import (
 // Selector picks the pods this controller manages.
 const Selector = "managed-by=ha-controller"
 
-func main() {
-	f := cli.Register(flag.CommandLine, "kube-system", "ha-controller")
-	interval := flag.Duration("interval", 5*time.Second, "time between two clean-ups")
-	flag.Parse()
-	cs, err := f.Client()
-	if err != nil {
-		cli.Fatal(err)
-	}
+var interval = flag.Duration("interval", 5*time.Second, "time between two clean-ups")
+
+func main() { cli.Main("kube-system", "ha-controller", configure) }
+
+func configure(f *cli.Flags, cs kubernetes.Interface) (election.Config, error) {
 	lock, err := locks.NewConfigMapLock(cs.CoreV1(), f.Namespace, f.Name)
 	if err != nil {
-		cli.Fatal(err)
+		return election.Config{}, err
 	}
 	cfg := f.Election(lock)
 	cfg.OnStartedLeading = func(ctx context.Context) {
@@ -52,15 +49,7 @@ func main() {
 			}
 		}
 	}
-	e, err := election.New(cfg)
-	if err != nil {
-		cli.Fatal(err)
-	}
-	ctx, stop := cli.SignalContext()
-	defer stop()
-	if err := e.Run(ctx); err != nil {
-		cli.Fatal(err)
-	}
+	return cfg, nil
 }
 
 // cleanUp deletes the managed pods that failed.

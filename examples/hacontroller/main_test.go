@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/tenure/tenure/examples/internal/clitest"
 	"github.com/tenure/tenure/internal/kubetest"
 	"github.com/tenure/tenure/internal/proctest"
 )
@@ -56,10 +57,7 @@ func TestOnlyTheLeaderActs(t *testing.T) {
 	cs := kubetest.Client(t)
 	ns := kubetest.Namespace(t)
 	bin := proctest.Build(t, ".")
-	start := func(id string) *proctest.Process {
-		return proctest.Start(t, id, nil, nil, bin, "--kubeconfig", kubetest.Kubeconfig(t),
-			"--identity", id, "--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period", "200ms", "--interval", "300ms")
-	}
+	start := func(id string) *proctest.Process { return clitest.Start(t, bin, "", id, "--interval", "300ms") }
 	a := start("a")
 	a.WaitFor(t, "a started leading", 10*time.Second)
 	b := start("b")

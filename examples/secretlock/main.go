@@ -7,19 +7,16 @@ package main
 
 import (
 	"context"
-	"flag"
+
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/tenure/tenure/election"
 	"github.com/tenure/tenure/examples/internal/cli"
 )
 
-func main() {
-	f := cli.Register(flag.CommandLine, "default", "secret-lock-example")
-	flag.Parse()
-	cs, err := f.Client()
-	if err != nil {
-		cli.Fatal(err)
-	}
+func main() { cli.Main("default", "secret-lock-example", configure) }
+
+func configure(f *cli.Flags, cs kubernetes.Interface) (election.Config, error) {
 	cfg := f.Election(NewSecretLock(cs.CoreV1(), f.Namespace, f.Name))
 	cfg.OnStartedLeading = func(ctx context.Context) {
 		term, _ := election.TermFromContext(ctx)
@@ -27,13 +24,5 @@ func main() {
 		<-ctx.Done()
 		cli.Say("%s stopped leading", f.Identity)
 	}
-	e, err := election.New(cfg)
-	if err != nil {
-		cli.Fatal(err)
-	}
-	ctx, stop := cli.SignalContext()
-	defer stop()
-	if err := e.Run(ctx); err != nil {
-		cli.Fatal(err)
-	}
+	return cfg, nil
 }

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/tenure/tenure/examples/internal/clitest"
 	"github.com/tenure/tenure/internal/kubetest"
 	"github.com/tenure/tenure/internal/proctest"
 	"github.com/tenure/tenure/locks"
@@ -69,10 +70,7 @@ func TestOtherKeysAreKept(t *testing.T) {
 func TestTheProgramElectsOnASecret(t *testing.T) {
 	ns := kubetest.Namespace(t)
 	bin := proctest.Build(t, ".")
-	start := func(id string) *proctest.Process {
-		return proctest.Start(t, id, nil, nil, bin, "--kubeconfig", kubetest.Kubeconfig(t), "--namespace", ns,
-			"--identity", id, "--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period", "200ms")
-	}
+	start := func(id string) *proctest.Process { return clitest.Start(t, bin, ns, id) }
 	a := start("a")
 	a.WaitFor(t, "a started leading", 10*time.Second)
 	b := start("b")

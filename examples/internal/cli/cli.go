@@ -73,18 +73,39 @@ func (f *Flags) Election(lock locks.Lock) election.Config {
 	}
 }
 
-// SignalContext is cancelled on SIGTERM or SIGINT.
-func SignalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+// Main is an example's main: it registers the common flags with the
+// given defaults for the lock, parses the command line, makes the client,
+// lets configure make the election's configuration, and runs the election
+// until SIGTERM or SIGINT; the election then cancels the leader work, waits
+// for it and releases the lock. It exits 1 on error.
+func Main(namespace, name string, configure func(f *Flags, cs kubernetes.Interface) (election.Config, error)) {
+	f := Register(flag.CommandLine, namespace, name)
+	flag.Parse()
+	if err := f.run(configure); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func (f *Flags) run(configure func(f *Flags, cs kubernetes.Interface) (election.Config, error)) error {
+	cs, err := f.Client()
+	if err != nil {
+		return err
+	}
+	cfg, err := configure(f, cs)
+	if err != nil {
+		return err
+	}
+	e, err := election.New(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	return e.Run(ctx)
 }
 
 // Say prints a line on standard output, time-stamped.
 func Say(format string, args ...any) {
 	fmt.Printf("%s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
-}
-
-// Fatal prints err and exits 1.
-func Fatal(err error) {
-	fmt.Fprintln(os.Stderr, err)
-	os.Exit(1)
 }
