@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tenure/tenure/components"
@@ -68,26 +68,43 @@ components:
 	assert.Contains(t, cm.Annotations[locks.LeaderAnnotation], `"holderIdentity":""`)
 }
 
-// TestForbiddenLockIsReported runs a replica whose user may not touch
-// Leases: it starts, reports the forbidden calls and never leads.
-func TestForbiddenLockIsReported(t *testing.T) {
+// TestMissingPermissionsFailTheStart runs a replica whose user may read
+// Leases but not write them: the app does not start, and the error names
+// the component, the user, and each verb and resource it lacks.
+func TestMissingPermissionsFailTheStart(t *testing.T) {
+	cs := kubetest.Client(t)
 	ns := kubetest.Namespace(t)
-	noLeaks(t)
-	cs, err := kubernetesFor(kubetest.UserConfig(t, "nobody"))
+	ctx := context.Background()
+	_, err := cs.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "read-leases"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get"}}},
+	}, metav1.CreateOptions{})
 	require.NoError(t, err)
+	_, err = cs.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "read-leases"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "read-leases"},
+		Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "reader"}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	reader, err := kubernetesFor(kubetest.UserConfig(t, "reader", "system:authenticated"))
+	require.NoError(t, err)
+
 	led := newLedgers()
-	logs := &syncBuffer{}
-	app := fxtest.New(t,
+	app := fx.New(
 		framework.Module,
-		framework.ConfigYAML("t", []byte(fmt.Sprintf("namespace: %s\nidentity: r1\nlease_duration: 2s\nrenew_deadline: 1s\nretry_period: 100ms\n", ns))),
-		framework.WithClient(cs),
-		fx.Supply(logger(logs)),
+		framework.ConfigYAML("t", []byte(fmt.Sprintf("namespace: %s\nidentity: r1\n", ns))),
+		framework.WithClient(reader),
+		fx.Supply(quiet),
 		fx.NopLogger,
 		supply(recorded(led, "billing")),
 	)
-	app.RequireStart()
-	require.Eventually(t, func() bool { return logs.contains("forbidden") }, 10*time.Second, 10*time.Millisecond)
-	assert.Contains(t, logs.String(), "component=billing")
+	require.NoError(t, app.Err())
+	err = app.Start(ctx)
+	require.Error(t, err)
+	want := fmt.Sprintf(`components.billing: forbidden: "reader" may not create leases.coordination.k8s.io in namespace %q
+components.billing: forbidden: "reader" may not patch leases.coordination.k8s.io "billing" in namespace %q`, ns, ns)
+	assert.Contains(t, err.Error(), want)
+	assert.NotContains(t, err.Error(), "may not get")
 	assert.Empty(t, led.of("billing").Leaders())
-	app.RequireStop()
+	_ = app.Stop(ctx)
 }

@@ -80,6 +80,7 @@ type Runner struct {
 	log        *slog.Logger
 	shutdowner fx.Shutdowner
 	clock      clock.WithTicker
+	client     kubernetes.Interface
 	units      []*unit
 
 	// forceExit ends the process on a second signal; tests replace it.
@@ -94,6 +95,7 @@ type unit struct {
 	r        *Runner
 	comp     components.Component
 	settings components.Election
+	perms    []locks.Permission // the API requests its lock makes, if known
 	election *election.Election
 	log      *slog.Logger
 
@@ -118,6 +120,7 @@ func NewRunner(p RunnerParams) (*Runner, error) {
 		log:        p.Logger,
 		shutdowner: p.Shutdowner,
 		clock:      p.Clock,
+		client:     p.Client,
 		forceExit:  os.Exit,
 	}
 	if r.log == nil {
@@ -190,10 +193,13 @@ func (r *Runner) newUnit(c components.Component, ns string, p RunnerParams, spac
 	if err != nil {
 		return nil, err
 	}
+	u := &unit{r: r, comp: c, settings: settings, log: r.log.With("component", name)}
+	if pl, ok := lock.(permissioned); ok {
+		u.perms = pl.Permissions()
+	}
 	if p.WrapLock != nil {
 		lock = p.WrapLock(name, lock)
 	}
-	u := &unit{r: r, comp: c, settings: settings, log: r.log.With("component", name)}
 	u.election, err = election.New(election.Config{
 		Lock:             lock,
 		Name:             name,
@@ -256,8 +262,12 @@ func (r *Runner) Status() []ComponentStatus {
 	return out
 }
 
-// Start starts every election and returns at once.
-func (r *Runner) Start(context.Context) error {
+// Start checks that this program may make the requests its locks make
+// (see checkAccess), then starts every election and returns at once.
+func (r *Runner) Start(startCtx context.Context) error {
+	if err := r.checkAccess(startCtx, r.client); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.log.Info("starting elections", "identity", r.identity, "components", len(r.units))

@@ -133,3 +133,6 @@ func (c *ConfigMapLock) patch(ctx context.Context, op, version string, raw []byt
 	}
 	return c.observe(cm)
 }
+
+// Permissions returns the API requests the lock makes.
+func (c *ConfigMapLock) Permissions() []Permission { return c.permissions("") }

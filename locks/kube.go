@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -99,3 +100,36 @@ func (r objectRef) apiError(op string, err error) error {
 // errNoVersion is returned by Update when called without a version, which
 // would otherwise be an unconditional write.
 var errNoVersion = errors.New("version is empty: Update needs the Version of an earlier Observed")
+
+// Permission is one kind of API request a lock makes, for checking access
+// before an election starts and for writing least-privilege RBAC rules.
+type Permission struct {
+	Verb      string // "get", "create", "patch"
+	Group     string // API group: "coordination.k8s.io", "" for core
+	Resource  string // "leases", "configmaps"
+	Namespace string
+	Name      string // "" when the request cannot name the object (create)
+}
+
+// String renders p as RBAC would word it.
+func (p Permission) String() string {
+	res := p.Resource
+	if p.Group != "" {
+		res += "." + p.Group
+	}
+	s := p.Verb + " " + res
+	if p.Name != "" {
+		s += " " + strconv.Quote(p.Name)
+	}
+	return s + " in namespace " + strconv.Quote(p.Namespace)
+}
+
+// permissions are the requests a Lease or ConfigMap lock makes: get and
+// patch of its object, and create.
+func (o objectRef) permissions(group string) []Permission {
+	return []Permission{
+		{Verb: "get", Group: group, Resource: o.resource, Namespace: o.namespace, Name: o.name},
+		{Verb: "create", Group: group, Resource: o.resource, Namespace: o.namespace},
+		{Verb: "patch", Group: group, Resource: o.resource, Namespace: o.namespace, Name: o.name},
+	}
+}

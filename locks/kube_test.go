@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/ptr"
 
@@ -322,4 +323,22 @@ func TestLeaseLockStoresRecordWithoutDuration(t *testing.T) {
 	var spec map[string]any
 	require.NoError(t, json.Unmarshal(created.Raw, &spec))
 	assert.NotContains(t, spec, "leaseDurationSeconds")
+}
+
+func TestPermissionsNameWhatTheLocksDo(t *testing.T) {
+	cs := fake.NewClientset()
+	lease, err := locks.NewLeaseLock(cs.CoordinationV1(), "ns", "billing")
+	require.NoError(t, err)
+	var got []string
+	for _, p := range lease.Permissions() {
+		got = append(got, p.String())
+	}
+	assert.Equal(t, []string{
+		`get leases.coordination.k8s.io "billing" in namespace "ns"`,
+		`create leases.coordination.k8s.io in namespace "ns"`,
+		`patch leases.coordination.k8s.io "billing" in namespace "ns"`,
+	}, got)
+	cm, err := locks.NewConfigMapLock(cs.CoreV1(), "ns", "legacy")
+	require.NoError(t, err)
+	assert.Equal(t, locks.Permission{Verb: "patch", Resource: "configmaps", Namespace: "ns", Name: "legacy"}, cm.Permissions()[2])
 }

@@ -188,3 +188,6 @@ func RecordFromLeaseSpec(spec *coordinationv1.LeaseSpec) (Record, error) {
 	}
 	return r, nil
 }
+
+// Permissions returns the API requests the lock makes.
+func (l *LeaseLock) Permissions() []Permission { return l.permissions("coordination.k8s.io") }

@@ -1,0 +1,90 @@
+package framework
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/tenure/tenure/locks"
+)
+
+// permissioned is a lock that says which API requests it makes.
+type permissioned interface {
+	Permissions() []locks.Permission
+}
+
+// checkAccess asks the API server, with a SelfSubjectAccessReview per
+// request, whether this program may make every request its locks make,
+// and fails naming each component, verb and resource it may not: a
+// missing RBAC rule is clearer at start-up than as a stream of failed
+// renewals. A review that cannot be made is logged and does not block.
+func (r *Runner) checkAccess(ctx context.Context, cs kubernetes.Interface) error {
+	if cs == nil {
+		return nil
+	}
+	type denial struct {
+		component string
+		perm      locks.Permission
+		reason    string
+	}
+	var (
+		mu      sync.Mutex
+		denials []denial
+		wg      sync.WaitGroup
+	)
+	for _, u := range r.units {
+		if u.perms == nil {
+			continue
+		}
+		for _, p := range u.perms {
+			wg.Go(func() {
+				review, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+					Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+						Namespace: p.Namespace, Verb: p.Verb, Group: p.Group, Resource: p.Resource, Name: p.Name,
+					}},
+				}, metav1.CreateOptions{})
+				if err != nil {
+					r.log.Warn("cannot check access; going on", "component", u.comp.Name(), "permission", p.String(), "err", err)
+					return
+				}
+				if !review.Status.Allowed {
+					mu.Lock()
+					denials = append(denials, denial{u.comp.Name(), p, review.Status.Reason})
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if len(denials) == 0 {
+		return nil
+	}
+	slices.SortFunc(denials, func(a, b denial) int {
+		return cmp.Or(cmp.Compare(a.component, b.component), cmp.Compare(a.perm.String(), b.perm.String()))
+	})
+	user := "this program's user"
+	if review, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{}); err == nil {
+		user = strconv.Quote(review.Status.UserInfo.Username)
+	}
+	var errs []error
+	for _, d := range denials {
+		msg := fmt.Sprintf("components.%s: forbidden: %s may not %s", d.component, user, d.perm)
+		if d.reason != "" {
+			msg += " (" + d.reason + ")"
+		}
+		errs = append(errs, errors.New(msg))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("tenure: missing RBAC permissions; grant them with a Role (see deploy/):\n%w", err)
+	}
+	return nil
+}
