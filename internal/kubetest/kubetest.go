@@ -148,10 +148,17 @@ func UserConfig(t testing.TB, name string, groups ...string) *rest.Config {
 // programs that a test starts as separate processes.
 func Kubeconfig(t testing.TB) string {
 	t.Helper()
+	return KubeconfigFor(t, Shared(t).AdminToken)
+}
+
+// KubeconfigFor is Kubeconfig for the bearer token token, such as a
+// ServiceAccount's from the TokenRequest API.
+func KubeconfigFor(t testing.TB, token string) string {
+	t.Helper()
 	s := Shared(t)
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["kubetest"] = &clientcmdapi.Cluster{Server: s.URL, CertificateAuthority: s.CAFile}
-	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: s.AdminToken}
+	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: token}
 	cfg.Contexts["kubetest"] = &clientcmdapi.Context{Cluster: "kubetest", AuthInfo: "admin"}
 	cfg.CurrentContext = "kubetest"
 	path := filepath.Join(t.TempDir(), "kubeconfig")

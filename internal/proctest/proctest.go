@@ -37,8 +37,9 @@ type Process struct {
 	Name string
 	Cmd  *exec.Cmd
 
-	mu    sync.Mutex
-	lines []string
+	mu     sync.Mutex
+	lines  []string
+	stderr strings.Builder
 	grew  chan struct{} // closed and replaced when a line arrives
 	done  chan struct{}
 	err   error
@@ -46,13 +47,14 @@ type Process struct {
 
 // Start runs bin with args and extra environment variables. Each line of
 // its standard output is kept (see Lines, WaitFor) and passed to onLine,
-// if not nil, as it arrives; standard error goes to t.Log, prefixed with
-// name. The process is killed when t ends if it still runs.
+// if not nil, as it arrives; standard error is kept (see Stderr) and goes
+// to t.Log, prefixed with name. The process is killed when t ends if it still runs.
 func Start(t testing.TB, name string, onLine func(line string), env []string, bin string, args ...string) *Process {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = logWriter{t: t, prefix: name + ": "}
+	p := &Process{Name: name, Cmd: cmd, grew: make(chan struct{}), done: make(chan struct{})}
+	cmd.Stderr = logWriter{t: t, prefix: name + ": ", p: p}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatalf("proctest: %v", err)
@@ -60,7 +62,6 @@ func Start(t testing.TB, name string, onLine func(line string), env []string, bi
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("proctest: start %s: %v", name, err)
 	}
-	p := &Process{Name: name, Cmd: cmd, grew: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
@@ -140,12 +141,23 @@ func (p *Process) Wait(t testing.TB, timeout time.Duration) error {
 // Done is closed when the process has exited and its output is read.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
+// Stderr returns the standard error so far.
+func (p *Process) Stderr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
 type logWriter struct {
 	t      testing.TB
 	prefix string
+	p      *Process
 }
 
 func (w logWriter) Write(b []byte) (int, error) {
+	w.p.mu.Lock()
+	w.p.stderr.Write(b)
+	w.p.mu.Unlock()
 	w.t.Logf("%s%s", w.prefix, strings.TrimRight(string(b), "\n"))
 	return len(b), nil
 }
