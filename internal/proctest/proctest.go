@@ -40,9 +40,9 @@ type Process struct {
 	mu     sync.Mutex
 	lines  []string
 	stderr strings.Builder
-	grew  chan struct{} // closed and replaced when a line arrives
-	done  chan struct{}
-	err   error
+	grew   chan struct{} // closed and replaced when a line arrives
+	done   chan struct{}
+	err    error
 }
 
 // Start runs bin with args and extra environment variables. Each line of
