@@ -58,13 +58,16 @@ func (e *Election) attempt(ctx context.Context) (res attemptResult, err error) {
 	defer e.attemptMu.Unlock()
 
 	holding := e.IsLeader()
-	name := SpanAcquire
+	name, op := SpanAcquire, operationAcquire
 	if holding {
-		name = SpanRenew
+		name, op = SpanRenew, operationRenew
 	}
-	ctx, sp := e.startSpan(ctx, name)
+	ctx, sp := e.startSpan(ctx, name, op)
 	defer func() {
 		e.mu.Lock()
+		if err == nil {
+			e.lastOK, e.lostContact = e.cfg.Clock.Now(), false
+		}
 		holder, transitions := e.obs.holder(), e.obs.record.LeaderTransitions
 		announce := e.pendingLeader
 		e.pendingLeader = ""
@@ -267,6 +270,9 @@ func (e *Election) startTerm(obs locks.Observed, start time.Time) {
 	}
 	e.leader = e.cfg.Identity
 	e.pendingLeader = e.cfg.Identity
+	if e.firstLeadership.IsZero() {
+		e.firstLeadership = start
+	}
 }
 
 // wrote records a successful renewal sent at start.
@@ -306,10 +312,13 @@ func (e *Election) release(ctx context.Context) (err error) {
 	if version == "" {
 		return nil // never wrote, or the record is no longer ours
 	}
-	ctx, sp := e.startSpan(ctx, SpanRelease)
+	ctx, sp := e.startSpan(ctx, SpanRelease, operationRelease)
 	outcome := OutcomeReleased
 	defer func() {
 		e.mu.Lock()
+		if err == nil {
+			e.lastOK, e.lostContact = e.cfg.Clock.Now(), false
+		}
 		holder, transitions := e.obs.holder(), e.obs.record.LeaderTransitions
 		e.version = ""
 		e.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"k8s.io/utils/clock"
 
@@ -73,6 +74,10 @@ type Config struct {
 	// TracerProvider makes the tracer that traces every acquire, renew and
 	// release. Default: the global provider.
 	TracerProvider trace.TracerProvider
+	// MeterProvider makes the meter of the election's metrics (see
+	// MetricLeader and the other Metric names). Default: the global
+	// provider.
+	MeterProvider metric.MeterProvider
 	// Logger receives the election's logs. Default: slog.Default().
 	Logger *slog.Logger
 }

@@ -55,6 +55,7 @@ type Election struct {
 	cfg    Config
 	log    *slog.Logger
 	tracer trace.Tracer
+	ins    instruments
 	attrs  []attribute.KeyValue
 
 	// attemptMu makes attempts one at a time.
@@ -71,6 +72,9 @@ type Election struct {
 	maxToken          int32
 	sawToken          bool
 	warnedOwnIdentity bool
+	firstLeadership   time.Time // when this candidate first led, zero before
+	lastOK            time.Time // when an attempt last succeeded
+	lostContact       bool      // a term ended at its renew deadline, and no attempt succeeded since
 
 	// jitter lengthens a wait; tests replace it to get exact schedules.
 	jitter func(time.Duration) time.Duration
@@ -96,10 +100,19 @@ func New(cfg Config) (*Election, error) {
 	if tp == nil {
 		tp = otel.GetTracerProvider()
 	}
+	mp := cfg.MeterProvider
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	ins, err := newInstruments(mp)
+	if err != nil {
+		return nil, fmt.Errorf("election %s: metrics: %w", cfg.Name, err)
+	}
 	return &Election{
 		cfg:    cfg,
 		log:    cfg.Logger.With("election", cfg.Name, "identity", cfg.Identity),
 		tracer: tp.Tracer(ScopeName),
+		ins:    ins,
 		attrs:  staticAttributes(cfg),
 		jitter: jitter,
 	}, nil
@@ -144,6 +157,11 @@ func (e *Election) Run(ctx context.Context) error {
 		return err
 	}
 	defer finish()
+	unobserve, err := e.observeGauges(e.cfg.Clock.Now())
+	if err != nil {
+		e.log.Warn("cannot report the election's gauges", "err", err)
+	}
+	defer unobserve()
 	if e.cfg.OnNewLeader != nil {
 		n := newNotifier(e.cfg.OnNewLeader, e.log)
 		e.setNotifier(n)
@@ -245,7 +263,12 @@ func (e *Election) lead(ctx context.Context) {
 		return
 	}
 	e.log.Info("started leading", "lock", e.cfg.Lock.Describe(), "term", term.FencingToken)
-	workCtx, cancelWork := context.WithCancel(withTerm(ctx, term))
+	// The term's span: the work's context carries it, so that the work's
+	// own spans nest under it.
+	spanCtx, termSpan := e.tracer.Start(ctx, SpanLeadPrefix+e.cfg.Name,
+		trace.WithAttributes(append(e.attrs, AttrTransitions.Int(int(term.FencingToken)))...))
+	defer termSpan.End()
+	workCtx, cancelWork := context.WithCancel(withTerm(spanCtx, term))
 	workDone := make(chan struct{})
 	go func() {
 		defer close(workDone)
@@ -262,8 +285,9 @@ func (e *Election) lead(ctx context.Context) {
 	cancelWork()
 	<-workDone
 	e.log.Info("stopped leading", "reason", reason, "term", term.FencingToken)
+	termSpan.SetAttributes(AttrEndReason.String(reason))
 	if ctx.Err() == nil || !e.cfg.KeepLeaseOnStop {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RenewDeadline)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(spanCtx), e.cfg.RenewDeadline)
 		if err := e.release(rctx); err != nil {
 			e.log.Warn("cannot release the lock; other candidates take over when the lease expires", "lock", e.cfg.Lock.Describe(), "err", err)
 		}
@@ -307,7 +331,7 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}) string {
 			return "the leader work returned"
 		case <-deadlineTimer.C():
 			e.mu.Lock()
-			e.holding = false
+			e.holding, e.lostContact = false, true
 			e.mu.Unlock()
 			return fmt.Sprintf("no successful renewal for the renew deadline %v", e.cfg.RenewDeadline)
 		case <-renewTimer.C():
@@ -398,6 +422,25 @@ func (e *Election) announce(identity string) {
 		return
 	}
 	e.callback("OnNewLeader", func() { e.cfg.OnNewLeader(identity) })
+}
+
+// Check reports whether this candidate is cut off from its lock while it
+// leads, or since it lost a term for want of renewals: it fails once no
+// attempt has succeeded for RenewDeadline + margin, and passes again after
+// one does. A follower that cannot reach the lock is not at fault and
+// passes. Serve it as a liveness probe (as client-go's HealthzAdaptor), so
+// that a leader cut off from the API server is restarted.
+func (e *Election) Check(margin time.Duration) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.holding && !e.lostContact {
+		return nil
+	}
+	if since := e.cfg.Clock.Since(e.lastOK); since > e.cfg.RenewDeadline+margin {
+		return fmt.Errorf("election %s: no successful call to %s for %v (renew deadline %v)",
+			e.cfg.Name, e.cfg.Lock.Describe(), since.Truncate(time.Millisecond), e.cfg.RenewDeadline)
+	}
+	return nil
 }
 
 // Lock returns the election's lock.

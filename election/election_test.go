@@ -517,3 +517,30 @@ func TestCallbackPanicsAreContained(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, ok)
 }
+
+func TestCheckFailsForALeaderCutOffFromItsLock(t *testing.T) {
+	mem := freeLock(t)
+	a := newCandidate(t, mem, "a", epoch)
+	b := newCandidate(t, mem, "b", epoch)
+	const margin = time.Second
+	require.True(t, a.try(t))
+	require.False(t, b.try(t))
+	require.NoError(t, a.Check(margin))
+
+	a.clock.Step(deadline + margin + time.Millisecond)
+	b.clock.Step(deadline + margin + time.Millisecond)
+	require.EqualError(t, a.Check(margin), "election test: no successful call to memory/l for 11.001s (renew deadline 10s)")
+	require.NoError(t, b.Check(margin), "a follower is not at fault")
+	require.True(t, a.try(t))
+	require.NoError(t, a.Check(margin), "healthy again once a renewal succeeds")
+
+	// As the renew deadline does when renewals fail: the term is over,
+	// but the candidate is still cut off.
+	a.mu.Lock()
+	a.holding, a.lostContact = false, true
+	a.mu.Unlock()
+	a.clock.Step(deadline + margin + time.Millisecond)
+	require.Error(t, a.Check(margin), "cut off since it lost its term")
+	require.False(t, a.try(t), "an attempt that reaches the lock")
+	require.NoError(t, a.Check(margin))
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.uber.org/goleak"
@@ -74,18 +75,20 @@ type candidate struct {
 	leaders  []string
 	stopped  int
 	workRuns int
+	metrics  *sdkmetric.ManualReader
 }
 
 type option func(*Config)
 
 func newCandidate(t *testing.T, lock locks.Lock, id string, start time.Time, opts ...option) *candidate {
 	t.Helper()
-	c := &candidate{clock: clocktesting.NewFakeClock(start), spans: tracetest.NewSpanRecorder()}
+	c := &candidate{clock: clocktesting.NewFakeClock(start), spans: tracetest.NewSpanRecorder(), metrics: sdkmetric.NewManualReader()}
 	cfg := Config{
 		Lock: lock, Identity: id, Name: "test",
 		LeaseDuration: lease, RenewDeadline: deadline, RetryPeriod: retry,
 		Clock:          c.clock,
 		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(c.spans)),
+		MeterProvider:  sdkmetric.NewMeterProvider(sdkmetric.WithReader(c.metrics)),
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OnNewLeader: func(id string) {
 			c.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -22,6 +23,10 @@ const (
 	SpanAcquire = "acquire lease"
 	SpanRenew   = "renew lease"
 	SpanRelease = "release lease"
+	// SpanLeadPrefix starts the name of a term's span: "lead <election>".
+	// The leader work's context carries it, so that the work's own spans
+	// nest under the term.
+	SpanLeadPrefix = "lead "
 )
 
 // Span attribute keys.
@@ -35,6 +40,8 @@ const (
 	AttrOutcome     = attribute.Key("tenure.outcome")
 	AttrTransitions = attribute.Key("tenure.lease.transitions")
 	AttrErrorType   = attribute.Key("error.type")
+	// AttrEndReason says why a term ended, on its span.
+	AttrEndReason = attribute.Key("tenure.term.end_reason")
 )
 
 // Outcomes of an attempt, the value of AttrOutcome.
@@ -70,14 +77,18 @@ func staticAttributes(cfg Config) []attribute.KeyValue {
 	return attrs
 }
 
-// span is one traced attempt; end records what came of it.
+// span is one traced and counted attempt; end records what came of it.
 type span struct {
 	trace.Span
+	ctx   context.Context
+	e     *Election
+	op    string // operationAcquire, operationRenew or operationRelease
+	start time.Time
 }
 
-func (e *Election) startSpan(ctx context.Context, name string) (context.Context, span) {
+func (e *Election) startSpan(ctx context.Context, name, op string) (context.Context, span) {
 	ctx, s := e.tracer.Start(ctx, name, trace.WithAttributes(e.attrs...))
-	return ctx, span{s}
+	return ctx, span{Span: s, ctx: ctx, e: e, op: op, start: e.cfg.Clock.Now()}
 }
 
 // end closes the span with the outcome, the holder observed and the
@@ -90,6 +101,7 @@ func (s span) end(outcome, holder string, transitions int32, err error) {
 		s.SetStatus(codes.Error, err.Error())
 	}
 	s.End()
+	s.e.countAttempt(s.ctx, s.op, outcome, s.e.cfg.Clock.Since(s.start))
 }
 
 // errorType is a low-cardinality name for err, for AttrErrorType.
