@@ -68,6 +68,11 @@ type Config struct {
 	FailureBackoff, FailureBackoffMax time.Duration
 	// Tracing configures trace export.
 	Tracing Tracing
+	// HTTP configures the operator's endpoint.
+	HTTP HTTP
+	// Events records a Kubernetes Event on a component's lock when this
+	// replica starts or stops leading it, as client-go does.
+	Events bool
 	// Components are the entries of the components map, by name.
 	Components map[string]Component
 }
@@ -78,6 +83,16 @@ type Component struct {
 	Enabled bool
 	// Election overrides the component's settings; zero fields do not.
 	Election components.Election
+}
+
+// HTTP configures the operator's endpoint: /metrics (Prometheus),
+// /healthz, /readyz and /leaders.
+type HTTP struct {
+	// Address to listen on, such as ":8080". Empty: no endpoint.
+	Address string
+	// HealthzMargin is how long past a leader's renew deadline without a
+	// successful call to its lock /healthz still passes.
+	HealthzMargin time.Duration
 }
 
 // Tracing configures the export of the elections' spans.
@@ -117,6 +132,7 @@ func Default() *Config {
 		FailureBackoff:    time.Second,
 		FailureBackoffMax: time.Minute,
 		Tracing:           Tracing{Exporter: "otlp", Protocol: "grpc", SampleRatio: 1},
+		HTTP:              HTTP{HealthzMargin: 10 * time.Second},
 		Components:        map[string]Component{},
 	}
 }

@@ -131,6 +131,9 @@ var setters = map[string]func(c *Config, v any) error{
 	"on_failure":          func(c *Config, v any) error { return enum(v, &c.OnFailure, FailureRecampaign, FailureExit) },
 	"failure_backoff":     func(c *Config, v any) error { return dur(v, &c.FailureBackoff) },
 	"failure_backoff_max": func(c *Config, v any) error { return dur(v, &c.FailureBackoffMax) },
+	"events":              func(c *Config, v any) error { return boolean(v, &c.Events) },
+	"http.address":        func(c *Config, v any) error { return str(v, &c.HTTP.Address) },
+	"http.healthz_margin": func(c *Config, v any) error { return dur(v, &c.HTTP.HealthzMargin) },
 	"tracing.enabled":     func(c *Config, v any) error { return boolean(v, &c.Tracing.Enabled) },
 	"tracing.exporter":    func(c *Config, v any) error { return enum(v, &c.Tracing.Exporter, "otlp", "stdout") },
 	"tracing.endpoint":    func(c *Config, v any) error { return str(v, &c.Tracing.Endpoint) },
@@ -177,7 +180,7 @@ func (c *Config) set(key string, v any) error {
 		c.Components[name] = c.entry(name)
 		return nil
 	}
-	if (key == "components" || key == "tracing") && isEmpty(v) {
+	if (key == "components" || key == "tracing" || key == "http") && isEmpty(v) {
 		return nil
 	}
 	set, known := setters[key]

@@ -424,6 +424,14 @@ func (e *Election) announce(identity string) {
 	e.callback("OnNewLeader", func() { e.cfg.OnNewLeader(identity) })
 }
 
+// Record returns the record as this candidate last read or wrote it, and
+// false if it has seen no valid record yet.
+func (e *Election) Record() (locks.Record, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.obs.record, e.obs.seen && e.obs.exists && e.obs.valid
+}
+
 // Check reports whether this candidate is cut off from its lock while it
 // leads, or since it lost a term for want of renewals: it fails once no
 // attempt has succeeded for RenewDeadline + margin, and passes again after

@@ -35,8 +35,9 @@ import (
 )
 
 // Module provides the configuration (*config.Config), the Kubernetes
-// client (kubernetes.Interface) and the Runner, and starts the Runner
-// with the app.
+// client (kubernetes.Interface), the replica's Identity, its Telemetry and
+// the Runner; it starts the Runner with the app, and the HTTP endpoint if
+// one is configured.
 //
 // Replace what it provides with fx.Replace or fx.Decorate at the app's
 // top level: WithClient does so for the client.
@@ -44,9 +45,12 @@ var Module = fx.Module("tenure",
 	fx.Provide(
 		NewConfig,
 		NewClient,
+		NewIdentity,
+		NewTelemetry,
 		NewRunner,
 	),
 	fx.Invoke(func(*Runner) {}),
+	fx.Invoke(registerHTTP),
 )
 
 // ConfigSources are the layers of configuration NewConfig loads. Supply
@@ -146,12 +150,15 @@ func needsCluster(cfg *config.Config) bool {
 	return false
 }
 
-// Identity returns the configured identity, or $POD_NAME (else the host
+// Identity is this replica's identity in every election.
+type Identity string
+
+// NewIdentity returns the configured identity, or $POD_NAME (else the host
 // name) followed by a random suffix, so that two processes never share
 // an identity even on one host.
-func Identity(cfg *config.Config) (string, error) {
+func NewIdentity(cfg *config.Config) (Identity, error) {
 	if cfg.Identity != "" {
-		return cfg.Identity, nil
+		return Identity(cfg.Identity), nil
 	}
 	base := os.Getenv("POD_NAME")
 	if base == "" {
@@ -165,7 +172,7 @@ func Identity(cfg *config.Config) (string, error) {
 	if _, err := rand.Read(suffix); err != nil {
 		return "", fmt.Errorf("identity: %w", err)
 	}
-	return base + "-" + hex.EncodeToString(suffix), nil
+	return Identity(base + "-" + hex.EncodeToString(suffix)), nil
 }
 
 const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"

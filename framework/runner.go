@@ -11,10 +11,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
@@ -38,8 +38,10 @@ type RunnerParams struct {
 	Components []components.Component `group:"components"`
 	// Logger receives the logs. Default: slog.Default().
 	Logger *slog.Logger `optional:"true"`
-	// TracerProvider traces the elections. Default: the global provider.
-	TracerProvider trace.TracerProvider `optional:"true"`
+	// Identity is this replica's identity.
+	Identity Identity
+	// Telemetry receives the elections' spans and metrics.
+	Telemetry *Telemetry
 	// MemorySpace holds the memory locks; supply one to share them
 	// between apps in one process. Default: one of the app's own.
 	MemorySpace *locks.MemorySpace `optional:"true"`
@@ -70,6 +72,12 @@ type ComponentStatus struct {
 	Leader string
 	// Failures counts the leader work's failures in a row.
 	Failures int
+	// Record is the lock's record as this replica last saw it; Observed
+	// is false until it has seen one.
+	Record   locks.Record
+	Observed bool
+	// Healthy is the election's Check with the configured margin.
+	Healthy error
 }
 
 // Runner runs one election per enabled component, and each component's
@@ -86,8 +94,10 @@ type Runner struct {
 	// forceExit ends the process on a second signal; tests replace it.
 	forceExit func(code int)
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	running  atomic.Bool  // between Start and Stop: ready
+	httpAddr atomic.Value // string: where the HTTP endpoint listens
 }
 
 // unit is one component and its election.
@@ -110,13 +120,9 @@ type unit struct {
 // their elections; every problem found is in its error, and nothing has
 // started. fx calls it when the app is built.
 func NewRunner(p RunnerParams) (*Runner, error) {
-	identity, err := Identity(p.Config)
-	if err != nil {
-		return nil, err
-	}
 	r := &Runner{
 		cfg:        p.Config,
-		identity:   identity,
+		identity:   string(p.Identity),
 		log:        p.Logger,
 		shutdowner: p.Shutdowner,
 		clock:      p.Clock,
@@ -208,7 +214,8 @@ func (r *Runner) newUnit(c components.Component, ns string, p RunnerParams, spac
 		RenewDeadline:    settings.RenewDeadline,
 		RetryPeriod:      settings.RetryPeriod,
 		OnStartedLeading: u.work,
-		TracerProvider:   p.TracerProvider,
+		TracerProvider:   p.Telemetry.TracerProvider,
+		MeterProvider:    p.Telemetry.MeterProvider,
 		Logger:           u.log,
 	})
 	if err != nil {
@@ -251,6 +258,8 @@ func (r *Runner) Status() []ComponentStatus {
 	out := make([]ComponentStatus, 0, len(r.units))
 	for _, u := range r.units {
 		st := ComponentStatus{Name: u.comp.Name(), Lock: u.election.Lock().Describe(), Leader: u.election.Leader()}
+		st.Record, st.Observed = u.election.Record()
+		st.Healthy = u.election.Check(r.cfg.HTTP.HealthzMargin)
 		u.mu.Lock()
 		st.Leading, st.Failures = u.working, u.failures
 		u.mu.Unlock()
@@ -271,6 +280,7 @@ func (r *Runner) Start(startCtx context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.log.Info("starting elections", "identity", r.identity, "components", len(r.units))
+	r.running.Store(true)
 	for _, u := range r.units {
 		r.wg.Go(func() { u.loop(ctx) })
 	}
@@ -287,6 +297,7 @@ func (r *Runner) Stop(ctx context.Context) error {
 	if r.cancel == nil {
 		return nil
 	}
+	r.running.Store(false)
 	r.cancel()
 	done := make(chan struct{})
 	go func() {

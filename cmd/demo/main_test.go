@@ -107,7 +107,9 @@ func TestDemoInMemory(t *testing.T) {
 	graceful := handOver(t, out, "stops gracefully")
 	assert.Less(t, graceful, time.Second, "after a graceful stop a standby leads at once")
 	crash := handOver(t, out, "crashes")
-	assert.Greater(t, crash, 2*time.Second, "after a crash standbys wait for the lease (3s) from the last renewal")
+	// From the last renewal a standby saw, which a loaded machine can
+	// delay by a second or so: well above the hand-over, below the lease.
+	assert.Greater(t, crash, time.Second, "after a crash standbys wait for the lease (3s) from the last renewal they saw")
 	assert.Less(t, crash, 4*time.Second)
 }
 
