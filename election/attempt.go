@@ -101,7 +101,7 @@ func (e *Election) acquire(ctx context.Context) (attemptResult, error) {
 	switch {
 	case errors.Is(err, locks.ErrNotFound):
 		if e.observeMissing(now) {
-			return attemptResult{outcome: OutcomeHeld}, nil
+			return attemptResult{outcome: OutcomeMissing}, nil
 		}
 		start := e.cfg.Clock.Now()
 		created, err := e.cfg.Lock.Create(ctx, e.record(start, start, e.nextToken(-1)))

@@ -48,7 +48,7 @@ func newInstruments(mp metric.MeterProvider) (instruments, error) {
 	ins.renewDuration, errs[1] = m.Float64Histogram(MetricRenewDuration, metric.WithUnit("s"),
 		metric.WithDescription("Latency of lock renewals."),
 		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-	ins.leader, errs[2] = m.Int64ObservableGauge(MetricLeader, metric.WithUnit("1"),
+	ins.leader, errs[2] = m.Int64ObservableGauge(MetricLeader, metric.WithUnit("{leader}"),
 		metric.WithDescription("1 while this candidate leads the election, else 0."))
 	ins.transitions, errs[3] = m.Int64ObservableGauge(MetricTransitions, metric.WithUnit("{transition}"),
 		metric.WithDescription("Leader transitions of the lock's record, as last observed."))

@@ -102,6 +102,9 @@ func TestGaugesWhileRunning(t *testing.T) {
 	bm := b.collect(t)
 	bLeader, _ := gauge[int64](t, bm[MetricLeader])
 	assert.Equal(t, int64(0), bLeader)
+	bTransitions, ok := gauge[int64](t, bm[MetricTransitions])
+	assert.True(t, ok, "a follower reports the transitions it saw")
+	assert.Equal(t, int64(1), bTransitions)
 	_, ok = gauge[float64](t, bm[MetricSinceLastRenewal])
 	assert.False(t, ok, "only a leader reports time since renewal")
 }

@@ -50,6 +50,9 @@ const (
 	OutcomeRenewed  = "renewed"
 	OutcomeReleased = "released"
 	OutcomeHeld     = "held by other"
+	// OutcomeMissing: the lock does not exist, and has not been missing
+	// for a whole lease yet (see the package documentation).
+	OutcomeMissing  = "missing"
 	OutcomeConflict = "conflict"
 	OutcomeLost     = "lost"
 	OutcomeError    = "error"

@@ -63,11 +63,15 @@ func NewTelemetry(p TelemetryParams) (*Telemetry, error) {
 	}
 	if p.Config.HTTP.Address != "" {
 		reg := prometheus.NewRegistry()
-		exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+		exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
 		if err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+		res, err := newResource(p.Config.Tracing.ServiceName, string(p.Identity))
+		if err != nil {
+			return nil, err
+		}
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res))
 		t.MeterProvider = mp
 		t.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 		shutdowns = append(shutdowns, mp.Shutdown)
@@ -119,19 +123,28 @@ func newTracerProvider(cfg *config.Config, identity string) (*sdktrace.TracerPro
 	if err != nil {
 		return nil, fmt.Errorf("tracing: exporter: %w", err)
 	}
-	res, err := resource.New(ctx,
-		resource.WithFromEnv(), // OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME
-		resource.WithTelemetrySDK(),
-		resource.WithAttributes(resourceAttributes(tc.ServiceName, identity)...),
-	)
+	res, err := newResource(tc.ServiceName, identity)
 	if err != nil {
-		return nil, fmt.Errorf("tracing: resource: %w", err)
+		return nil, err
 	}
 	return sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp),
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(tc.SampleRatio))),
 	), nil
+}
+
+// newResource describes this replica to the telemetry backends.
+func newResource(serviceName, identity string) (*resource.Resource, error) {
+	res, err := resource.New(context.Background(),
+		resource.WithFromEnv(), // OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME
+		resource.WithTelemetrySDK(),
+		resource.WithAttributes(resourceAttributes(serviceName, identity)...),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: resource: %w", err)
+	}
+	return res, nil
 }
 
 func resourceAttributes(serviceName, identity string) []attribute.KeyValue {
