@@ -5,13 +5,22 @@ package deploy_test
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -74,10 +83,22 @@ func TestManifests(t *testing.T) {
 	kubeconfig := serviceAccountKubeconfig(t, cs)
 
 	t.Run("RunsWithTheRole", func(t *testing.T) {
-		p := proctest.Start(t, "pod", nil, env, bin, "--config", config, "--kubeconfig", kubeconfig)
+		addr := freeAddress(t)
+		p := proctest.Start(t, "pod", nil, append(env, "TENURE_HTTP__ADDRESS="+addr), bin, "--config", config, "--kubeconfig", kubeconfig)
 		for _, c := range []string{"billing", "reports", "janitor"} {
 			p.WaitFor(t, c+" multicomponent-7d9f-abcde-", 10*time.Second)
 		}
+		for _, path := range []string{"/healthz", "/readyz"} {
+			code, _ := get(t, "http://"+addr+path)
+			assert.Equal(t, http.StatusOK, code, path)
+		}
+		// The dashboard's queries name metrics the program serves.
+		var metrics string
+		require.Eventually(t, func() bool {
+			_, metrics = get(t, "http://"+addr+"/metrics")
+			return strings.Contains(metrics, "tenure_election_renew_duration_seconds_bucket")
+		}, 5*time.Second, 50*time.Millisecond)
+		checkDashboard(t, metrics)
 		require.NoError(t, p.Cmd.Process.Signal(os.Interrupt))
 		require.NoError(t, p.Wait(t, 10*time.Second))
 	})
@@ -98,4 +119,67 @@ func TestManifests(t *testing.T) {
 		assert.NotContains(t, p.Stderr(), "may not get")
 		assert.NotContains(t, p.Output(), "started leading")
 	})
+}
+
+func freeAddress(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
+}
+
+var metricName = regexp.MustCompile(`\btenure_[a-z_]+`)
+
+// checkDashboard checks that the Grafana dashboard is valid JSON and that
+// every metric its queries name is in metrics, a /metrics scrape.
+func checkDashboard(t *testing.T, metrics string) {
+	raw, err := os.ReadFile("grafana/tenure-dashboard.json")
+	require.NoError(t, err)
+	var dash struct {
+		Title  string `json:"title"`
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &dash), "valid JSON")
+	require.NotEmpty(t, dash.Panels)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(metrics))
+	require.NoError(t, err)
+	served := map[string]bool{}
+	for name, fam := range families {
+		served[name] = true
+		if fam.GetType() == dto.MetricType_HISTOGRAM {
+			served[name+"_bucket"], served[name+"_sum"], served[name+"_count"] = true, true, true
+		}
+	}
+	seen := 0
+	for _, p := range dash.Panels {
+		require.NotEmpty(t, p.Targets, p.Title)
+		for _, target := range p.Targets {
+			names := metricName.FindAllString(target.Expr, -1)
+			assert.NotEmpty(t, names, "%s: %s", p.Title, target.Expr)
+			for _, n := range names {
+				if strings.HasPrefix(n, "tenure_election_name") || strings.HasPrefix(n, "tenure_operation") || strings.HasPrefix(n, "tenure_outcome") {
+					continue // labels
+				}
+				seen++
+				assert.True(t, served[n], "panel %q queries %s, which /metrics does not serve", p.Title, n)
+			}
+		}
+	}
+	assert.GreaterOrEqual(t, seen, 7)
 }

@@ -293,3 +293,27 @@ func TestLeadersMatchTheLeases(t *testing.T) {
 	a2.RequireStop()
 	a1.RequireStop()
 }
+
+// TestEventsOnTheLock: with events on, starting and stopping to lead are
+// Events on the Lease, as client-go records them.
+func TestEventsOnTheLock(t *testing.T) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	led := newLedgers()
+	app := replica(t, "r1", fmt.Sprintf("namespace: %s\nevents: true\nlease_duration: 2s\nrenew_deadline: 1500ms\nretry_period: 100ms\n", ns),
+		framework.WithClient(cs), recorded(led, "billing"))
+	app.RequireStart()
+	led.of("billing").Leader(t)
+	app.RequireStop()
+	require.Eventually(t, func() bool {
+		list, err := cs.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=billing"})
+		require.NoError(t, err)
+		var msgs []string
+		for _, e := range list.Items {
+			assert.Equal(t, "Lease", e.InvolvedObject.Kind)
+			assert.Equal(t, "LeaderElection", e.Reason)
+			msgs = append(msgs, e.Message)
+		}
+		return assert.ObjectsAreEqual([]string{"r1 became leader", "r1 stopped leading"}, msgs)
+	}, 5*time.Second, 50*time.Millisecond)
+}

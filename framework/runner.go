@@ -90,6 +90,7 @@ type Runner struct {
 	clock      clock.WithTicker
 	client     kubernetes.Interface
 	units      []*unit
+	events     *events // nil unless configured
 
 	// forceExit ends the process on a second signal; tests replace it.
 	forceExit func(code int)
@@ -202,6 +203,9 @@ func (r *Runner) newUnit(c components.Component, ns string, p RunnerParams, spac
 	u := &unit{r: r, comp: c, settings: settings, log: r.log.With("component", name)}
 	if pl, ok := lock.(permissioned); ok {
 		u.perms = pl.Permissions()
+		if r.cfg.Events {
+			u.perms = append(u.perms, eventPermissions(settings.Namespace)...)
+		}
 	}
 	if p.WrapLock != nil {
 		lock = p.WrapLock(name, lock)
@@ -277,6 +281,9 @@ func (r *Runner) Start(startCtx context.Context) error {
 	if err := r.checkAccess(startCtx, r.client); err != nil {
 		return err
 	}
+	if r.cfg.Events && r.client != nil {
+		r.events = newEvents(r.client, r.identity)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.log.Info("starting elections", "identity", r.identity, "components", len(r.units))
@@ -312,6 +319,7 @@ func (r *Runner) Stop(ctx context.Context) error {
 	select {
 	case <-done:
 		r.log.Info("stopped: all leader work returned and leases released", "identity", r.identity)
+		r.events.shutdown()
 		return nil
 	case sig := <-signals:
 		r.log.Warn("second signal during shutdown: exiting now, leases left to expire", "signal", sig.String(), "leading", r.working())
@@ -393,6 +401,9 @@ func (r *Runner) backoff(n int) time.Duration {
 // failures recorded and the current Run ended after one.
 func (u *unit) work(ctx context.Context) {
 	term, _ := election.TermFromContext(ctx)
+	obj := lockObject(u.settings)
+	u.r.events.record(obj, term.Identity+" became leader")
+	defer u.r.events.record(obj, term.Identity+" stopped leading")
 	started := u.r.clock.Now()
 	u.mu.Lock()
 	u.working = true
