@@ -6,7 +6,6 @@ package deploy_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -89,13 +88,13 @@ func TestManifests(t *testing.T) {
 			p.WaitFor(t, c+" multicomponent-7d9f-abcde-", 10*time.Second)
 		}
 		for _, path := range []string{"/healthz", "/readyz"} {
-			code, _ := get(t, "http://"+addr+path)
+			code, _ := proctest.Get(t, "http://"+addr+path)
 			assert.Equal(t, http.StatusOK, code, path)
 		}
 		// The dashboard's queries name metrics the program serves.
 		var metrics string
 		require.Eventually(t, func() bool {
-			_, metrics = get(t, "http://"+addr+"/metrics")
+			_, metrics = proctest.Get(t, "http://"+addr+"/metrics")
 			return strings.Contains(metrics, "tenure_election_renew_duration_seconds_bucket")
 		}, 5*time.Second, 50*time.Millisecond)
 		checkDashboard(t, metrics)
@@ -126,16 +125,6 @@ func freeAddress(t *testing.T) string {
 	require.NoError(t, err)
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(body)
 }
 
 var metricName = regexp.MustCompile(`\btenure_[a-z_]+`)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -29,6 +28,7 @@ import (
 	"github.com/tenure/tenure/framework"
 	"github.com/tenure/tenure/internal/faultproxy"
 	"github.com/tenure/tenure/internal/kubetest"
+	"github.com/tenure/tenure/internal/proctest"
 )
 
 // receiver is an OTLP/gRPC trace collector that keeps what it receives.
@@ -128,21 +128,11 @@ tracing:
 	assert.Equal(t, 1, names["release lease"])
 }
 
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(body)
-}
-
 // leaderGauge scrapes /metrics and returns tenure_election_leader of the
 // election named name (-1 if absent).
 func leaderGauge(t *testing.T, addr, name string) float64 {
 	t.Helper()
-	_, body := get(t, "http://"+addr+"/metrics")
+	_, body := proctest.Get(t, "http://"+addr+"/metrics")
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
 	require.NoError(t, err)
@@ -189,7 +179,10 @@ func TestMetricsFollowAFailOver(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return leaderGauge(t, runners[first].HTTPAddress(), "billing") == 1 && leaderGauge(t, runners[second].HTTPAddress(), "billing") == 0
 	}, 5*time.Second, 20*time.Millisecond, "the leader reports 1, the standby 0")
-	scrape := func(id string) string { _, body := get(t, "http://"+runners[id].HTTPAddress()+"/metrics"); return body }
+	scrape := func(id string) string {
+		_, body := proctest.Get(t, "http://"+runners[id].HTTPAddress()+"/metrics")
+		return body
+	}
 	require.Eventually(t, func() bool {
 		return strings.Contains(scrape(first), "tenure_election_renew_duration_seconds_bucket") &&
 			strings.Contains(scrape(second), `tenure_outcome="held by other"`)
@@ -228,9 +221,9 @@ func TestHealthzFailsForALeaderCutOff(t *testing.T) {
 	app := replica(t, "r1", fmt.Sprintf(httpYAML, ns), fx.Options(framework.WithClient(cs), fx.Populate(&r)), recorded(led, "billing"))
 	app.RequireStart()
 	led.of("billing").Leader(t)
-	healthz := func() int { code, _ := get(t, "http://"+r.HTTPAddress()+"/healthz"); return code }
+	healthz := func() int { code, _ := proctest.Get(t, "http://"+r.HTTPAddress()+"/healthz"); return code }
 	require.Equal(t, http.StatusOK, healthz())
-	code, _ := get(t, "http://"+r.HTTPAddress()+"/readyz")
+	code, _ := proctest.Get(t, "http://"+r.HTTPAddress()+"/readyz")
 	require.Equal(t, http.StatusOK, code)
 
 	cut := time.Now()
@@ -238,7 +231,7 @@ func TestHealthzFailsForALeaderCutOff(t *testing.T) {
 	require.Eventually(t, func() bool { return healthz() == http.StatusServiceUnavailable }, 10*time.Second, 20*time.Millisecond)
 	assert.GreaterOrEqual(t, time.Since(cut), 1500*time.Millisecond, "not before the renew deadline")
 	assert.Empty(t, led.of("billing").Leaders(), "the cut-off leader stopped its work")
-	_, body := get(t, "http://"+r.HTTPAddress()+"/healthz")
+	_, body := proctest.Get(t, "http://"+r.HTTPAddress()+"/healthz")
 	assert.Contains(t, body, "election billing: no successful call to leases/"+ns+"/billing")
 
 	proxy.Heal()
@@ -271,7 +264,7 @@ func TestLeadersMatchTheLeases(t *testing.T) {
 	for _, r := range []*framework.Runner{r1, r2} {
 		require.Eventually(t, func() bool {
 			var doc []framework.LeaderStatus
-			_, body := get(t, "http://"+r.HTTPAddress()+"/leaders")
+			_, body := proctest.Get(t, "http://"+r.HTTPAddress()+"/leaders")
 			require.NoError(t, json.Unmarshal([]byte(body), &doc))
 			if len(doc) != len(names) {
 				return false

@@ -4,6 +4,8 @@ package proctest
 
 import (
 	"bufio"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -160,4 +162,20 @@ func (w logWriter) Write(b []byte) (int, error) {
 	w.p.mu.Unlock()
 	w.t.Logf("%s%s", w.prefix, strings.TrimRight(string(b), "\n"))
 	return len(b), nil
+}
+
+// Get fetches url, such as a program's HTTP endpoint, and returns the
+// status code and body; it fails t if the request fails.
+func Get(t testing.TB, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("proctest: GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("proctest: GET %s: %v", url, err)
+	}
+	return resp.StatusCode, string(body)
 }
