@@ -19,6 +19,7 @@ type Option interface {
 type objectOptions struct {
 	identity string
 	labels   map[string]string
+	watcher  *LeaseWatcher // LeaseLock only
 }
 
 type optionFunc func(*objectOptions)

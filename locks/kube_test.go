@@ -3,7 +3,9 @@ package locks_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/ptr"
 
@@ -57,6 +60,40 @@ func TestLeaseLock(t *testing.T) {
 			Delete: func(t *testing.T) {
 				require.NoError(t, leases.Delete(bg(t), "lock", metav1.DeleteOptions{}))
 			},
+		}
+	})
+}
+
+// TestWatchedLeaseLock runs the suite on Lease locks that read through a
+// shared watcher's cache.
+func TestWatchedLeaseLock(t *testing.T) {
+	lockstest.Run(t, func(t *testing.T) lockstest.Subject {
+		cs := kubetest.Client(t)
+		ns := kubetest.Namespace(t)
+		w := locks.NewLeaseWatcher(cs)
+		t.Cleanup(w.Stop)
+		a, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, "lock", locks.WithIdentity("a"), locks.WithWatcher(w))
+		require.NoError(t, err)
+		b, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, "lock", locks.WithIdentity("b"), locks.WithWatcher(w))
+		require.NoError(t, err)
+		require.True(t, w.WaitForSync(10*time.Second))
+		leases := cs.CoordinationV1().Leases(ns)
+		return lockstest.Subject{
+			Lock:  a,
+			Other: b,
+			Corrupt: func(t *testing.T) []byte {
+				lease, err := leases.Get(bg(t), "lock", metav1.GetOptions{})
+				require.NoError(t, err)
+				lease.Spec.HolderIdentity = ptr.To("someone")
+				lease.Spec.LeaseDurationSeconds = nil
+				_, err = leases.Update(bg(t), lease, metav1.UpdateOptions{})
+				require.NoError(t, err)
+				return nil
+			},
+			Delete: func(t *testing.T) {
+				require.NoError(t, leases.Delete(bg(t), "lock", metav1.DeleteOptions{}))
+			},
+			Eventual: true,
 		}
 	})
 }
@@ -341,4 +378,67 @@ func TestPermissionsNameWhatTheLocksDo(t *testing.T) {
 	cm, err := locks.NewConfigMapLock(cs.CoreV1(), "ns", "legacy")
 	require.NoError(t, err)
 	assert.Equal(t, locks.Permission{Verb: "patch", Resource: "configmaps", Namespace: "ns", Name: "legacy"}, cm.Permissions()[2])
+}
+
+// countingTransport counts requests by method and path.
+type countingTransport struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	n    map[string]int
+}
+
+func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.n[req.Method+" "+req.URL.Path]++
+	c.mu.Unlock()
+	return c.next.RoundTrip(req)
+}
+
+func (c *countingTransport) count(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[key]
+}
+
+func TestWatchedLeaseLockReadsTheCacheAndReportsChanges(t *testing.T) {
+	ns := kubetest.Namespace(t)
+	counter := &countingTransport{n: map[string]int{}}
+	cfg := rest.CopyConfig(kubetest.Config(t))
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter }
+	cs, err := kubernetes.NewForConfig(cfg)
+	require.NoError(t, err)
+	w := locks.NewLeaseWatcher(cs)
+	defer w.Stop()
+	follower, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, "lock", locks.WithWatcher(w))
+	require.NoError(t, err)
+	require.True(t, w.WaitForSync(10*time.Second))
+
+	leader, err := locks.NewLeaseLock(kubetest.Client(t).CoordinationV1(), ns, "lock")
+	require.NoError(t, err)
+	obs, err := leader.Create(bg(t), lockstest.Held("leader", time.Now(), 0))
+	require.NoError(t, err)
+	select {
+	case <-follower.Changes():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no change reported for the creation")
+	}
+	for range 20 {
+		got, err := follower.Get(bg(t))
+		require.NoError(t, err)
+		assert.Equal(t, obs.Version, got.Version)
+	}
+	get := "GET /apis/coordination.k8s.io/v1/namespaces/" + ns + "/leases/lock"
+	assert.Zero(t, counter.count(get), "reads come from the cache")
+
+	_, err = leader.Update(bg(t), obs.Version, lockstest.Held("", time.Now(), 0))
+	require.NoError(t, err)
+	select {
+	case <-follower.Changes():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no change reported for the release")
+	}
+	got, err := follower.Get(bg(t))
+	require.NoError(t, err)
+	assert.Empty(t, got.Record.HolderIdentity, "the cache has the release when the change is reported")
+	assert.Zero(t, counter.count(get))
 }

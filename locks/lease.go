@@ -7,6 +7,7 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
@@ -21,7 +22,9 @@ import (
 // spec.preferredHolder, and never overwrites a write it has not seen.
 type LeaseLock struct {
 	objectRef
-	client coordinationv1client.LeasesGetter
+	client  coordinationv1client.LeasesGetter
+	changes chan struct{} // with a watcher: a change of the Lease
+	fresh   freshness     // with a watcher: what the cache must be newer than
 }
 
 // NewLeaseLock returns a lock on the Lease namespace/name, which it creates
@@ -35,16 +38,49 @@ func NewLeaseLock(client coordinationv1client.LeasesGetter, namespace, name stri
 	if err != nil {
 		return nil, err
 	}
-	return &LeaseLock{objectRef: ref, client: client}, nil
+	l := &LeaseLock{objectRef: ref, client: client}
+	if ref.watcher != nil {
+		l.changes = ref.watcher.subscribe(namespace, name)
+	}
+	return l, nil
 }
 
-// Get implements Lock.
+// Changes is a channel that receives when the Lease changes, if the lock
+// has a watcher (see WithWatcher); nil otherwise. An election waits on it
+// instead of its next poll.
+func (l *LeaseLock) Changes() <-chan struct{} { return l.changes }
+
+// Get implements Lock. With a watcher it reads the cache when the cache
+// is at least as new as what this lock has seen, else the API server.
 func (l *LeaseLock) Get(ctx context.Context) (Observed, error) {
-	lease, err := l.client.Leases(l.namespace).Get(ctx, l.name, metav1.GetOptions{})
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return Observed{}, l.apiError("get", err)
 	}
+	if l.watcher != nil {
+		lease, found, usable := l.watcher.cached(l.namespace, l.name)
+		if usable && l.fresh.trusts(found, versionOf(lease)) {
+			if !found {
+				return Observed{}, fmt.Errorf("get %s: %w", l.Describe(), ErrNotFound)
+			}
+			return l.observe(lease)
+		}
+	}
+	lease, err := l.client.Leases(l.namespace).Get(ctx, l.name, metav1.GetOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			l.fresh.gone()
+		}
+		return Observed{}, l.apiError("get", err)
+	}
+	l.fresh.saw(lease.ResourceVersion)
 	return l.observe(lease)
+}
+
+func versionOf(lease *coordinationv1.Lease) string {
+	if lease == nil {
+		return ""
+	}
+	return lease.ResourceVersion
 }
 
 // Create implements Lock.
@@ -65,8 +101,12 @@ func (l *LeaseLock) Create(ctx context.Context, r Record) (Observed, error) {
 	}
 	created, err := l.client.Leases(l.namespace).Create(ctx, lease, metav1.CreateOptions{})
 	if err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			l.fresh.conflicted("")
+		}
 		return Observed{}, l.apiError("create", err)
 	}
+	l.fresh.saw(created.ResourceVersion)
 	return l.observe(created)
 }
 
@@ -87,8 +127,15 @@ func (l *LeaseLock) Update(ctx context.Context, version string, r Record) (Obser
 	}
 	updated, err := l.client.Leases(l.namespace).Patch(ctx, l.name, types.MergePatchType, body, metav1.PatchOptions{})
 	if err != nil {
+		switch {
+		case apierrors.IsConflict(err):
+			l.fresh.conflicted(version)
+		case apierrors.IsNotFound(err):
+			l.fresh.gone()
+		}
 		return Observed{}, l.apiError("update", err)
 	}
+	l.fresh.saw(updated.ResourceVersion)
 	return l.observe(updated)
 }
 
@@ -189,5 +236,14 @@ func RecordFromLeaseSpec(spec *coordinationv1.LeaseSpec) (Record, error) {
 	return r, nil
 }
 
-// Permissions returns the API requests the lock makes.
-func (l *LeaseLock) Permissions() []Permission { return l.permissions("coordination.k8s.io") }
+// Permissions returns the API requests the lock makes: with a watcher,
+// also list and watch of the leases in its namespace.
+func (l *LeaseLock) Permissions() []Permission {
+	perms := l.permissions("coordination.k8s.io")
+	if l.watcher != nil {
+		for _, verb := range []string{"list", "watch"} {
+			perms = append(perms, Permission{Verb: verb, Group: "coordination.k8s.io", Resource: "leases", Namespace: l.namespace})
+		}
+	}
+	return perms
+}
