@@ -42,9 +42,9 @@ type Election struct {
 	Namespace string
 	// Lock is the kind of lock: "lease", "configmap" or "memory".
 	Lock string
-	// LeaseDuration, RenewDeadline and RetryPeriod are the election's
-	// timings (see election.Config).
-	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// LeaseDuration, RenewDeadline, RetryPeriod and RenewInterval are the
+	// election's timings (see election.Config).
+	LeaseDuration, RenewDeadline, RetryPeriod, RenewInterval time.Duration
 }
 
 // Merge returns e with each zero field taken from defaults.
@@ -68,6 +68,7 @@ func (e Election) Merge(defaults Election) Election {
 		LeaseDuration: pickD(e.LeaseDuration, defaults.LeaseDuration),
 		RenewDeadline: pickD(e.RenewDeadline, defaults.RenewDeadline),
 		RetryPeriod:   pickD(e.RetryPeriod, defaults.RetryPeriod),
+		RenewInterval: pickD(e.RenewInterval, defaults.RenewInterval),
 	}
 }
 

@@ -70,6 +70,10 @@ type Config struct {
 	Tracing Tracing
 	// HTTP configures the operator's endpoint.
 	HTTP HTTP
+	// Watch makes Lease locks read through a shared watch cache and wake
+	// on changes (see locks.LeaseWatcher), instead of polling the API
+	// server. Default true.
+	Watch bool
 	// Events records a Kubernetes Event on a component's lock when this
 	// replica starts or stops leading it, as client-go does.
 	Events bool
@@ -125,6 +129,7 @@ func Default() *Config {
 			RenewDeadline: 10 * time.Second,
 			RetryPeriod:   2 * time.Second,
 		},
+		Watch:             true,
 		KubeQPS:           50,
 		KubeBurst:         100,
 		ShutdownTimeout:   10 * time.Second,
@@ -140,6 +145,10 @@ func Default() *Config {
 // timingNames names the timings in errors as the YAML keys do.
 var timingNames = election.TimingNames{
 	LeaseDuration: "lease_duration", RenewDeadline: "renew_deadline", RetryPeriod: "retry_period",
+}
+
+var renewIntervalNames = election.TimingNames{
+	LeaseDuration: "lease_duration", RenewDeadline: "renew_deadline", RetryPeriod: "renew_interval",
 }
 
 // validate checks what no single key can: the order of the default
@@ -172,6 +181,11 @@ func (c *Config) Election(name string, code components.Election) (components.Ele
 	}
 	if err := election.CheckTimings(e.LeaseDuration, e.RenewDeadline, e.RetryPeriod, timingNames); err != nil {
 		return e, fmt.Errorf("components.%s: %w", name, err)
+	}
+	if e.RenewInterval != 0 {
+		if err := election.CheckTimings(e.LeaseDuration, e.RenewDeadline, e.RenewInterval, renewIntervalNames); err != nil {
+			return e, fmt.Errorf("components.%s: %w", name, err)
+		}
 	}
 	return e, nil
 }

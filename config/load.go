@@ -127,6 +127,8 @@ var setters = map[string]func(c *Config, v any) error{
 	"lease_duration":      func(c *Config, v any) error { return dur(v, &c.Defaults.LeaseDuration) },
 	"renew_deadline":      func(c *Config, v any) error { return dur(v, &c.Defaults.RenewDeadline) },
 	"retry_period":        func(c *Config, v any) error { return dur(v, &c.Defaults.RetryPeriod) },
+	"renew_interval":      func(c *Config, v any) error { return dur(v, &c.Defaults.RenewInterval) },
+	"watch":               func(c *Config, v any) error { return boolean(v, &c.Watch) },
 	"shutdown_timeout":    func(c *Config, v any) error { return dur(v, &c.ShutdownTimeout) },
 	"on_failure":          func(c *Config, v any) error { return enum(v, &c.OnFailure, FailureRecampaign, FailureExit) },
 	"failure_backoff":     func(c *Config, v any) error { return dur(v, &c.FailureBackoff) },
@@ -156,6 +158,7 @@ var componentSetters = map[string]func(c *Component, v any) error{
 	"lease_duration": func(c *Component, v any) error { return dur(v, &c.Election.LeaseDuration) },
 	"renew_deadline": func(c *Component, v any) error { return dur(v, &c.Election.RenewDeadline) },
 	"retry_period":   func(c *Component, v any) error { return dur(v, &c.Election.RetryPeriod) },
+	"renew_interval": func(c *Component, v any) error { return dur(v, &c.Election.RenewInterval) },
 }
 
 // set applies one flattened key.

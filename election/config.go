@@ -44,8 +44,14 @@ type Config struct {
 	// long has passed since the start of the last successful write, which
 	// is before any other candidate can see the lease as expired.
 	RenewDeadline time.Duration
-	// RetryPeriod is the wait between two attempts to acquire or renew.
+	// RetryPeriod is the wait between two attempts to acquire, and
+	// between a failed renewal and the next.
 	RetryPeriod time.Duration
+	// RenewInterval is the wait between a successful renewal and the
+	// next. Default: RetryPeriod. A longer one makes fewer requests and
+	// leaves less time for retries before RenewDeadline; it must stay below
+	// RenewDeadline / JitterFactor.
+	RenewInterval time.Duration
 
 	// OnStartedLeading is the leader work. It runs in its own goroutine
 	// when this candidate becomes leader, with a context that carries the
@@ -111,6 +117,12 @@ func (cfg Config) resolve() (Config, error) {
 		return cfg, fmt.Errorf("election %s: Identity is empty and the lock %s has none", cfg.Name, cfg.Lock.Describe())
 	}
 	if err := CheckTimings(cfg.LeaseDuration, cfg.RenewDeadline, cfg.RetryPeriod, GoNames); err != nil {
+		return cfg, fmt.Errorf("election %s: %w", cfg.Name, err)
+	}
+	if cfg.RenewInterval == 0 {
+		cfg.RenewInterval = cfg.RetryPeriod
+	}
+	if err := CheckTimings(cfg.LeaseDuration, cfg.RenewDeadline, cfg.RenewInterval, TimingNames{"LeaseDuration", "RenewDeadline", "RenewInterval"}); err != nil {
 		return cfg, fmt.Errorf("election %s: %w", cfg.Name, err)
 	}
 	if cfg.Clock == nil {

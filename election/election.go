@@ -228,7 +228,15 @@ func (e *Election) Stop() {
 func (e *Election) Acquire(ctx context.Context) (bool, error) {
 	var lastErr string
 	for {
-		res, err := e.attempt(ctx)
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		// An attempt, once begun, is not cut short by ctx: a write cut off
+		// in flight may have taken the lock without this candidate knowing,
+		// and then nobody would release it before it expires.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RenewDeadline)
+		res, err := e.attempt(actx)
+		cancel()
 		if res.holding {
 			return true, nil
 		}
@@ -242,10 +250,63 @@ func (e *Election) Acquire(ctx context.Context) (bool, error) {
 		if err != nil {
 			lastErr = err.Error()
 		}
-		if !e.sleep(ctx, e.jitter(e.cfg.RetryPeriod)) {
+		if !e.waitToCampaign(ctx) {
 			return false, ctx.Err()
 		}
 	}
+}
+
+// changeNotifier is a lock that reports changes of its record, such as a
+// LeaseLock with a watcher: a candidate waits on it instead of its next
+// poll.
+type changeNotifier interface {
+	Changes() <-chan struct{}
+}
+
+// waitToCampaign waits for the next attempt to acquire: RetryPeriod
+// (jittered), or less if the lease this candidate observes expires
+// sooner, or until the lock reports a change. It returns false if ctx is
+// done first.
+func (e *Election) waitToCampaign(ctx context.Context) bool {
+	d := e.jitter(e.cfg.RetryPeriod)
+	if until, ok := e.untilExpiry(); ok && until < d {
+		d = max(until, 0)
+	}
+	var changes <-chan struct{}
+	if n, ok := e.cfg.Lock.(changeNotifier); ok {
+		changes = n.Changes()
+	}
+	t := e.cfg.Clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C():
+		return true
+	case <-changes:
+		return true
+	}
+}
+
+// untilExpiry is how long until the record this candidate observes may be
+// taken over, judged as the attempts judge it: from when it was seen to
+// change, plus its lease (this candidate's own for a missing or unreadable
+// record). It is false when there is nothing to wait for.
+func (e *Election) untilExpiry() (time.Duration, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o := e.obs
+	if !o.seen || e.holding {
+		return 0, false
+	}
+	lease := e.cfg.LeaseDuration
+	if o.exists && o.valid {
+		if o.record.HolderIdentity == "" {
+			return 0, false
+		}
+		lease = o.record.LeaseDuration
+	}
+	return o.at.Add(lease).Sub(e.cfg.Clock.Now()), true
 }
 
 // RenewLoop renews the lock every RetryPeriod while this candidate leads
@@ -287,14 +348,21 @@ func (e *Election) lead(ctx context.Context) {
 	e.log.Info("stopped leading", "reason", reason, "term", term.FencingToken)
 	termSpan.SetAttributes(AttrEndReason.String(reason))
 	if ctx.Err() == nil || !e.cfg.KeepLeaseOnStop {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(spanCtx), e.cfg.RenewDeadline)
-		if err := e.release(rctx); err != nil {
-			e.log.Warn("cannot release the lock; other candidates take over when the lease expires", "lock", e.cfg.Lock.Describe(), "err", err)
-		}
-		cancel()
+		e.releaseDetached(spanCtx)
 	}
 	if e.cfg.OnStoppedLeading != nil {
 		e.callback("OnStoppedLeading", e.cfg.OnStoppedLeading)
+	}
+}
+
+// releaseDetached releases the lock with a context that ctx's
+// cancellation does not reach, bounded by RenewDeadline, and logs a
+// failure.
+func (e *Election) releaseDetached(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RenewDeadline)
+	defer cancel()
+	if err := e.release(rctx); err != nil {
+		e.log.Warn("cannot release the lock; other candidates take over when the lease expires", "lock", e.cfg.Lock.Describe(), "err", err)
 	}
 }
 
@@ -309,7 +377,7 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}) string {
 	clk := e.cfg.Clock
 	deadlineTimer := clk.NewTimer(deadline.Sub(clk.Now()))
 	defer deadlineTimer.Stop()
-	renewTimer := clk.NewTimer(e.jitter(e.cfg.RetryPeriod))
+	renewTimer := clk.NewTimer(e.jitter(e.cfg.RenewInterval))
 	defer renewTimer.Stop()
 
 	attemptCtx, cancelAttempts := context.WithCancel(ctx)
@@ -346,6 +414,8 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}) string {
 			case !r.res.wroteAt.IsZero():
 				deadline = r.res.wroteAt.Add(e.cfg.RenewDeadline)
 				deadlineTimer.Reset(deadline.Sub(clk.Now()))
+				renewTimer.Reset(e.jitter(e.cfg.RenewInterval))
+				continue
 			case !r.res.holding:
 				return "the lock was lost: " + errString(r.err)
 			default:

@@ -544,3 +544,44 @@ func TestCheckFailsForALeaderCutOffFromItsLock(t *testing.T) {
 	require.False(t, a.try(t), "an attempt that reaches the lock")
 	require.NoError(t, a.Check(margin))
 }
+
+// TestReleaseWakesAFollowerAtOnce: on a lock that reports changes, a
+// follower campaigns as soon as the leader releases, without waiting for
+// its next poll (the fake clock does not move).
+func TestReleaseWakesAFollowerAtOnce(t *testing.T) {
+	noLeaks(t)
+	mem := freeLock(t)
+	a := newCandidate(t, mem, "a", epoch)
+	require.True(t, a.try(t))
+	b := newCandidate(t, mem, "b", epoch)
+	b.run(t)
+	waitFor(t, func() bool { return b.Leader() == "a" }, "b sees a")
+	b.waitTimers(t, 1)
+	require.NoError(t, a.release(context.Background()))
+	waitFor(t, b.IsLeader, "b leads without its clock moving")
+}
+
+// TestFollowerTakesOverAtLocalExpiry: a follower wakes when the lease it
+// observes expires, not at its next poll after that.
+func TestFollowerTakesOverAtLocalExpiry(t *testing.T) {
+	noLeaks(t)
+	mem := freeLock(t)
+	a := newCandidate(t, &testLock{Lock: mem}, "a", epoch) // no change reports
+	require.True(t, a.try(t))
+	b := newCandidate(t, &testLock{Lock: mem}, "b", epoch)
+	b.run(t)
+	waitFor(t, func() bool { return b.Leader() == "a" }, "b sees a")
+	// Polls every retry (3s); the lease (15s) ends between two polls.
+	for b.clock.Since(epoch) < lease-retry {
+		b.waitTimers(t, 1)
+		b.clock.Step(retry)
+	}
+	b.waitTimers(t, 1)
+	require.False(t, b.IsLeader())
+	b.clock.Step(epoch.Add(lease).Sub(b.clock.Now()) - time.Millisecond)
+	b.waitTimers(t, 1)
+	require.False(t, b.IsLeader(), "just before the lease ends")
+	b.clock.Step(time.Millisecond)
+	waitFor(t, b.IsLeader, "b leads when the lease ends")
+	assert.Equal(t, epoch.Add(lease), b.clock.Now())
+}

@@ -101,8 +101,10 @@ func TestMissingPermissionsFailTheStart(t *testing.T) {
 	require.NoError(t, app.Err())
 	err = app.Start(ctx)
 	require.Error(t, err)
-	want := fmt.Sprintf(`components.billing: forbidden: "reader" may not create leases.coordination.k8s.io in namespace %q
-components.billing: forbidden: "reader" may not patch leases.coordination.k8s.io "billing" in namespace %q`, ns, ns)
+	want := fmt.Sprintf(`components.billing: forbidden: "reader" may not create leases.coordination.k8s.io in namespace %[1]q
+components.billing: forbidden: "reader" may not list leases.coordination.k8s.io in namespace %[1]q
+components.billing: forbidden: "reader" may not patch leases.coordination.k8s.io "billing" in namespace %[1]q
+components.billing: forbidden: "reader" may not watch leases.coordination.k8s.io in namespace %[1]q`, ns)
 	assert.Contains(t, err.Error(), want)
 	assert.NotContains(t, err.Error(), "may not get")
 	assert.Empty(t, led.of("billing").Leaders())

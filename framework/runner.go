@@ -90,7 +90,8 @@ type Runner struct {
 	clock      clock.WithTicker
 	client     kubernetes.Interface
 	units      []*unit
-	events     *events // nil unless configured
+	events     *events             // nil unless configured
+	watcher    *locks.LeaseWatcher // nil unless Lease locks watch
 
 	// forceExit ends the process on a second signal; tests replace it.
 	forceExit func(code int)
@@ -217,6 +218,7 @@ func (r *Runner) newUnit(c components.Component, ns string, p RunnerParams, spac
 		LeaseDuration:    settings.LeaseDuration,
 		RenewDeadline:    settings.RenewDeadline,
 		RetryPeriod:      settings.RetryPeriod,
+		RenewInterval:    settings.RenewInterval,
 		OnStartedLeading: u.work,
 		TracerProvider:   p.Telemetry.TracerProvider,
 		MeterProvider:    p.Telemetry.MeterProvider,
@@ -241,7 +243,14 @@ func (r *Runner) newLock(name string, s components.Election, cs kubernetes.Inter
 	)
 	switch s.Lock {
 	case config.LockLease:
-		l, err = locks.NewLeaseLock(cs.CoordinationV1(), s.Namespace, s.LockName, locks.WithIdentity(r.identity))
+		opts := []locks.Option{locks.WithIdentity(r.identity)}
+		if r.cfg.Watch {
+			if r.watcher == nil {
+				r.watcher = locks.NewLeaseWatcher(cs)
+			}
+			opts = append(opts, locks.WithWatcher(r.watcher))
+		}
+		l, err = locks.NewLeaseLock(cs.CoordinationV1(), s.Namespace, s.LockName, opts...)
 	case config.LockConfigMap:
 		l, err = locks.NewConfigMapLock(cs.CoreV1(), s.Namespace, s.LockName, locks.WithIdentity(r.identity))
 	default:
@@ -284,6 +293,14 @@ func (r *Runner) Start(startCtx context.Context) error {
 	if r.cfg.Events && r.client != nil {
 		r.events = newEvents(r.client, r.identity)
 	}
+	if r.watcher != nil {
+		r.watcher.Start()
+		// Until the caches are synced the locks read from the API server:
+		// waiting is not needed for safety, only saves those reads.
+		if !r.watcher.WaitForSync(5 * time.Second) {
+			r.log.Warn("lease watch caches not synced yet; reading from the API server meanwhile")
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.log.Info("starting elections", "identity", r.identity, "components", len(r.units))
@@ -320,6 +337,9 @@ func (r *Runner) Stop(ctx context.Context) error {
 	case <-done:
 		r.log.Info("stopped: all leader work returned and leases released", "identity", r.identity)
 		r.events.shutdown()
+		if r.watcher != nil {
+			r.watcher.Stop()
+		}
 		return nil
 	case sig := <-signals:
 		r.log.Warn("second signal during shutdown: exiting now, leases left to expire", "signal", sig.String(), "leading", r.working())

@@ -76,6 +76,7 @@ func TestWatchedLeaseLock(t *testing.T) {
 		require.NoError(t, err)
 		b, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, "lock", locks.WithIdentity("b"), locks.WithWatcher(w))
 		require.NoError(t, err)
+		w.Start()
 		require.True(t, w.WaitForSync(10*time.Second))
 		leases := cs.CoordinationV1().Leases(ns)
 		return lockstest.Subject{
@@ -411,6 +412,7 @@ func TestWatchedLeaseLockReadsTheCacheAndReportsChanges(t *testing.T) {
 	defer w.Stop()
 	follower, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, "lock", locks.WithWatcher(w))
 	require.NoError(t, err)
+	w.Start()
 	require.True(t, w.WaitForSync(10*time.Second))
 
 	leader, err := locks.NewLeaseLock(kubetest.Client(t).CoordinationV1(), ns, "lock")

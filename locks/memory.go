@@ -21,6 +21,26 @@ type MemoryLock struct {
 	exists  bool
 	raw     []byte
 	version uint64
+	changed chan struct{} // closed at the next write; made on demand
+}
+
+// Changes returns a channel that is closed at the next write to the lock,
+// so that every candidate waiting on it wakes.
+func (m *MemoryLock) Changes() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.changed == nil {
+		m.changed = make(chan struct{})
+	}
+	return m.changed
+}
+
+// wrote wakes the waiters of Changes; m.mu must be held.
+func (m *MemoryLock) wrote() {
+	if m.changed != nil {
+		close(m.changed)
+		m.changed = nil
+	}
 }
 
 // NewMemoryLock returns an empty MemoryLock (no record yet) named name.
@@ -96,6 +116,7 @@ func (m *MemoryLock) store(raw []byte) {
 	m.exists = true
 	m.raw = raw
 	m.version++
+	m.wrote()
 }
 
 // Name returns the name the lock was made with.
@@ -113,6 +134,7 @@ func (m *MemoryLock) Delete() {
 	m.exists = false
 	m.raw = nil
 	m.version++
+	m.wrote()
 }
 
 // Put stores raw as the record, as another writer could, bypassing

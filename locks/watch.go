@@ -29,6 +29,7 @@ type LeaseWatcher struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
+	started bool
 	stopped bool
 	byNS    map[string]*namespaceWatch
 }
@@ -39,7 +40,8 @@ type namespaceWatch struct {
 }
 
 // NewLeaseWatcher returns a watcher that makes its informers with client.
-// Stop it when done.
+// Its informers run from Start to Stop; until Start, locks read from the
+// API server.
 func NewLeaseWatcher(client kubernetes.Interface) *LeaseWatcher {
 	return &LeaseWatcher{client: client, stop: make(chan struct{}), byNS: map[string]*namespaceWatch{}}
 }
@@ -49,6 +51,25 @@ func NewLeaseWatcher(client kubernetes.Interface) *LeaseWatcher {
 // namespace (see LeaseLock.Permissions).
 func WithWatcher(w *LeaseWatcher) Option {
 	return optionFunc(func(o *objectOptions) { o.watcher = w })
+}
+
+// Start runs the informers of the namespaces subscribed so far, and of
+// those subscribed later.
+func (w *LeaseWatcher) Start() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started || w.stopped {
+		return
+	}
+	w.started = true
+	for _, nw := range w.byNS {
+		w.run(nw)
+	}
+}
+
+// run runs nw's informer until Stop; w.mu must be held.
+func (w *LeaseWatcher) run(nw *namespaceWatch) {
+	w.wg.Go(func() { nw.informer.Run(w.stop) })
 }
 
 // Stop stops every informer and waits for them. Locks made with the
@@ -89,8 +110,8 @@ func (w *LeaseWatcher) subscribe(namespace, name string) chan struct{} {
 			DeleteFunc: notify,
 		})
 		w.byNS[namespace] = nw
-		if !w.stopped {
-			w.wg.Go(func() { nw.informer.Run(w.stop) })
+		if w.started && !w.stopped {
+			w.run(nw)
 		}
 	}
 	nw.subs[name] = append(nw.subs[name], ch)
@@ -113,9 +134,9 @@ func (w *LeaseWatcher) notify(nw *namespaceWatch, name string) {
 func (w *LeaseWatcher) cached(namespace, name string) (lease *coordinationv1.Lease, found, usable bool) {
 	w.mu.Lock()
 	nw, ok := w.byNS[namespace]
-	stopped := w.stopped
+	running := w.started && !w.stopped
 	w.mu.Unlock()
-	if !ok || stopped || !nw.informer.HasSynced() {
+	if !ok || !running || !nw.informer.HasSynced() {
 		return nil, false, false
 	}
 	obj, exists, err := nw.informer.GetStore().GetByKey(namespace + "/" + name)
