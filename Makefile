@@ -2,7 +2,7 @@
 # into ~/.cache/tenure (or $TENURE_CACHE_DIR) when they are not cached yet,
 # so that the cold build (about 13 minutes on 2 cores) does not count
 # against a test timeout.
-.PHONY: test test-short binaries
+.PHONY: test test-short binaries fuzz bench
 
 test: binaries
 	go test -race -timeout 30m ./...
@@ -13,3 +13,12 @@ test-short:
 
 binaries:
 	go run ./internal/kubetest/cmd/kubebins
+
+# Fuzz the record decoder and the config loader (longer than .ci/run does).
+fuzz:
+	go test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime 5m ./locks
+	go test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime 5m ./config
+
+# Measure tenure against client-go on a real API server; writes BENCHMARKS.md.
+bench: binaries
+	go run ./bench

@@ -329,7 +329,7 @@ func (e *Election) lead(ctx context.Context) {
 	spanCtx, termSpan := e.tracer.Start(ctx, SpanLeadPrefix+e.cfg.Name,
 		trace.WithAttributes(append(e.attrs, AttrTransitions.Int(int(term.FencingToken)))...))
 	defer termSpan.End()
-	workCtx, cancelWork := context.WithCancel(withTerm(spanCtx, term))
+	workCtx, cancelWork := context.WithCancel(withTerm(spanCtx, e, term))
 	workDone := make(chan struct{})
 	go func() {
 		defer close(workDone)
@@ -492,6 +492,20 @@ func (e *Election) announce(identity string) {
 		return
 	}
 	e.callback("OnNewLeader", func() { e.cfg.OnNewLeader(identity) })
+}
+
+// validTerm checks that t is the current term and within its renew
+// deadline (see Valid).
+func (e *Election) validTerm(t Term) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.holding || e.term.FencingToken != t.FencingToken || !e.term.Started.Equal(t.Started) {
+		return fmt.Errorf("%w of %s: term %d is over", ErrNotLeader, e.cfg.Name, t.FencingToken)
+	}
+	if since := e.cfg.Clock.Since(e.lastWrite); since >= e.cfg.RenewDeadline {
+		return fmt.Errorf("%w of %s: no renewal for %v, the renew deadline %v has passed", ErrNotLeader, e.cfg.Name, since, e.cfg.RenewDeadline)
+	}
+	return nil
 }
 
 // Record returns the record as this candidate last read or wrote it, and

@@ -2,6 +2,7 @@ package election
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -584,4 +585,29 @@ func TestFollowerTakesOverAtLocalExpiry(t *testing.T) {
 	b.clock.Step(time.Millisecond)
 	waitFor(t, b.IsLeader, "b leads when the lease ends")
 	assert.Equal(t, epoch.Add(lease), b.clock.Now())
+}
+
+// TestValidSeesTheDeadlineOnTheClock: after a freeze longer than the renew
+// deadline, Valid fails at once, whatever the order in which the timers
+// then run.
+func TestValidSeesTheDeadlineOnTheClock(t *testing.T) {
+	noLeaks(t)
+	lock := &testLock{Lock: freeLock(t)}
+	workCtx := make(chan context.Context, 1)
+	a := newCandidate(t, lock, "a", epoch, func(c *Config) {
+		c.OnStartedLeading = func(ctx context.Context) {
+			workCtx <- ctx
+			<-ctx.Done()
+		}
+	})
+	a.run(t)
+	ctx := <-workCtx
+	require.NoError(t, Valid(ctx))
+	lock.hangUpdates.Store(true) // the process is frozen: nothing answers
+	a.clock.Step(deadline)
+	err := Valid(ctx)
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, ErrNotLeader) || errors.Is(err, context.Canceled), "%v", err)
+	require.ErrorIs(t, Valid(context.Background()), ErrNotLeader, "no term in the context")
+	lock.hangUpdates.Store(false)
 }

@@ -2,6 +2,8 @@ package election
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -25,12 +27,42 @@ type Term struct {
 
 type termKey struct{}
 
-// TermFromContext returns the Term that the leader work's context carries.
-func TermFromContext(ctx context.Context) (Term, bool) {
-	t, ok := ctx.Value(termKey{}).(Term)
-	return t, ok
+// termValue is what the leader work's context carries.
+type termValue struct {
+	term Term
+	e    *Election
 }
 
-func withTerm(ctx context.Context, t Term) context.Context {
-	return context.WithValue(ctx, termKey{}, t)
+// TermFromContext returns the Term that the leader work's context carries.
+func TermFromContext(ctx context.Context) (Term, bool) {
+	v, ok := ctx.Value(termKey{}).(termValue)
+	return v.term, ok
+}
+
+func withTerm(ctx context.Context, e *Election, t Term) context.Context {
+	return context.WithValue(ctx, termKey{}, termValue{term: t, e: e})
+}
+
+// ErrNotLeader is returned by Valid when the term is over.
+var ErrNotLeader = errors.New("election: not the leader")
+
+// Valid reports whether the term that the leader work's context carries
+// still holds: the context is not done, the term is still the election's
+// current one, and, on the election's clock (monotonic, for the real
+// clock), its last renewal was sent less than RenewDeadline ago.
+//
+// Call it right before each action taken as leader. The election cancels
+// the context when the renew deadline passes, but a process that was
+// frozen (SIGSTOP, a suspended VM, a long pause) resumes with that timer
+// and the work's own timers due at once, in any order: Valid sees the
+// deadline from the clock before any timer has run.
+func Valid(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	v, ok := ctx.Value(termKey{}).(termValue)
+	if !ok {
+		return fmt.Errorf("%w: the context carries no term", ErrNotLeader)
+	}
+	return v.e.validTerm(v.term)
 }
