@@ -45,4 +45,3 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
-
