@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -33,7 +34,7 @@ import (
 type options struct {
 	handovers, crashes, elections, scale int
 	steady, scaleSteady                  time.Duration
-	out                                  string
+	out, only, impl                      string
 }
 
 func main() {
@@ -45,6 +46,8 @@ func main() {
 	flag.IntVar(&o.scale, "scale", 1000, "elections per replica in the scale scenario (0: skip)")
 	flag.DurationVar(&o.scaleSteady, "scale-steady", 2*time.Minute, "steady-state window of the scale scenario")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "report file")
+	flag.StringVar(&o.only, "only", "", "run only this scenario: handover, crash, requests or scale")
+	flag.StringVar(&o.impl, "impl", "", "run only this implementation: tenure or client-go")
 	replica := flag.Bool("replica", false, "internal: run as one replica of the scale scenario")
 	flag.Parse()
 	if *replica {
@@ -163,22 +166,37 @@ func run(o options) error {
 	rep := &benchReport{started: time.Now(), opts: o, handover: map[string][]time.Duration{}, crash: map[string][]time.Duration{},
 		requests: map[string]requestResult{}, scale: map[string]scaleResult{}}
 	impls := []implementation{tenure, clientGo}
+	if o.impl != "" {
+		impls = slices.DeleteFunc(impls, func(i implementation) bool { return i.name != o.impl })
+	}
+	want := func(s string) bool { return o.only == "" || o.only == s }
 
 	for _, impl := range impls {
+		if !want("handover") {
+			break
+		}
 		fmt.Fprintf(os.Stderr, "bench: %s: %d graceful hand-overs\n", impl.name, o.handovers)
 		rep.handover[impl.name] = e.handovers(impl, o.handovers)
 	}
 	for _, impl := range impls {
+		if !want("crash") {
+			break
+		}
 		fmt.Fprintf(os.Stderr, "bench: %s: %d crashes\n", impl.name, o.crashes)
 		rep.crash[impl.name] = e.crashes(impl, o.crashes)
 	}
 	for _, impl := range impls {
+		if !want("requests") {
+			break
+		}
 		fmt.Fprintf(os.Stderr, "bench: %s: requests, 3 replicas × %d elections, %v\n", impl.name, o.elections, o.steady)
 		rep.requests[impl.name] = e.requests(impl, o.elections, o.steady, 0)
 	}
-	fmt.Fprintf(os.Stderr, "bench: tenure: requests with renew_interval %v\n", slowRenew)
-	rep.requests[slowRenewName] = e.requests(tenure, o.elections, o.steady, slowRenew)
-	if o.scale > 0 {
+	if want("requests") && o.impl != clientGo.name {
+		fmt.Fprintf(os.Stderr, "bench: tenure: requests with renew_interval %v\n", slowRenew)
+		rep.requests[slowRenewName] = e.requests(tenure, o.elections, o.steady, slowRenew)
+	}
+	if o.scale > 0 && want("scale") {
 		for _, impl := range impls {
 			fmt.Fprintf(os.Stderr, "bench: %s: scale, 3 replicas × %d elections, %v\n", impl.name, o.scale, o.scaleSteady)
 			res, err := e.scaleRun(impl, o.scale, o.scaleSteady)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -47,6 +48,9 @@ func runReplica(args []string) int {
 	}
 	cfg.QPS, cfg.Burst = 1000, 2000
 	cs := kubernetes.NewForConfigOrDie(cfg)
+	if os.Getenv("BENCH_VERBOSE") != "" {
+		quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
 	impl := tenure
 	var w *locks.LeaseWatcher
 	if *implName == clientGo.name {

@@ -403,8 +403,12 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}) string {
 			e.mu.Unlock()
 			return fmt.Sprintf("no successful renewal for the renew deadline %v", e.cfg.RenewDeadline)
 		case <-renewTimer.C():
+			// An attempt may take until the deadline: a slow API server
+			// still renews, and the deadline timer ends the term on time
+			// whatever the attempt does.
+			timeout := max(deadline.Sub(clk.Now()), e.cfg.RetryPeriod)
 			inflight.Go(func() {
-				actx, cancel := context.WithTimeout(attemptCtx, e.cfg.RenewDeadline/2)
+				actx, cancel := context.WithTimeout(attemptCtx, timeout)
 				defer cancel()
 				res, err := e.attempt(actx)
 				results <- result{res, err}

@@ -487,7 +487,7 @@ func TestLeaderWorkThatEndsEndsTheTerm(t *testing.T) {
 			assert.Empty(t, holderOf(t, lock).HolderIdentity, "released")
 			a.waitTimers(t, 1)
 			a.clock.Step(retry) // back-off before campaigning again
-			waitFor(t, func() bool { return terms.Load() == 2 }, "a second term")
+			waitFor(t, func() bool { _, ok := tokens.Load(int32(2)); return ok }, "a second term")
 			first, _ := tokens.Load(int32(1))
 			second, _ := tokens.Load(int32(2))
 			assert.Equal(t, int32(1), first)

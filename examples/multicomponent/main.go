@@ -31,6 +31,8 @@ var defaultConfig []byte
 
 func main() {
 	kubeconfig := flag.String("kubeconfig", "", "kubeconfig file (default: in-cluster, else $KUBECONFIG or ~/.kube/config)")
+	flag.DurationVar(&actPeriod, "act-period", 0, "act this often as leader (default: each component's own period)")
+	flag.BoolVar(&logActs, "log-acts", false, "print a line for each act as leader")
 	configPath := flag.String("config", "", "YAML configuration (default: the embedded tenure.yaml)")
 	flag.Parse()
 
@@ -76,7 +78,11 @@ func run(srcs framework.ConfigSources) int {
 	return sig.ExitCode
 }
 
-var stdout sync.Mutex
+var (
+	stdout    sync.Mutex
+	actPeriod time.Duration
+	logActs   bool
+)
 
 func say(format string, args ...any) {
 	stdout.Lock()
@@ -92,6 +98,9 @@ func newComponent(name string, period time.Duration) func() components.Component
 			term, _ := election.TermFromContext(ctx)
 			say("%s %s started leading, term %d", name, term.Identity, term.FencingToken)
 			defer say("%s %s stopped leading, term %d", name, term.Identity, term.FencingToken)
+			if actPeriod > 0 {
+				period = actPeriod
+			}
 			tick := time.NewTicker(period)
 			defer tick.Stop()
 			for {
@@ -99,8 +108,17 @@ func newComponent(name string, period time.Duration) func() components.Component
 				case <-ctx.Done():
 					return nil
 				case <-tick.C:
+					// Check the term right before acting: after a freeze
+					// the clock says the term is over before any timer
+					// has cancelled ctx.
+					if election.Valid(ctx) != nil {
+						continue
+					}
 					// A real component would reconcile here, passing
 					// term.FencingToken to the systems it writes to.
+					if logActs {
+						say("%s %s acts, term %d", name, term.Identity, term.FencingToken)
+					}
 				}
 			}
 		})

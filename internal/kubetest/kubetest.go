@@ -155,9 +155,16 @@ func Kubeconfig(t testing.TB) string {
 // ServiceAccount's from the TokenRequest API.
 func KubeconfigFor(t testing.TB, token string) string {
 	t.Helper()
+	return KubeconfigAt(t, Shared(t).URL, token)
+}
+
+// KubeconfigAt is KubeconfigFor a server reached at url, such as a proxy
+// in front of the shared server; the server's certificate is verified.
+func KubeconfigAt(t testing.TB, url, token string) string {
+	t.Helper()
 	s := Shared(t)
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["kubetest"] = &clientcmdapi.Cluster{Server: s.URL, CertificateAuthority: s.CAFile}
+	cfg.Clusters["kubetest"] = &clientcmdapi.Cluster{Server: url, CertificateAuthority: s.CAFile}
 	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: token}
 	cfg.Contexts["kubetest"] = &clientcmdapi.Context{Cluster: "kubetest", AuthInfo: "admin"}
 	cfg.CurrentContext = "kubetest"

@@ -142,7 +142,7 @@ func testCreateThenGet(t *testing.T, s Subject) {
 	assert.NotEmpty(t, created.Version, "Version")
 	assert.NotEmpty(t, created.Raw, "Raw")
 
-	got, err := s.Other.Get(ctx(t))
+	got, err := read(t, s, s.Other, func(o locks.Observed, err error) bool { return err == nil && o.Version == created.Version })
 	require.NoError(t, err)
 	assertRecord(t, want, got.Record)
 	assert.Equal(t, created.Version, got.Version, "Version after Create and Get")
@@ -241,11 +241,11 @@ func testRacingCreates(t *testing.T, s Subject) {
 }
 
 func testStableReads(t *testing.T, s Subject) {
-	_, err := s.Lock.Create(ctx(t), Held("a", at, 0))
+	created, err := s.Lock.Create(ctx(t), Held("a", at, 0))
 	require.NoError(t, err)
 	first, err := s.Lock.Get(ctx(t))
 	require.NoError(t, err)
-	second, err := s.Other.Get(ctx(t))
+	second, err := read(t, s, s.Other, func(o locks.Observed, err error) bool { return err == nil && o.Version == created.Version })
 	require.NoError(t, err)
 	assert.Equal(t, first.Raw, second.Raw, "Raw must not change without a write")
 	assert.Equal(t, first.Version, second.Version, "Version must not change without a write")
@@ -256,9 +256,9 @@ func testReleased(t *testing.T, s Subject) {
 	require.NoError(t, err)
 	// How client-go releases: no holder, a one-second lease.
 	released := locks.Record{LeaseDuration: time.Second, AcquireTime: at, RenewTime: at.Add(time.Second), LeaderTransitions: 4}
-	_, err = s.Lock.Update(ctx(t), created.Version, released)
+	updated, err := s.Lock.Update(ctx(t), created.Version, released)
 	require.NoError(t, err)
-	got, err := s.Other.Get(ctx(t))
+	got, err := read(t, s, s.Other, func(o locks.Observed, err error) bool { return err == nil && o.Version == updated.Version })
 	require.NoError(t, err)
 	assertRecord(t, released, got.Record)
 }

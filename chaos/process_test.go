@@ -1,0 +1,184 @@
+package chaos_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenure/tenure/internal/faultproxy"
+	"github.com/tenure/tenure/internal/kubetest"
+	"github.com/tenure/tenure/internal/proctest"
+)
+
+const (
+	lease    = 3 * time.Second
+	deadline = 2 * time.Second
+	retry    = 200 * time.Millisecond
+)
+
+var elections = []string{"billing", "reports", "janitor"}
+
+// replica is one process of the example behind its own proxy.
+type replica struct {
+	id    string
+	proxy *faultproxy.Proxy
+	kc    string
+	p     *proctest.Process
+}
+
+// TestProcessesUnderFaults runs three processes of examples/multicomponent,
+// each reaching the API server through a proxy of its own, and injects,
+// one after another: SIGKILL, SIGSTOP past the lease then SIGCONT, SIGTERM,
+// a partition of the leader, a partition of a follower, and reset
+// connections. Every leader checks its term with election.Valid before
+// each act; the checker finds no two leaders acting at once, and after
+// each fault heals every election has a leader acting within the lease
+// plus a second.
+func TestProcessesUnderFaults(t *testing.T) {
+	run := duration(t, 3*time.Minute)
+	srv := kubetest.Shared(t)
+	ns := kubetest.Namespace(t)
+	bin := proctest.Build(t, "../examples/multicomponent")
+	dir := t.TempDir()
+	config := filepath.Join(dir, "tenure.yaml")
+	require.NoError(t, os.WriteFile(config, fmt.Appendf(nil, "namespace: %s\nshutdown_timeout: 5s\n", ns), 0o600))
+	env := []string{}
+	for _, c := range append([]string{""}, "COMPONENTS__BILLING__", "COMPONENTS__REPORTS__", "COMPONENTS__JANITOR__") {
+		env = append(env, "TENURE_"+c+"LEASE_DURATION="+lease.String(), "TENURE_"+c+"RENEW_DEADLINE="+deadline.String(), "TENURE_"+c+"RETRY_PERIOD="+retry.String())
+	}
+
+	c := newChecker()
+	day := time.Now()
+	var mu sync.Mutex
+	replicas := map[string]*replica{}
+	start := func(r *replica) {
+		mu.Lock()
+		defer mu.Unlock()
+		r.p = proctest.Start(t, r.id, func(l string) { c.parse(day, l) },
+			append(env, "TENURE_IDENTITY="+r.id), bin, "--config", config, "--kubeconfig", r.kc, "--act-period", "50ms", "--log-acts")
+	}
+	for i := range 3 {
+		proxy, err := faultproxy.Start(strings.TrimPrefix(srv.URL, "https://"))
+		require.NoError(t, err)
+		t.Cleanup(proxy.Close)
+		r := &replica{id: fmt.Sprintf("p%d", i+1), proxy: proxy}
+		r.kc = kubetest.KubeconfigAt(t, "https://"+proxy.Addr(), srv.AdminToken)
+		replicas[r.id] = r
+		start(r)
+	}
+	// leaderOf is who acted last in each election, recently.
+	leaderOf := func() map[string]string {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		out := map[string]string{}
+		for _, e := range elections {
+			acts := c.acts[e]
+			if len(acts) > 0 && time.Since(acts[len(acts)-1].at) < time.Second {
+				out[e] = acts[len(acts)-1].who
+			}
+		}
+		return out
+	}
+	allLed := func(within time.Duration) {
+		t.Helper()
+		require.Eventually(t, func() bool { return len(leaderOf()) == len(elections) }, within, 50*time.Millisecond,
+			"every election has a leader acting within %v", within)
+	}
+	busiest := func() *replica {
+		count := map[string]int{}
+		for _, who := range leaderOf() {
+			count[who]++
+		}
+		best := replicas["p1"]
+		for id, r := range replicas {
+			if count[id] > count[best.id] {
+				best = r
+			}
+		}
+		return best
+	}
+	follower := func() *replica {
+		leaders := map[string]bool{}
+		for _, who := range leaderOf() {
+			leaders[who] = true
+		}
+		for _, r := range replicas {
+			if !leaders[r.id] {
+				return r
+			}
+		}
+		return replicas["p1"]
+	}
+
+	allLed(lease + 10*time.Second) // new Leases are first taken after a lease
+	faults := []struct {
+		name string
+		do   func()
+	}{
+		{"SIGKILL the busiest", func() {
+			r := busiest()
+			_ = r.p.Cmd.Process.Kill()
+			<-r.p.Done()
+			start(r)
+		}},
+		{"SIGSTOP the busiest past its lease, then SIGCONT", func() {
+			r := busiest()
+			_ = r.p.Cmd.Process.Signal(syscall.SIGSTOP)
+			time.Sleep(lease + time.Second)
+			_ = r.p.Cmd.Process.Signal(syscall.SIGCONT)
+		}},
+		{"SIGTERM the busiest", func() {
+			r := busiest()
+			_ = r.p.Cmd.Process.Signal(syscall.SIGTERM)
+			_ = r.p.Wait(t, 10*time.Second)
+			start(r)
+		}},
+		{"partition the busiest", func() {
+			r := busiest()
+			r.proxy.Block()
+			time.Sleep(lease + time.Second)
+			r.proxy.Heal()
+		}},
+		{"partition a follower", func() {
+			r := follower()
+			r.proxy.Block()
+			time.Sleep(lease + time.Second)
+			r.proxy.Heal()
+		}},
+		{"reset every connection", func() {
+			for _, r := range replicas {
+				r.proxy.Block()
+				r.proxy.Heal()
+			}
+		}},
+	}
+	end := time.Now().Add(run)
+	n := 0
+	for time.Now().Before(end) {
+		f := faults[n%len(faults)]
+		if n >= len(faults) {
+			f = faults[rand.IntN(len(faults))]
+		}
+		n++
+		t.Logf("fault %d: %s", n, f.name)
+		f.do()
+		allLed(lease + time.Second + 500*time.Millisecond) // the lease, a second, and the 50ms act period's slack
+		time.Sleep(time.Duration(rand.IntN(1000)) * time.Millisecond)
+	}
+	for _, r := range replicas {
+		_ = r.p.Cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, r := range replicas {
+		_ = r.p.Wait(t, 10*time.Second)
+	}
+	t.Logf("%d faults, %d terms started", n, c.transitions())
+	c.check(t)
+}
