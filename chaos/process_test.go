@@ -1,6 +1,7 @@
 package chaos_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -37,9 +38,9 @@ type replica struct {
 // TestProcessesUnderFaults runs three processes of examples/multicomponent,
 // each reaching the API server through a proxy of its own, and injects,
 // one after another: SIGKILL, SIGSTOP past the lease then SIGCONT, SIGTERM,
-// a partition of the leader, a partition of a follower, and reset
-// connections. Every leader checks its term with election.Valid before
-// each act; the checker finds no two leaders acting at once, and after
+// a partition of the leader, a partition of a follower, a restart of the
+// API server, a restart of etcd, and reset connections. Every leader
+// checks its term with election.Valid before each act; the checker finds no two leaders acting at once, and after
 // each fault heals every election has a leader acting within the lease
 // plus a second.
 func TestProcessesUnderFaults(t *testing.T) {
@@ -152,6 +153,12 @@ func TestProcessesUnderFaults(t *testing.T) {
 			r.proxy.Block()
 			time.Sleep(lease + time.Second)
 			r.proxy.Heal()
+		}},
+		{"restart the API server", func() {
+			require.NoError(t, srv.RestartAPIServer(context.Background()))
+		}},
+		{"restart etcd", func() {
+			require.NoError(t, srv.RestartEtcd(context.Background()))
 		}},
 		{"reset every connection", func() {
 			for _, r := range replicas {

@@ -21,6 +21,17 @@ import (
 // makes at least one more attempt after a success before its deadline.
 const JitterFactor = 1.2
 
+// MaxErrorBackoff is how many RetryPeriods a candidate waits at most
+// between attempts to acquire that fail in a row (the API server down or
+// refusing), never more than LeaseDuration: the wait doubles from
+// RetryPeriod with each failure.
+const MaxErrorBackoff = 8
+
+// MaxIdentityLength is the longest identity an election accepts, in
+// bytes: room for any pod name with a suffix, and far below what the API
+// server takes in a lock object, which it would write at every renewal.
+const MaxIdentityLength = 1024
+
 // Config describes one election. LeaseDuration, RenewDeadline and
 // RetryPeriod have no defaults: the right values depend on how long a
 // component may go without a leader. client-go's usual values are 15s,
@@ -115,6 +126,10 @@ func (cfg Config) resolve() (Config, error) {
 	}
 	if cfg.Identity == "" {
 		return cfg, fmt.Errorf("election %s: Identity is empty and the lock %s has none", cfg.Name, cfg.Lock.Describe())
+	}
+	if len(cfg.Identity) > MaxIdentityLength {
+		return cfg, fmt.Errorf("election %s: Identity is %d bytes long, more than the maximum %d (it is written to the lock at every renewal; a ConfigMap's annotations hold 256 KiB at most)",
+			cfg.Name, len(cfg.Identity), MaxIdentityLength)
 	}
 	if err := CheckTimings(cfg.LeaseDuration, cfg.RenewDeadline, cfg.RetryPeriod, GoNames); err != nil {
 		return cfg, fmt.Errorf("election %s: %w", cfg.Name, err)

@@ -223,10 +223,13 @@ func (e *Election) Stop() {
 }
 
 // Acquire campaigns until this candidate holds the lock (true) or ctx is
-// done (false and ctx's error). Failed attempts are retried every
-// RetryPeriod, jittered; their errors are logged when they change.
+// done (false and ctx's error). Attempts are retried every RetryPeriod,
+// jittered; after failed attempts (the lock unreachable, a request
+// refused) the wait doubles with each failure in a row, up to
+// MaxErrorBackoff. Errors are logged when they change.
 func (e *Election) Acquire(ctx context.Context) (bool, error) {
 	var lastErr string
+	failures := 0
 	for {
 		if ctx.Err() != nil {
 			return false, ctx.Err()
@@ -244,16 +247,35 @@ func (e *Election) Acquire(ctx context.Context) (bool, error) {
 			return false, ctx.Err()
 		}
 		if err != nil && err.Error() != lastErr {
-			e.log.Warn("cannot acquire the lock", "lock", e.cfg.Lock.Describe(), "err", err)
+			e.log.Warn("cannot acquire the lock", "lock", e.cfg.Lock.Describe(), "err", err, "failures", failures+1)
 		}
-		lastErr = ""
 		if err != nil {
-			lastErr = err.Error()
+			lastErr, failures = err.Error(), failures+1
+		} else {
+			lastErr, failures = "", 0
 		}
-		if !e.waitToCampaign(ctx) {
+		if !e.waitToCampaign(ctx, failures) {
 			return false, ctx.Err()
 		}
 	}
+}
+
+// errorBackoff is the wait before the next attempt after failures failed
+// attempts in a row: RetryPeriod doubled per failure after the first, at
+// most MaxErrorBackoff.
+func (e *Election) errorBackoff(failures int) time.Duration {
+	d := e.cfg.RetryPeriod
+	for i := 1; i < failures && d < e.maxErrorBackoff(); i++ {
+		d *= 2
+	}
+	return min(d, e.maxErrorBackoff())
+}
+
+// maxErrorBackoff is the longest wait between failed attempts:
+// MaxErrorBackoff RetryPeriods, and never more than LeaseDuration, so that
+// a candidate tries again within a lease of the lock becoming reachable.
+func (e *Election) maxErrorBackoff() time.Duration {
+	return max(min(MaxErrorBackoff*e.cfg.RetryPeriod, e.cfg.LeaseDuration), e.cfg.RetryPeriod)
 }
 
 // changeNotifier is a lock that reports changes of its record, such as a
@@ -265,11 +287,15 @@ type changeNotifier interface {
 
 // waitToCampaign waits for the next attempt to acquire: RetryPeriod
 // (jittered), or less if the lease this candidate observes expires
-// sooner, or until the lock reports a change. It returns false if ctx is
-// done first.
-func (e *Election) waitToCampaign(ctx context.Context) bool {
+// sooner, or until the lock reports a change. After failed attempts it
+// waits the error backoff instead and does not shorten it for an expired
+// lease: an unreachable lock is not retried in a busy loop. It returns
+// false if ctx is done first.
+func (e *Election) waitToCampaign(ctx context.Context, failures int) bool {
 	d := e.jitter(e.cfg.RetryPeriod)
-	if until, ok := e.untilExpiry(); ok && until < d {
+	if failures > 0 {
+		d = e.jitter(e.errorBackoff(failures))
+	} else if until, ok := e.untilExpiry(); ok && until < d {
 		d = max(until, 0)
 	}
 	var changes <-chan struct{}

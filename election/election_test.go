@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -32,6 +33,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"lease not above deadline", func(c *Config) { c.LeaseDuration = deadline }, "LeaseDuration 10s must exceed RenewDeadline 10s"},
 		{"deadline too close to retry", func(c *Config) { c.RetryPeriod = 9 * time.Second }, "RenewDeadline 10s must exceed RetryPeriod 9s × 1.2 = 10.8s"},
 		{"huge lease", func(c *Config) { c.LeaseDuration = 100 * 365 * 24 * time.Hour }, "exceeds the maximum"},
+		{"identity too long", func(c *Config) { c.Identity = strings.Repeat("x", MaxIdentityLength+1) }, "election l: Identity is 1025 bytes long, more than the maximum 1024"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := valid
@@ -610,4 +612,36 @@ func TestValidSeesTheDeadlineOnTheClock(t *testing.T) {
 	assert.True(t, errors.Is(err, ErrNotLeader) || errors.Is(err, context.Canceled), "%v", err)
 	require.ErrorIs(t, Valid(context.Background()), ErrNotLeader, "no term in the context")
 	lock.hangUpdates.Store(false)
+}
+
+// TestUnreachableLockIsRetriedWithBackoff: once the observed lease has
+// expired, failing attempts are not retried at once (a busy loop against
+// a down API server) but after RetryPeriod, doubling per failure up to
+// MaxErrorBackoff RetryPeriods or the lease; a success resets it.
+func TestUnreachableLockIsRetriedWithBackoff(t *testing.T) {
+	noLeaks(t)
+	mem := freeLock(t)
+	b := newCandidate(t, mem, "b", epoch)
+	require.True(t, b.try(t))
+	lock := &testLock{Lock: mem}
+	a := newCandidate(t, lock, "a", epoch)
+	require.False(t, a.try(t))
+	a.clock.Step(lease) // b's lease has expired on a's clock
+	lock.failUpdates.Store(true)
+	a.run(t)
+
+	waitFor(t, func() bool { return lock.updates.Load() == 1 }, "the first take-over fails")
+	maxBackoff := min(MaxErrorBackoff*retry, lease)
+	for i, wait := range []time.Duration{retry, 2 * retry, 4 * retry, maxBackoff, maxBackoff} {
+		a.waitTimers(t, 1)
+		a.clock.Step(wait - time.Millisecond)
+		a.waitTimers(t, 1)
+		require.Equal(t, int32(i+1), lock.updates.Load(), "no attempt before the backoff of %v", wait)
+		a.clock.Step(time.Millisecond)
+		waitFor(t, func() bool { return lock.updates.Load() == int32(i+2) }, "the next attempt after the backoff")
+	}
+	lock.failUpdates.Store(false)
+	a.waitTimers(t, 1)
+	a.clock.Step(maxBackoff)
+	waitFor(t, a.IsLeader, "a leads once the lock answers")
 }

@@ -7,12 +7,15 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -106,6 +109,7 @@ func TestElectionOnRealAPIServer(t *testing.T) {
 			t.Run("CrashFailOver", func(t *testing.T) { testCrashFailOver(t, makeLock) })
 			t.Run("DeletedLock", func(t *testing.T) { testDeletedLock(t, makeLock) })
 			t.Run("CorruptedRecord", func(t *testing.T) { testCorruptedRecord(t, makeLock, kind) })
+			t.Run("DuplicateIdentity", func(t *testing.T) { testDuplicateIdentity(t, makeLock) })
 		})
 	}
 }
@@ -334,4 +338,88 @@ func TestInteropWithClientGoV023ConfigMap(t *testing.T) {
 	assert.Equal(t, 7, back.LeaderTransitions)
 	assert.False(t, back.RenewTime.IsZero())
 	fmt.Fprintln(io.Discard, back)
+}
+
+// syncBuffer is a log destination that tests read while elections write.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testDuplicateIdentity: two candidates configured with the same identity
+// never both run leader work; the one that finds its identity in a record
+// it did not write reports it, and waits for the lease to expire or be
+// released, as for any other holder.
+func testDuplicateIdentity(t *testing.T, makeLock lockMaker) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	led := leadertest.New()
+	var logs syncBuffer
+	twins := map[string]*kubeCandidate{}
+	for _, who := range []string{"twin#1", "twin#2"} {
+		twins[who] = startCandidate(t, makeLock(t, cs, ns, "lock", "twin"), led, func(c *election.Config) {
+			c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			c.OnStartedLeading = func(ctx context.Context) {
+				term, _ := election.TermFromContext(ctx)
+				led.Begin(who, term.FencingToken)
+				<-ctx.Done()
+				led.End(who)
+			}
+		})
+	}
+	first := led.Leader(t)
+	require.Eventually(t, func() bool {
+		return strings.Contains(logs.String(), "another candidate has the same identity")
+	}, 10*time.Second, 10*time.Millisecond, "the duplicate is reported")
+	require.Never(t, func() bool { return len(led.Leaders()) != 1 || led.Ended() > 0 }, 2*kLease, 20*time.Millisecond,
+		"the other twin neither leads alongside nor takes over from a leader that renews")
+	twins[first].stop()
+	next := led.Leader(t)
+	assert.NotEqual(t, first, next, "the other twin leads once the lease is released")
+	led.Check(t)
+}
+
+// TestNoCredentialsInLogsOrSpans: a candidate whose token the API server
+// refuses logs and traces the refusal, never the token.
+func TestNoCredentialsInLogsOrSpans(t *testing.T) {
+	ns := kubetest.Namespace(t)
+	const secret = "secret-token-that-must-not-leak"
+	cfg := kubetest.Config(t)
+	cfg.BearerToken = secret
+	cs, err := kubernetes.NewForConfig(cfg)
+	require.NoError(t, err)
+	var logs syncBuffer
+	spans := tracetest.NewSpanRecorder()
+	for kind, makeLock := range lockKinds {
+		e, err := election.New(election.Config{
+			Lock: makeLock(t, cs, ns, "lock", "a"), LeaseDuration: kLease, RenewDeadline: kDeadline, RetryPeriod: kRetry,
+			Logger:         slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)),
+		})
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*kRetry)
+		ok, err := e.Acquire(ctx) // fails, logs, retries until ctx ends
+		cancel()
+		require.False(t, ok, kind)
+		require.Error(t, err, kind)
+	}
+	assert.Contains(t, logs.String(), "Unauthorized", "the refusal is logged")
+	assert.NotContains(t, logs.String(), secret)
+	require.NotEmpty(t, spans.Ended())
+	for _, sp := range spans.Ended() {
+		assert.NotContains(t, fmt.Sprint(sp.Attributes(), sp.Events(), sp.Status()), secret, "span %s", sp.Name())
+	}
+	assert.Contains(t, fmt.Sprint(spans.Ended()[0].Attributes()), "unauthorized", "the spans say why")
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -16,6 +17,10 @@ import (
 
 	"github.com/tenure/tenure/locks"
 )
+
+// accessCheckTimeout bounds the access check at start-up, so that an
+// unreachable API server delays the start by this much at most.
+const accessCheckTimeout = 5 * time.Second
 
 // permissioned is a lock that says which API requests it makes.
 type permissioned interface {
@@ -26,20 +31,26 @@ type permissioned interface {
 // request, whether this program may make every request its locks make,
 // and fails naming each component, verb and resource it may not: a
 // missing RBAC rule is clearer at start-up than as a stream of failed
-// renewals. A review that cannot be made is logged and does not block.
+// renewals. Reviews that cannot be made (the API server down or slow at
+// start-up) are logged once and do not block: the elections retry until
+// it answers. The check takes at most accessCheckTimeout.
 func (r *Runner) checkAccess(ctx context.Context, cs kubernetes.Interface) error {
 	if cs == nil {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, accessCheckTimeout)
+	defer cancel()
 	type denial struct {
 		component string
 		perm      locks.Permission
 		reason    string
 	}
 	var (
-		mu      sync.Mutex
-		denials []denial
-		wg      sync.WaitGroup
+		mu        sync.Mutex
+		denials   []denial
+		unchecked int
+		why       error
+		wg        sync.WaitGroup
 	)
 	for _, u := range r.units {
 		if u.perms == nil {
@@ -53,7 +64,10 @@ func (r *Runner) checkAccess(ctx context.Context, cs kubernetes.Interface) error
 					}},
 				}, metav1.CreateOptions{})
 				if err != nil {
-					r.log.Warn("cannot check access; going on", "component", u.comp.Name(), "permission", p.String(), "err", err)
+					mu.Lock()
+					unchecked++
+					why = err
+					mu.Unlock()
 					return
 				}
 				if !review.Status.Allowed {
@@ -65,6 +79,10 @@ func (r *Runner) checkAccess(ctx context.Context, cs kubernetes.Interface) error
 		}
 	}
 	wg.Wait()
+	if unchecked > 0 {
+		r.log.Warn("cannot check access at start-up; starting anyway, the elections retry until the API server answers",
+			"unchecked", unchecked, "err", why)
+	}
 	if len(denials) == 0 {
 		return nil
 	}

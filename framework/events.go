@@ -1,6 +1,9 @@
 package framework
 
 import (
+	"sync/atomic"
+	"time"
+
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,16 +24,57 @@ import (
 type events struct {
 	broadcaster record.EventBroadcaster
 	recorder    record.EventRecorder
+	sink        *flushSink
+	recorded    atomic.Int64
 }
 
 func newEvents(cs kubernetes.Interface, identity string) *events {
 	b := record.NewBroadcaster()
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
+	sink := &flushSink{EventSink: &typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")}, wrote: make(chan struct{}, 1)}
+	b.StartRecordingToSink(sink)
 	return &events{
 		broadcaster: b,
 		recorder:    b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "tenure", Host: identity}),
+		sink:        sink,
 	}
 }
+
+// flushSink counts the events the broadcaster has handed to the API, so
+// that shutdown can wait for the last ones: the broadcaster's Shutdown
+// drops what it has not sent yet, such as the "stopped leading" events
+// recorded just before.
+type flushSink struct {
+	record.EventSink
+	handled atomic.Int64
+	wrote   chan struct{} // signalled after each event handled
+}
+
+func (s *flushSink) done() {
+	s.handled.Add(1)
+	select {
+	case s.wrote <- struct{}{}:
+	default:
+	}
+}
+
+func (s *flushSink) Create(e *corev1.Event) (*corev1.Event, error) {
+	defer s.done()
+	return s.EventSink.Create(e)
+}
+
+func (s *flushSink) Update(e *corev1.Event) (*corev1.Event, error) {
+	defer s.done()
+	return s.EventSink.Update(e)
+}
+
+func (s *flushSink) Patch(e *corev1.Event, data []byte) (*corev1.Event, error) {
+	defer s.done()
+	return s.EventSink.Patch(e, data)
+}
+
+// eventFlushTimeout bounds how long shutdown waits for recorded events to
+// reach the API server.
+const eventFlushTimeout = 2 * time.Second
 
 // object is the lock object of a component's settings, or nil for locks
 // that are not Kubernetes objects.
@@ -57,12 +101,27 @@ func (e *events) record(obj runtime.Object, message string) {
 	if e == nil || obj == nil {
 		return
 	}
+	e.recorded.Add(1)
 	e.recorder.Event(obj, corev1.EventTypeNormal, "LeaderElection", message)
 }
 
-// shutdown flushes and stops the broadcaster.
+// shutdown waits, at most eventFlushTimeout, until every recorded event
+// has been handed to the API server (an event the broadcaster drops as
+// spam or after failed retries leaves it waiting until then), and stops
+// the broadcaster.
 func (e *events) shutdown() {
-	if e != nil {
-		e.broadcaster.Shutdown()
+	if e == nil {
+		return
 	}
+	timeout := time.NewTimer(eventFlushTimeout)
+	defer timeout.Stop()
+	for e.sink.handled.Load() < e.recorded.Load() {
+		select {
+		case <-e.sink.wrote:
+		case <-timeout.C:
+			e.broadcaster.Shutdown()
+			return
+		}
+	}
+	e.broadcaster.Shutdown()
 }

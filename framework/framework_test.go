@@ -292,10 +292,10 @@ func TestBadSetUpFailsBeforeAnythingStarts(t *testing.T) {
 			opts: []fx.Option{ok("billing"), ok("billing")},
 			want: "component billing is registered twice",
 		},
-		"cluster lock without cluster": {
+		"wrong kubeconfig path": {
 			yaml: memoryYAML + "kubeconfig: /nonexistent/kubeconfig\n",
 			opts: []fx.Option{ok("billing")},
-			want: "/nonexistent/kubeconfig",
+			want: `kubernetes client: kubeconfig "/nonexistent/kubeconfig": stat /nonexistent/kubeconfig: no such file or directory`,
 		},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/tenure/tenure/components"
 	"github.com/tenure/tenure/framework"
+	"github.com/tenure/tenure/internal/faultproxy"
 	"github.com/tenure/tenure/internal/kubetest"
 	"github.com/tenure/tenure/locks"
 )
@@ -109,4 +112,29 @@ components.billing: forbidden: "reader" may not watch leases.coordination.k8s.io
 	assert.NotContains(t, err.Error(), "may not get")
 	assert.Empty(t, led.of("billing").Leaders())
 	_ = app.Stop(ctx)
+}
+
+// TestUnreachableAPIServerAtStartUp: a replica that cannot reach the API
+// server when it starts does not fail or exit: it starts, retries, and
+// leads once the network heals.
+func TestUnreachableAPIServerAtStartUp(t *testing.T) {
+	srv := kubetest.Shared(t)
+	ns := kubetest.Namespace(t)
+	proxy, err := faultproxy.Start(strings.TrimPrefix(srv.URL, "https://"))
+	require.NoError(t, err)
+	defer proxy.Close()
+	proxy.Block()
+	cfg := srv.Config()
+	cfg.Host = "https://" + proxy.Addr()
+	cs, err := kubernetesFor(cfg)
+	require.NoError(t, err)
+
+	led := newLedgers()
+	app := replica(t, "r1", fmt.Sprintf("namespace: %s\nlease_duration: 2s\nrenew_deadline: 1500ms\nretry_period: 200ms\n", ns),
+		framework.WithClient(cs), recorded(led, "billing"))
+	app.RequireStart() // within the access check's bound, despite the black hole
+	require.Never(t, func() bool { return len(led.of("billing").Leaders()) > 0 }, time.Second, 50*time.Millisecond)
+	proxy.Heal()
+	assert.Equal(t, "r1", led.of("billing").Leader(t), "leads once the API server answers (a new lock: after one lease)")
+	app.RequireStop()
 }

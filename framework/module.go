@@ -123,7 +123,11 @@ func NewClient(cfg *config.Config) (kubernetes.Interface, error) {
 
 func restConfig(kubeconfig string) (*rest.Config, error) {
 	if kubeconfig != "" {
-		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+		rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("kubeconfig %q: %w", kubeconfig, err)
+		}
+		return rc, nil
 	}
 	rc, err := rest.InClusterConfig()
 	if err == nil {

@@ -83,8 +83,13 @@ func (r objectRef) Name() string { return r.name }
 func (r objectRef) Identity() string { return r.identity }
 
 // apiError wraps an error from the API server with the operation and the
-// object, and with ErrNotFound or ErrConflict where the API says so.
+// object, and with ErrNotFound or ErrConflict where the API says so (a
+// create that is not found names the missing namespace instead).
 func (r objectRef) apiError(op string, err error) error {
+	if op == "create" && apierrors.IsNotFound(err) {
+		// Only the namespace can be missing when creating.
+		return fmt.Errorf("%s %s: namespace %q does not exist: %w", op, r.Describe(), r.namespace, err)
+	}
 	var sentinel error
 	switch {
 	case apierrors.IsNotFound(err):

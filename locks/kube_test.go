@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -304,25 +305,87 @@ func TestLeaseLockSharesLeasesWithClientGo(t *testing.T) {
 	assert.Equal(t, int32(2), obs.Record.LeaderTransitions)
 }
 
-func TestLocksReportForbiddenCalls(t *testing.T) {
+// TestLocksReportRefusedCalls: get, create and update by a user without
+// RBAC rules (403) and with a bad token (401) fail with errors that name
+// the request and the object and keep the API's cause reachable, and the
+// record already stored is left as it was.
+func TestLocksReportRefusedCalls(t *testing.T) {
 	ns := kubetest.Namespace(t)
-	cs, err := kubernetes.NewForConfig(kubetest.UserConfig(t, "nobody"))
+	admin := kubetest.Client(t)
+	nobody, err := kubernetes.NewForConfig(kubetest.UserConfig(t, "nobody"))
+	require.NoError(t, err)
+	badTokenCfg := rest.CopyConfig(kubetest.Config(t))
+	badTokenCfg.BearerToken = "not-a-valid-token"
+	badToken, err := kubernetes.NewForConfig(badTokenCfg)
 	require.NoError(t, err)
 
-	lease, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, "lock")
-	require.NoError(t, err)
-	_, err = lease.Get(bg(t))
-	require.Error(t, err)
-	assert.True(t, apierrors.IsForbidden(err), "the cause must stay reachable: %v", err)
-	assert.Contains(t, err.Error(), "get leases/"+ns+"/lock")
-	assert.Contains(t, err.Error(), `cannot get resource "leases"`)
+	kinds := map[string]func(cs kubernetes.Interface, name string) locks.Lock{
+		"leases": func(cs kubernetes.Interface, name string) locks.Lock {
+			l, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, name)
+			require.NoError(t, err)
+			return l
+		},
+		"configmaps": func(cs kubernetes.Interface, name string) locks.Lock {
+			l, err := locks.NewConfigMapLock(cs.CoreV1(), ns, name)
+			require.NoError(t, err)
+			return l
+		},
+	}
+	users := map[string]struct {
+		cs   kubernetes.Interface
+		is   func(error) bool
+		text string
+	}{
+		"403": {nobody, apierrors.IsForbidden, `User "nobody" cannot`},
+		"401": {badToken, apierrors.IsUnauthorized, "Unauthorized"},
+	}
+	for kind, newLock := range kinds {
+		stored, err := newLock(admin, "held").Create(bg(t), lockstest.Held("a", at, 0))
+		require.NoError(t, err)
+		for code, u := range users {
+			t.Run(kind+"/"+code, func(t *testing.T) {
+				l := newLock(u.cs, "held")
+				_, err := l.Get(bg(t))
+				require.Error(t, err)
+				assert.True(t, u.is(err), "the cause stays reachable: %v", err)
+				assert.ErrorContains(t, err, "get "+kind+"/"+ns+"/held")
+				assert.ErrorContains(t, err, u.text)
 
-	cm, err := locks.NewConfigMapLock(cs.CoreV1(), ns, "lock")
+				_, err = newLock(u.cs, "new").Create(bg(t), lockstest.Held("b", at, 0))
+				require.Error(t, err)
+				assert.True(t, u.is(err), "%v", err)
+				assert.ErrorContains(t, err, "create "+kind+"/"+ns+"/new")
+
+				_, err = l.Update(bg(t), stored.Version, lockstest.Held("b", at, 1))
+				require.Error(t, err)
+				assert.True(t, u.is(err), "%v", err)
+				assert.ErrorContains(t, err, kind+"/"+ns+"/held")
+
+				now, err := newLock(admin, "held").Get(bg(t))
+				require.NoError(t, err)
+				assert.Equal(t, stored.Version, now.Version, "nothing was written")
+				assert.Equal(t, "a", now.Record.HolderIdentity)
+			})
+		}
+	}
+}
+
+// TestLockInMissingNamespace: creating a lock in a namespace that does
+// not exist says so.
+func TestLockInMissingNamespace(t *testing.T) {
+	cs := kubetest.Client(t)
+	lease, err := locks.NewLeaseLock(cs.CoordinationV1(), "no-such-namespace", "lock")
 	require.NoError(t, err)
-	_, err = cm.Create(bg(t), lockstest.Held("a", at, 0))
-	require.Error(t, err)
-	assert.True(t, apierrors.IsForbidden(err))
-	assert.Contains(t, err.Error(), `cannot create resource "configmaps"`)
+	cm, err := locks.NewConfigMapLock(cs.CoreV1(), "no-such-namespace", "lock")
+	require.NoError(t, err)
+	for _, l := range []locks.Lock{lease, cm} {
+		_, err = l.Get(bg(t))
+		require.ErrorIs(t, err, locks.ErrNotFound, "a missing lock")
+		_, err = l.Create(bg(t), lockstest.Held("a", at, 0))
+		require.Error(t, err)
+		assert.ErrorContains(t, err, `namespace "no-such-namespace" does not exist`)
+		assert.True(t, apierrors.IsNotFound(err))
+	}
 }
 
 func TestNewLocksValidateNames(t *testing.T) {
@@ -443,4 +506,38 @@ func TestWatchedLeaseLockReadsTheCacheAndReportsChanges(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, got.Record.HolderIdentity, "the cache has the release when the change is reported")
 	assert.Zero(t, counter.count(get))
+}
+
+// TestRecordTooLargeForTheAPI: a holder identity longer than the API
+// server takes (a ConfigMap's annotations hold 256 KiB; any request 3 MiB)
+// is refused with the API's reason, and the stored record is kept.
+func TestRecordTooLargeForTheAPI(t *testing.T) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	for _, tc := range []struct {
+		lock locks.Lock
+		size int
+		want string
+	}{
+		{must(locks.NewConfigMapLock(cs.CoreV1(), ns, "cm")), 300 << 10, "metadata.annotations: Too long"},
+		{must(locks.NewLeaseLock(cs.CoordinationV1(), ns, "lease")), 4 << 20, "Request entity too large"},
+	} {
+		stored, err := tc.lock.Create(bg(t), lockstest.Held("a", at, 0))
+		require.NoError(t, err)
+		huge := strings.Repeat("x", tc.size)
+		_, err = tc.lock.Update(bg(t), stored.Version, lockstest.Held(huge, at, 1))
+		require.Error(t, err)
+		assert.ErrorContains(t, err, "update "+tc.lock.Describe())
+		assert.ErrorContains(t, err, tc.want)
+		now, err := tc.lock.Get(bg(t))
+		require.NoError(t, err)
+		assert.Equal(t, stored.Version, now.Version, "nothing was written")
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

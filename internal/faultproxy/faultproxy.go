@@ -1,13 +1,15 @@
 // Package faultproxy is a TCP proxy on loopback for tests, between a
 // client and a server, that can cut the network: it forwards bytes until
 // told to black-hole them (connections stay open and silent, as across a
-// partition), and forwards again when healed.
+// partition), and forwards again when healed. It can also delay every
+// chunk of bytes it forwards, as a slow network does.
 package faultproxy
 
 import (
 	"io"
 	"net"
 	"sync"
+	"time"
 )
 
 // Proxy forwards connections from its address to a target.
@@ -17,6 +19,7 @@ type Proxy struct {
 
 	mu      sync.Mutex
 	blocked bool
+	latency time.Duration
 	conns   map[net.Conn]struct{}
 	wg      sync.WaitGroup
 }
@@ -55,6 +58,21 @@ func (p *Proxy) Heal() {
 	for c := range p.conns {
 		_ = c.Close()
 	}
+}
+
+// SetLatency delays each chunk of bytes forwarded from now on, in either
+// direction, by d (0: none), so that a request and its answer take at
+// least 2d.
+func (p *Proxy) SetLatency(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.latency = d
+}
+
+func (p *Proxy) delay() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.latency
 }
 
 // Close stops the proxy and closes every connection.
@@ -107,8 +125,22 @@ func (p *Proxy) serve(c net.Conn) {
 	defer p.untrack(up)
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src) // ends with either side: closed, reset or blocked
-		done <- struct{}{}
+		defer func() { done <- struct{}{} }()
+		buf := make([]byte, 32<<10)
+		for { // until either side ends: closed, reset or blocked
+			n, err := src.Read(buf)
+			if n > 0 {
+				if d := p.delay(); d > 0 {
+					time.Sleep(d)
+				}
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
 	}
 	go pipe(up, c)
 	go pipe(c, up)

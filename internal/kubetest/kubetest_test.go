@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	authnv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -132,4 +133,28 @@ func TestKubeconfigAndUsers(t *testing.T) {
 	assert.Contains(t, review.Status.UserInfo.Groups, "team")
 	_, err = user.CoreV1().Namespaces().Get(context.Background(), "default", metav1.GetOptions{})
 	assert.True(t, apierrors.IsForbidden(err), "a user without roles is forbidden: %v", err)
+}
+
+// TestRestartsKeepTheData: the API server and etcd come back on the same
+// address with what was stored, for the chaos tests' restart faults.
+func TestRestartsKeepTheData(t *testing.T) {
+	kubetest.Shared(t)
+	bins, err := kubetest.EnsureBinaries(context.Background(), nil)
+	require.NoError(t, err)
+	before := len(childPIDs(t, os.Getpid()))
+	s, err := kubetest.Start(context.Background(), bins)
+	require.NoError(t, err)
+	defer s.Stop()
+	cs, err := kubernetes.NewForConfig(s.Config())
+	require.NoError(t, err)
+	ctx := context.Background()
+	_, err = cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kept"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	for name, restart := range map[string]func(context.Context) error{"API server": s.RestartAPIServer, "etcd": s.RestartEtcd} {
+		require.NoError(t, restart(ctx), name)
+		_, err = cs.CoreV1().ConfigMaps("default").Get(ctx, "kept", metav1.GetOptions{})
+		require.NoError(t, err, "the same client reads what was stored, after restarting %s", name)
+	}
+	assert.Len(t, childPIDs(t, os.Getpid()), before+2, "one etcd and one API server more than before Start: the killed ones are gone")
 }

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -29,6 +30,10 @@ type Server struct {
 	etcd      *exec.Cmd
 	apiserver *exec.Cmd
 	exited    map[*exec.Cmd]chan struct{}
+	// etcdArgs and apiserverArgs start each server again on restart:
+	// the binary's path, then its arguments.
+	etcdArgs, apiserverArgs []string
+	mu                      sync.Mutex // guards the fields above after Start
 	// URL is the API server's address, https://127.0.0.1:port.
 	URL string
 	// EtcdURL is etcd's client address.
@@ -73,20 +78,21 @@ func (s *Server) start(ctx context.Context, bins Binaries) error {
 	s.CAFile = filepath.Join(s.dir, "certs", "apiserver.crt")
 	s.AdminToken = randomToken()
 
-	if s.etcd, err = s.spawn(bins.Etcd, "etcd.log",
+	s.etcdArgs = []string{bins.Etcd,
 		"--name", "default",
 		"--data-dir", filepath.Join(s.dir, "etcd"),
 		"--listen-client-urls", etcdClient,
 		"--advertise-client-urls", etcdClient,
 		"--listen-peer-urls", etcdPeer,
 		"--initial-advertise-peer-urls", etcdPeer,
-		"--initial-cluster", "default="+etcdPeer,
+		"--initial-cluster", "default=" + etcdPeer,
 		"--unsafe-no-fsync",
 		"--log-level", "warn",
-	); err != nil {
+	}
+	if s.etcd, err = s.spawn(s.etcdArgs[0], "etcd.log", s.etcdArgs[1:]...); err != nil {
 		return err
 	}
-	if err := s.waitReady(ctx, s.etcd, "etcd.log", etcdClient+"/health", nil); err != nil {
+	if err := s.waitReady(ctx, s.etcd, "etcd.log", s.EtcdURL+"/health", nil); err != nil {
 		return err
 	}
 
@@ -97,7 +103,7 @@ func (s *Server) start(ctx context.Context, bins Binaries) error {
 	if err := os.WriteFile(filepath.Join(s.dir, "tokens.csv"), []byte(tokens), 0o600); err != nil {
 		return err
 	}
-	if s.apiserver, err = s.spawn(bins.APIServer, "apiserver.log",
+	s.apiserverArgs = []string{bins.APIServer,
 		"--etcd-servers", etcdClient,
 		"--secure-port", strconv.Itoa(ports[2]),
 		"--bind-address", "127.0.0.1",
@@ -115,17 +121,59 @@ func (s *Server) start(ctx context.Context, bins Binaries) error {
 		// the locks must preserve.
 		"--feature-gates", "CoordinatedLeaderElection=true",
 		"--runtime-config", "coordination.k8s.io/v1beta1=true",
-	); err != nil {
+	}
+	if s.apiserver, err = s.spawn(s.apiserverArgs[0], "apiserver.log", s.apiserverArgs[1:]...); err != nil {
 		return err
 	}
 	return s.waitReady(ctx, s.apiserver, "apiserver.log", s.URL+"/readyz", s.adminTransport)
+}
+
+// RestartAPIServer kills the API server and starts it again on the same
+// port, with the same certificates, users and etcd, and waits until it is
+// ready: for tests of what clients do while it is away and after.
+func (s *Server) RestartAPIServer(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.kill(s.apiserver)
+	var err error
+	if s.apiserver, err = s.spawn(s.apiserverArgs[0], "apiserver.log", s.apiserverArgs[1:]...); err != nil {
+		return err
+	}
+	return s.waitReady(ctx, s.apiserver, "apiserver.log", s.URL+"/readyz", s.adminTransport)
+}
+
+// RestartEtcd kills etcd and starts it again on the same ports and data,
+// and waits until it and then the API server are ready again.
+func (s *Server) RestartEtcd(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.kill(s.etcd)
+	var err error
+	if s.etcd, err = s.spawn(s.etcdArgs[0], "etcd.log", s.etcdArgs[1:]...); err != nil {
+		return err
+	}
+	if err := s.waitReady(ctx, s.etcd, "etcd.log", s.EtcdURL+"/health", nil); err != nil {
+		return err
+	}
+	return s.waitReady(ctx, s.apiserver, "apiserver.log", s.URL+"/readyz", s.adminTransport)
+}
+
+// kill ends a server's process group and waits for it to exit.
+func (s *Server) kill(cmd *exec.Cmd) {
+	done, ok := s.exited[cmd]
+	if cmd == nil || cmd.Process == nil || !ok {
+		return // never started, or already killed
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-done
+	delete(s.exited, cmd)
 }
 
 // spawn starts a server whose output goes to a log file in s.dir. The
 // child is killed if this process dies (Pdeathsig), so that a test that
 // panics or times out leaves no server behind.
 func (s *Server) spawn(path, logName string, args ...string) (*exec.Cmd, error) {
-	logFile, err := os.Create(filepath.Join(s.dir, logName))
+	logFile, err := os.OpenFile(filepath.Join(s.dir, logName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -217,12 +265,10 @@ func (s *Server) Config() *rest.Config {
 // throwaway, so there is no graceful shutdown to wait for. It is safe to
 // call more than once.
 func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, cmd := range []*exec.Cmd{s.apiserver, s.etcd} {
-		if cmd == nil || cmd.Process == nil {
-			continue
-		}
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-s.exited[cmd]
+		s.kill(cmd)
 	}
 	if s.dir != "" {
 		_ = os.RemoveAll(s.dir)
