@@ -2,7 +2,7 @@
 # into ~/.cache/tenure (or $TENURE_CACHE_DIR) when they are not cached yet,
 # so that the cold build (about 13 minutes on 2 cores) does not count
 # against a test timeout.
-.PHONY: test test-short binaries fuzz bench
+.PHONY: test test-short binaries fuzz bench chaos-long
 
 test: binaries
 	go test -race -timeout 30m ./...
@@ -22,3 +22,9 @@ fuzz:
 # Measure tenure against client-go on a real API server; writes BENCHMARKS.md.
 bench: binaries
 	go run ./bench
+
+# The chaos suite's long form (see RELIABILITY.md): in-process elections
+# in 100 elections, then the processes, under faults.
+chaos-long: binaries
+	CHAOS=long CHAOS_DURATION=25m CHAOS_ELECTIONS=100 go test -count=1 -v -run TestElectionsUnderFaults -timeout 40m ./chaos
+	CHAOS=long CHAOS_DURATION=15m go test -count=1 -v -run TestProcessesUnderFaults -timeout 30m ./chaos

@@ -128,6 +128,7 @@ func (e *Election) acquire(ctx context.Context) (attemptResult, error) {
 	}
 
 	if !e.observe(obs, true, now, obs.Record.LeaseDuration) {
+		e.warnIfOwnIdentity()
 		return attemptResult{outcome: OutcomeHeld}, nil
 	}
 	return e.takeOver(ctx, obs.Version, e.nextToken(obs.Record.LeaderTransitions))
@@ -230,12 +231,26 @@ func (e *Election) observe(obs locks.Observed, valid bool, now time.Time, lease 
 	if valid && holder == "" {
 		return true
 	}
-	if holder == e.cfg.Identity && !e.holding && !e.warnedOwnIdentity {
-		e.warnedOwnIdentity = true
-		e.log.Warn("the lock names this candidate's identity but this process holds no term: another candidate has the same identity, or this one restarted; waiting for the lease to expire",
-			"lock", e.cfg.Lock.Describe())
-	}
 	return !now.Before(e.obs.at.Add(lease))
+}
+
+// warnIfOwnIdentity reports, once per term, a record held under this
+// candidate's identity that this process did not acquire, as a campaign
+// finds it: another candidate has the same identity, or this one
+// restarted. A record of this process's own last term, left behind when
+// the term ended without a release, is not that.
+func (e *Election) warnIfOwnIdentity() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.obs.holder() != e.cfg.Identity || e.holding || e.warnedOwnIdentity {
+		return
+	}
+	if !e.term.Started.IsZero() && e.obs.record.LeaderTransitions == e.term.FencingToken {
+		return
+	}
+	e.warnedOwnIdentity = true
+	e.log.Warn("the lock names this candidate's identity but this process holds no term: another candidate has the same identity, or this one restarted; waiting for the lease to expire",
+		"lock", e.cfg.Lock.Describe())
 }
 
 // observeMissing records that the record is missing at now and reports

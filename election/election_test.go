@@ -1,6 +1,7 @@
 package election
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -644,4 +645,36 @@ func TestUnreachableLockIsRetriedWithBackoff(t *testing.T) {
 	a.waitTimers(t, 1)
 	a.clock.Step(maxBackoff)
 	waitFor(t, a.IsLeader, "a leads once the lock answers")
+}
+
+// TestOwnIdentityIsReportedOnlyForAnotherCandidate: a record under this
+// candidate's identity is reported when another process wrote it, not
+// when it is this process's own record: re-read by a release after a
+// conflict, or left by its last term that ended without a release.
+func TestOwnIdentityIsReportedOnlyForAnotherCandidate(t *testing.T) {
+	const warning = "another candidate has the same identity"
+	withLog := func(buf *bytes.Buffer) option {
+		return func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(buf, nil)) }
+	}
+	mem := freeLock(t)
+	var log1, log2 bytes.Buffer
+	a1 := newCandidate(t, mem, "a", epoch, withLog(&log1))
+	a2 := newCandidate(t, mem, "a", epoch, withLog(&log2))
+	require.True(t, a1.try(t))
+	require.False(t, a2.try(t))
+	assert.Contains(t, log2.String(), warning, "a twin is reported")
+
+	// The term ends (as at its renew deadline); somebody rewrites the
+	// record unchanged, so that the release conflicts and re-reads it.
+	a1.mu.Lock()
+	a1.holding = false
+	a1.mu.Unlock()
+	require.False(t, a1.try(t), "its own last term's record is waited out like any other")
+	obs, err := mem.Get(context.Background())
+	require.NoError(t, err)
+	_, err = mem.Update(context.Background(), obs.Version, obs.Record)
+	require.NoError(t, err)
+	require.NoError(t, a1.release(context.Background()))
+	assert.Empty(t, holderOf(t, mem).HolderIdentity, "released after re-reading")
+	assert.NotContains(t, log1.String(), warning)
 }
