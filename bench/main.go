@@ -44,7 +44,7 @@ func main() {
 	flag.IntVar(&o.elections, "elections", 50, "elections per replica in the request-count scenario")
 	flag.DurationVar(&o.steady, "steady", time.Minute, "steady-state window of the request-count scenario")
 	flag.IntVar(&o.scale, "scale", 1000, "elections per replica in the scale scenario (0: skip)")
-	flag.DurationVar(&o.scaleSteady, "scale-steady", 2*time.Minute, "steady-state window of the scale scenario")
+	flag.DurationVar(&o.scaleSteady, "scale-steady", 10*time.Minute, "steady-state window of the scale scenario")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "report file")
 	flag.StringVar(&o.only, "only", "", "run only this scenario: handover, crash, requests or scale")
 	flag.StringVar(&o.impl, "impl", "", "run only this implementation: tenure or client-go")

@@ -9,7 +9,9 @@
 package chaos_test
 
 import (
+	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"regexp"
 	"slices"
@@ -21,7 +23,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
+	"github.com/tenure/tenure/internal/faultproxy"
 	"github.com/tenure/tenure/internal/kubetest"
 )
 
@@ -40,6 +44,48 @@ func duration(t *testing.T, short time.Duration) time.Duration {
 	}
 	t.Skip("chaos tests are opt-in: CHAOS=short or long")
 	return 0
+}
+
+// fault is one fault to inject; do returns once it has healed.
+type fault struct {
+	name string
+	do   func()
+}
+
+// inject injects each fault once in order, then faults drawn at random,
+// until run has passed; after each, healed checks that every election has
+// a leader again. It returns how many faults it injected.
+func inject(t *testing.T, c *checker, run time.Duration, faults []fault, healed func(after string)) int {
+	t.Helper()
+	end := time.Now().Add(run)
+	n := 0
+	for time.Now().Before(end) {
+		f := faults[n%len(faults)]
+		if n >= len(faults) {
+			f = faults[rand.IntN(len(faults))]
+		}
+		n++
+		t.Logf("fault %d: %s (%d terms so far)", n, f.name, c.transitions())
+		f.do()
+		healed(f.name)
+		time.Sleep(time.Duration(rand.IntN(500)) * time.Millisecond)
+	}
+	return n
+}
+
+// sharedFaults are the faults that hit every candidate: restarts of the
+// API server and of etcd, and every connection reset.
+func sharedFaults(t *testing.T, srv *kubetest.Server, proxies []*faultproxy.Proxy) []fault {
+	return []fault{
+		{"restart the API server", func() { require.NoError(t, srv.RestartAPIServer(context.Background())) }},
+		{"restart etcd", func() { require.NoError(t, srv.RestartEtcd(context.Background())) }},
+		{"reset every connection", func() {
+			for _, p := range proxies {
+				p.Block()
+				p.Heal()
+			}
+		}},
+	}
 }
 
 // act is one action of a leader.
@@ -83,15 +129,19 @@ func (c *checker) transitions() int {
 	return n
 }
 
-// lastStart is when the last term of election began.
-func (c *checker) lastStart(election string) time.Time {
+// leaders says who acted last in each of elections, if within the last
+// second: the elections that have a working leader.
+func (c *checker) leaders(elections []string) map[string]string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := c.starts[election]
-	if len(s) == 0 {
-		return time.Time{}
+	out := map[string]string{}
+	for _, e := range elections {
+		acts := c.acts[e]
+		if len(acts) > 0 && time.Since(acts[len(acts)-1].at) < time.Second {
+			out[e] = acts[len(acts)-1].who
+		}
 	}
-	return s[len(s)-1].at
+	return out
 }
 
 // violations lists, per election, where the acts of two terms interleave

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -132,19 +131,7 @@ func TestElectionsUnderFaults(t *testing.T) {
 		}
 	})
 
-	// leaders is who acted last in each election, within the last second.
-	leaders := func() map[string]string {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		out := map[string]string{}
-		for _, name := range names {
-			acts := c.acts[name]
-			if len(acts) > 0 && time.Since(acts[len(acts)-1].at) < time.Second {
-				out[name] = acts[len(acts)-1].who
-			}
-		}
-		return out
-	}
+	leaders := func() map[string]string { return c.leaders(names) }
 	allLed := func(within time.Duration, after string) {
 		t.Helper()
 		var missing []string
@@ -181,10 +168,7 @@ func TestElectionsUnderFaults(t *testing.T) {
 
 	allLed(lease+15*time.Second, "start") // new Leases are first taken after a lease
 	healed := lease + time.Second + 500*time.Millisecond
-	faults := []struct {
-		name string
-		do   func()
-	}{
+	faults := []fault{
 		{"partition the busiest: all its elections fail at once", func() {
 			b, _ := byLoad()
 			b.proxy.Block()
@@ -215,32 +199,13 @@ func TestElectionsUnderFaults(t *testing.T) {
 			stop(b)
 			start(b)
 		}},
-		{"restart the API server", func() {
-			require.NoError(t, srv.RestartAPIServer(context.Background()))
-		}},
-		{"restart etcd", func() {
-			require.NoError(t, srv.RestartEtcd(context.Background()))
-		}},
-		{"reset every connection", func() {
-			for _, cand := range cands {
-				cand.proxy.Block()
-				cand.proxy.Heal()
-			}
-		}},
 	}
-	end := time.Now().Add(run)
-	count := 0
-	for time.Now().Before(end) {
-		f := faults[count%len(faults)]
-		if count >= len(faults) {
-			f = faults[rand.IntN(len(faults))]
-		}
-		count++
-		t.Logf("fault %d: %s (%d terms so far)", count, f.name, c.transitions())
-		f.do()
-		allLed(healed, f.name)
-		time.Sleep(time.Duration(rand.IntN(500)) * time.Millisecond)
+	var proxies []*faultproxy.Proxy
+	for _, cand := range cands {
+		proxies = append(proxies, cand.proxy)
 	}
+	faults = append(faults, sharedFaults(t, srv, proxies)...)
+	count := inject(t, c, run, faults, func(after string) { allLed(healed, after) })
 	for _, cand := range cands {
 		stop(cand)
 	}

@@ -1,9 +1,7 @@
 package chaos_test
 
 import (
-	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,19 +73,7 @@ func TestProcessesUnderFaults(t *testing.T) {
 		replicas[r.id] = r
 		start(r)
 	}
-	// leaderOf is who acted last in each election, recently.
-	leaderOf := func() map[string]string {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		out := map[string]string{}
-		for _, e := range elections {
-			acts := c.acts[e]
-			if len(acts) > 0 && time.Since(acts[len(acts)-1].at) < time.Second {
-				out[e] = acts[len(acts)-1].who
-			}
-		}
-		return out
-	}
+	leaderOf := func() map[string]string { return c.leaders(elections) }
 	allLed := func(within time.Duration) {
 		t.Helper()
 		require.Eventually(t, func() bool { return len(leaderOf()) == len(elections) }, within, 50*time.Millisecond,
@@ -120,10 +106,7 @@ func TestProcessesUnderFaults(t *testing.T) {
 	}
 
 	allLed(lease + 10*time.Second) // new Leases are first taken after a lease
-	faults := []struct {
-		name string
-		do   func()
-	}{
+	faults := []fault{
 		{"SIGKILL the busiest", func() {
 			r := busiest()
 			_ = r.p.Cmd.Process.Kill()
@@ -154,32 +137,14 @@ func TestProcessesUnderFaults(t *testing.T) {
 			time.Sleep(lease + time.Second)
 			r.proxy.Heal()
 		}},
-		{"restart the API server", func() {
-			require.NoError(t, srv.RestartAPIServer(context.Background()))
-		}},
-		{"restart etcd", func() {
-			require.NoError(t, srv.RestartEtcd(context.Background()))
-		}},
-		{"reset every connection", func() {
-			for _, r := range replicas {
-				r.proxy.Block()
-				r.proxy.Heal()
-			}
-		}},
 	}
-	end := time.Now().Add(run)
-	n := 0
-	for time.Now().Before(end) {
-		f := faults[n%len(faults)]
-		if n >= len(faults) {
-			f = faults[rand.IntN(len(faults))]
-		}
-		n++
-		t.Logf("fault %d: %s", n, f.name)
-		f.do()
-		allLed(lease + time.Second + 500*time.Millisecond) // the lease, a second, and the 50ms act period's slack
-		time.Sleep(time.Duration(rand.IntN(1000)) * time.Millisecond)
+	var proxies []*faultproxy.Proxy
+	for _, r := range replicas {
+		proxies = append(proxies, r.proxy)
 	}
+	faults = append(faults, sharedFaults(t, srv, proxies)...)
+	// The lease, a second, and the 50ms act period's slack.
+	n := inject(t, c, run, faults, func(string) { allLed(lease + time.Second + 500*time.Millisecond) })
 	for _, r := range replicas {
 		_ = r.p.Cmd.Process.Signal(syscall.SIGTERM)
 	}

@@ -108,7 +108,9 @@ type Tracing struct {
 	// Endpoint of the OTLP collector. Default: from
 	// OTEL_EXPORTER_OTLP_ENDPOINT, else the exporter's default.
 	Endpoint string
-	// Protocol is "grpc" or "http/protobuf".
+	// Protocol is "grpc" or "http/protobuf". Default (""): from
+	// OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL,
+	// else "grpc".
 	Protocol string
 	// Insecure sends OTLP without TLS.
 	Insecure bool
@@ -136,7 +138,7 @@ func Default() *Config {
 		OnFailure:         FailureRecampaign,
 		FailureBackoff:    time.Second,
 		FailureBackoffMax: time.Minute,
-		Tracing:           Tracing{Exporter: "otlp", Protocol: "grpc", SampleRatio: 1},
+		Tracing:           Tracing{Exporter: "otlp", SampleRatio: 1},
 		HTTP:              HTTP{HealthzMargin: 10 * time.Second},
 		Components:        map[string]Component{},
 	}

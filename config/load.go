@@ -140,7 +140,7 @@ var setters = map[string]func(c *Config, v any) error{
 	"tracing.exporter":    func(c *Config, v any) error { return enum(v, &c.Tracing.Exporter, "otlp", "stdout") },
 	"tracing.endpoint":    func(c *Config, v any) error { return str(v, &c.Tracing.Endpoint) },
 	"tracing.protocol": func(c *Config, v any) error {
-		return enum(v, &c.Tracing.Protocol, "grpc", "http/protobuf")
+		return enum(v, &c.Tracing.Protocol, "", "grpc", "http/protobuf")
 	},
 	"tracing.insecure":     func(c *Config, v any) error { return boolean(v, &c.Tracing.Insecure) },
 	"tracing.service_name": func(c *Config, v any) error { return str(v, &c.Tracing.ServiceName) },

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 
 	"github.com/tenure/tenure/components"
 	"github.com/tenure/tenure/framework"
-	"github.com/tenure/tenure/internal/faultproxy"
 	"github.com/tenure/tenure/internal/kubetest"
 	"github.com/tenure/tenure/locks"
 )
@@ -118,16 +116,9 @@ components.billing: forbidden: "reader" may not watch leases.coordination.k8s.io
 // server when it starts does not fail or exit: it starts, retries, and
 // leads once the network heals.
 func TestUnreachableAPIServerAtStartUp(t *testing.T) {
-	srv := kubetest.Shared(t)
 	ns := kubetest.Namespace(t)
-	proxy, err := faultproxy.Start(strings.TrimPrefix(srv.URL, "https://"))
-	require.NoError(t, err)
-	defer proxy.Close()
+	proxy, cs := viaProxy(t, 0)
 	proxy.Block()
-	cfg := srv.Config()
-	cfg.Host = "https://" + proxy.Addr()
-	cs, err := kubernetesFor(cfg)
-	require.NoError(t, err)
 
 	led := newLedgers()
 	app := replica(t, "r1", fmt.Sprintf("namespace: %s\nlease_duration: 2s\nrenew_deadline: 1500ms\nretry_period: 200ms\n", ns),

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +22,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -83,49 +86,88 @@ func startReceiver(t *testing.T) (*receiver, string) {
 	return r, "http://" + ln.Addr().String()
 }
 
+// startHTTPReceiver serves r as an OTLP/HTTP trace collector (protobuf
+// on /v1/traces) and returns its endpoint.
+func startHTTPReceiver(t *testing.T, r *receiver) string {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/traces", func(w http.ResponseWriter, req *http.Request) {
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var export collectortrace.ExportTraceServiceRequest
+		if err := proto.Unmarshal(body, &export); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		resp, _ := r.Export(req.Context(), &export)
+		out, _ := proto.Marshal(resp)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		_, _ = w.Write(out)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
 // TestSpansReachAnOTLPCollector runs an election on a real Lease with
-// tracing to a real OTLP/gRPC receiver: after the app stops (which
-// flushes), the receiver has the attempts and the term, with the
-// election's attributes and the replica's resource.
+// tracing to a real OTLP receiver, over gRPC as the YAML configures it and
+// over HTTP as the standard OTEL_* variables configure it: after the app
+// stops (which flushes), the receiver has the attempts and the term, with
+// the election's attributes and the replica's resource.
 func TestSpansReachAnOTLPCollector(t *testing.T) {
 	cs := kubetest.Client(t)
-	ns := kubetest.Namespace(t)
-	recv, endpoint := startReceiver(t)
-	t.Setenv("POD_NAME", "pod-a")
-	led := newLedgers()
-	app := replica(t, "r1", fmt.Sprintf(`
+	for name, setUp := range map[string]func(t *testing.T) (*receiver, string){
+		"grpc from the YAML": func(t *testing.T) (*receiver, string) {
+			recv, endpoint := startReceiver(t)
+			return recv, fmt.Sprintf("  endpoint: %s\n  insecure: true\n  service_name: billing-service\n", endpoint)
+		},
+		"http from OTEL variables": func(t *testing.T) (*receiver, string) {
+			recv := &receiver{}
+			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", startHTTPReceiver(t, recv))
+			t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+			t.Setenv("OTEL_SERVICE_NAME", "billing-service")
+			return recv, ""
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ns := kubetest.Namespace(t)
+			recv, tracing := setUp(t)
+			t.Setenv("POD_NAME", "pod-a")
+			led := newLedgers()
+			app := replica(t, "r1", fmt.Sprintf(`
 namespace: %s
 lease_duration: 2s
 renew_deadline: 1500ms
 retry_period: 100ms
 tracing:
   enabled: true
-  endpoint: %s
-  insecure: true
-  service_name: billing-service
-`, ns, endpoint), framework.WithClient(cs), recorded(led, "billing"))
-	app.RequireStart()
-	led.of("billing").Leader(t)
-	time.Sleep(300 * time.Millisecond) // a few renewals
-	app.RequireStop()
+%s`, ns, tracing), framework.WithClient(cs), recorded(led, "billing"))
+			app.RequireStart()
+			led.of("billing").Leader(t)
+			time.Sleep(300 * time.Millisecond) // a few renewals
+			app.RequireStop()
 
-	recv.mu.Lock()
-	defer recv.mu.Unlock()
-	names := map[string]int{}
-	for _, s := range recv.spans {
-		names[s.name]++
-		assert.Equal(t, "billing", s.attrs["tenure.election.name"], s.name)
-		assert.Equal(t, "r1", s.attrs["tenure.election.identity"])
-		assert.Equal(t, "leases", s.attrs["tenure.lock.kind"])
-		assert.Equal(t, ns, s.attrs["k8s.namespace.name"])
-		assert.Equal(t, "billing-service", s.resource["service.name"])
-		assert.Equal(t, "r1", s.resource["service.instance.id"])
-		assert.Equal(t, "pod-a", s.resource["k8s.pod.name"])
+			recv.mu.Lock()
+			defer recv.mu.Unlock()
+			names := map[string]int{}
+			for _, s := range recv.spans {
+				names[s.name]++
+				assert.Equal(t, "billing", s.attrs["tenure.election.name"], s.name)
+				assert.Equal(t, "r1", s.attrs["tenure.election.identity"])
+				assert.Equal(t, "leases", s.attrs["tenure.lock.kind"])
+				assert.Equal(t, ns, s.attrs["k8s.namespace.name"])
+				assert.Equal(t, "billing-service", s.resource["service.name"])
+				assert.Equal(t, "r1", s.resource["service.instance.id"])
+				assert.Equal(t, "pod-a", s.resource["k8s.pod.name"])
+			}
+			assert.GreaterOrEqual(t, names["acquire lease"], 1)
+			assert.GreaterOrEqual(t, names["renew lease"], 1)
+			assert.Equal(t, 1, names["lead billing"])
+			assert.Equal(t, 1, names["release lease"])
+		})
 	}
-	assert.GreaterOrEqual(t, names["acquire lease"], 1)
-	assert.GreaterOrEqual(t, names["renew lease"], 1)
-	assert.Equal(t, 1, names["lead billing"])
-	assert.Equal(t, 1, names["release lease"])
 }
 
 // leaderGauge scrapes /metrics and returns tenure_election_leader of the
@@ -201,20 +243,28 @@ func TestMetricsFollowAFailOver(t *testing.T) {
 	apps[second].RequireStop()
 }
 
+// viaProxy returns a fault proxy in front of the test API server and an
+// admin client that reaches the server through it, with a request timeout
+// (0: none). The proxy is closed when t ends.
+func viaProxy(t *testing.T, timeout time.Duration) (*faultproxy.Proxy, kubernetes.Interface) {
+	t.Helper()
+	cfg := rest.CopyConfig(kubetest.Config(t))
+	proxy, err := faultproxy.Start(strings.TrimPrefix(cfg.Host, "https://"))
+	require.NoError(t, err)
+	t.Cleanup(proxy.Close)
+	cfg.Host = "https://" + proxy.Addr()
+	cfg.Timeout = timeout
+	cs, err := kubernetes.NewForConfig(cfg)
+	require.NoError(t, err)
+	return proxy, cs
+}
+
 // TestHealthzFailsForALeaderCutOff runs a leader whose every request goes
 // through a proxy, then cuts the proxy: /healthz fails once the renew
 // deadline and the margin have passed, and passes again after healing.
 func TestHealthzFailsForALeaderCutOff(t *testing.T) {
-	cfg := kubetest.Config(t)
 	ns := kubetest.Namespace(t)
-	proxy, err := faultproxy.Start(strings.TrimPrefix(cfg.Host, "https://"))
-	require.NoError(t, err)
-	defer proxy.Close()
-	viaProxy := rest.CopyConfig(cfg)
-	viaProxy.Host = "https://" + proxy.Addr()
-	viaProxy.Timeout = time.Second
-	cs, err := kubernetes.NewForConfig(viaProxy)
-	require.NoError(t, err)
+	proxy, cs := viaProxy(t, time.Second)
 
 	led := newLedgers()
 	var r *framework.Runner

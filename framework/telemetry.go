@@ -101,7 +101,7 @@ func newTracerProvider(cfg *config.Config, identity string) (*sdktrace.TracerPro
 	switch {
 	case tc.Exporter == "stdout":
 		exp, err = stdouttrace.New(stdouttrace.WithWriter(os.Stdout))
-	case tc.Protocol == "http/protobuf":
+	case otlpProtocol(tc.Protocol) == "http/protobuf":
 		var opts []otlptracehttp.Option
 		if tc.Endpoint != "" {
 			opts = append(opts, otlptracehttp.WithEndpointURL(tc.Endpoint))
@@ -132,6 +132,17 @@ func newTracerProvider(cfg *config.Config, identity string) (*sdktrace.TracerPro
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(tc.SampleRatio))),
 	), nil
+}
+
+// otlpProtocol is the configured OTLP protocol, else the one the standard
+// environment variables name, else "grpc".
+func otlpProtocol(configured string) string {
+	for _, p := range []string{configured, os.Getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")} {
+		if p != "" {
+			return p
+		}
+	}
+	return "grpc"
 }
 
 // newResource describes this replica to the telemetry backends.

@@ -126,21 +126,7 @@ func (p *Proxy) serve(c net.Conn) {
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
 		defer func() { done <- struct{}{} }()
-		buf := make([]byte, 32<<10)
-		for { // until either side ends: closed, reset or blocked
-			n, err := src.Read(buf)
-			if n > 0 {
-				if d := p.delay(); d > 0 {
-					time.Sleep(d)
-				}
-				if _, werr := dst.Write(buf[:n]); werr != nil {
-					return
-				}
-			}
-			if err != nil {
-				return
-			}
-		}
+		p.forward(dst, src)
 	}
 	go pipe(up, c)
 	go pipe(c, up)
@@ -148,4 +134,49 @@ func (p *Proxy) serve(c net.Conn) {
 	_ = c.Close()
 	_ = up.Close()
 	<-done
+}
+
+// chunk is bytes read at one time, due to be written at due.
+type chunk struct {
+	b   []byte
+	due time.Time
+}
+
+// forward copies src to dst until either side ends (closed, reset or
+// blocked), delaying each chunk by the latency set when it was read. The
+// chunks are pipelined, as on a network with that latency: a chunk's
+// delay does not hold up the reading of the next.
+func (p *Proxy) forward(dst, src net.Conn) {
+	queue := make(chan chunk, 1024)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		failed := false
+		for c := range queue {
+			if failed {
+				continue // drain, so that the reader never blocks
+			}
+			if wait := time.Until(c.due); wait > 0 {
+				time.Sleep(wait)
+			}
+			if _, err := dst.Write(c.b); err != nil {
+				failed = true
+				_ = src.Close() // end the reader too
+			}
+		}
+	}()
+	defer func() {
+		close(queue)
+		<-written
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			queue <- chunk{b: append([]byte(nil), buf[:n]...), due: time.Now().Add(p.delay())}
+		}
+		if err != nil {
+			return
+		}
+	}
 }

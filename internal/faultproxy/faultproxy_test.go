@@ -82,3 +82,31 @@ func TestBlockHealAndLatency(t *testing.T) {
 	assert.GreaterOrEqual(t, took, 200*time.Millisecond, "a round trip takes the latency each way")
 	p.SetLatency(0)
 }
+
+// TestLatencyIsPipelined: latency delays each chunk without holding up the
+// next, as a long network does; it does not cut the throughput.
+func TestLatencyIsPipelined(t *testing.T) {
+	p, err := faultproxy.Start(echo(t))
+	require.NoError(t, err)
+	defer p.Close()
+	p.SetLatency(200 * time.Millisecond)
+	c, err := net.Dial("tcp", p.Addr())
+	require.NoError(t, err)
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	start := time.Now()
+	const n = 20
+	for range n {
+		_, err := c.Write([]byte("ping\n"))
+		require.NoError(t, err)
+		time.Sleep(5 * time.Millisecond) // separate chunks
+	}
+	for range n {
+		_, err := r.ReadString('\n')
+		require.NoError(t, err)
+	}
+	took := time.Since(start)
+	assert.GreaterOrEqual(t, took, 400*time.Millisecond, "one round trip of latency")
+	assert.Less(t, took, n*400*time.Millisecond/2, "not one round trip per chunk (%v)", took)
+}

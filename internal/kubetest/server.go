@@ -89,10 +89,7 @@ func (s *Server) start(ctx context.Context, bins Binaries) error {
 		"--unsafe-no-fsync",
 		"--log-level", "warn",
 	}
-	if s.etcd, err = s.spawn(s.etcdArgs[0], "etcd.log", s.etcdArgs[1:]...); err != nil {
-		return err
-	}
-	if err := s.waitReady(ctx, s.etcd, "etcd.log", s.EtcdURL+"/health", nil); err != nil {
+	if err := s.startEtcd(ctx); err != nil {
 		return err
 	}
 
@@ -122,6 +119,20 @@ func (s *Server) start(ctx context.Context, bins Binaries) error {
 		"--feature-gates", "CoordinatedLeaderElection=true",
 		"--runtime-config", "coordination.k8s.io/v1beta1=true",
 	}
+	return s.startAPIServer(ctx)
+}
+
+// startEtcd starts etcd with its arguments and waits until it is healthy.
+func (s *Server) startEtcd(ctx context.Context) (err error) {
+	if s.etcd, err = s.spawn(s.etcdArgs[0], "etcd.log", s.etcdArgs[1:]...); err != nil {
+		return err
+	}
+	return s.waitReady(ctx, s.etcd, "etcd.log", s.EtcdURL+"/health", nil)
+}
+
+// startAPIServer starts the API server with its arguments and waits until
+// it is ready.
+func (s *Server) startAPIServer(ctx context.Context) (err error) {
 	if s.apiserver, err = s.spawn(s.apiserverArgs[0], "apiserver.log", s.apiserverArgs[1:]...); err != nil {
 		return err
 	}
@@ -135,11 +146,7 @@ func (s *Server) RestartAPIServer(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.kill(s.apiserver)
-	var err error
-	if s.apiserver, err = s.spawn(s.apiserverArgs[0], "apiserver.log", s.apiserverArgs[1:]...); err != nil {
-		return err
-	}
-	return s.waitReady(ctx, s.apiserver, "apiserver.log", s.URL+"/readyz", s.adminTransport)
+	return s.startAPIServer(ctx)
 }
 
 // RestartEtcd kills etcd and starts it again on the same ports and data,
@@ -148,11 +155,7 @@ func (s *Server) RestartEtcd(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.kill(s.etcd)
-	var err error
-	if s.etcd, err = s.spawn(s.etcdArgs[0], "etcd.log", s.etcdArgs[1:]...); err != nil {
-		return err
-	}
-	if err := s.waitReady(ctx, s.etcd, "etcd.log", s.EtcdURL+"/health", nil); err != nil {
+	if err := s.startEtcd(ctx); err != nil {
 		return err
 	}
 	return s.waitReady(ctx, s.apiserver, "apiserver.log", s.URL+"/readyz", s.adminTransport)
