@@ -4,8 +4,10 @@
 // heals.
 //
 // It is opt-in: CHAOS=short (what .ci/run runs, a few minutes) or
-// CHAOS=long (CHAOS_DURATION, default 30m); without it the
-// tests skip.
+// CHAOS=long (each test for CHAOS_DURATION, default 30m); without it the
+// tests skip. CHAOS_ELECTIONS sets how many elections the in-process test
+// runs (default 20); CHAOS_VERBOSE=1 shows the elections' and client-go's
+// logs.
 package chaos_test
 
 import (
@@ -22,14 +24,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"k8s.io/klog/v2"
 
 	"github.com/tenure/tenure/internal/faultproxy"
 	"github.com/tenure/tenure/internal/kubetest"
 )
 
-func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv("CHAOS_VERBOSE") == "" {
+		// client-go's reflectors log every broken watch; under faults
+		// that is expected, and it would bury the test's own lines.
+		klog.SetLogger(logr.Discard())
+	}
+	os.Exit(kubetest.Main(m))
+}
 
 // duration is how long each chaos test runs, or skips the test.
 func duration(t *testing.T, short time.Duration) time.Duration {

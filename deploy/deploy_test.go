@@ -23,8 +23,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tenure/tenure/internal/kubetest"
 	"github.com/tenure/tenure/internal/proctest"
@@ -100,6 +104,44 @@ func TestManifests(t *testing.T) {
 		checkDashboard(t, metrics)
 		require.NoError(t, p.Cmd.Process.Signal(os.Interrupt))
 		require.NoError(t, p.Wait(t, 10*time.Second))
+	})
+
+	t.Run("TouchesOnlyItsOwnLocks", func(t *testing.T) {
+		rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		require.NoError(t, err)
+		sa, err := kubernetes.NewForConfig(rc)
+		require.NoError(t, err)
+		ctx := context.Background()
+		patch := []byte(`{"metadata":{"labels":{"touched":"yes"}}}`)
+		lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "intruder"}}
+		for name, call := range map[string]func() error{
+			"patch another Lease in its namespace": func() error {
+				_, err := sa.CoordinationV1().Leases(ns).Patch(ctx, "someone-else", types.MergePatchType, patch, metav1.PatchOptions{})
+				return err
+			},
+			"delete its own Lease": func() error {
+				return sa.CoordinationV1().Leases(ns).Delete(ctx, "billing", metav1.DeleteOptions{})
+			},
+			"get its Lease's name in another namespace": func() error {
+				_, err := sa.CoordinationV1().Leases("default").Get(ctx, "billing", metav1.GetOptions{})
+				return err
+			},
+			"create a Lease in another namespace": func() error {
+				_, err := sa.CoordinationV1().Leases("default").Create(ctx, lease, metav1.CreateOptions{})
+				return err
+			},
+			"read ConfigMaps": func() error {
+				_, err := sa.CoreV1().ConfigMaps(ns).Get(ctx, "multicomponent-config", metav1.GetOptions{})
+				return err
+			},
+			"list Secrets": func() error {
+				_, err := sa.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
+				return err
+			},
+		} {
+			err := call()
+			assert.True(t, apierrors.IsForbidden(err), "%s: want forbidden, got %v", name, err)
+		}
 	})
 
 	t.Run("FailsClearlyWithoutAVerb", func(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/ptr"
 
+	"github.com/tenure/tenure/internal/faultproxy"
 	"github.com/tenure/tenure/internal/kubetest"
 	"github.com/tenure/tenure/locks"
 	"github.com/tenure/tenure/locks/lockstest"
@@ -540,4 +541,47 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestBrokenWatchFallsBackToTheAPIServer: while a namespace's watch is
+// broken (here its connection is cut, while the lock's own requests still
+// get through), the lock reads from the API server and sees every change;
+// once the watch is back, the cache serves again.
+func TestBrokenWatchFallsBackToTheAPIServer(t *testing.T) {
+	ns := kubetest.Namespace(t)
+	cfg := rest.CopyConfig(kubetest.Config(t))
+	proxy, err := faultproxy.Start(strings.TrimPrefix(cfg.Host, "https://"))
+	require.NoError(t, err)
+	defer proxy.Close()
+	cfg.Host = "https://" + proxy.Addr()
+	watchClient, err := kubernetes.NewForConfig(cfg)
+	require.NoError(t, err)
+	w := locks.NewLeaseWatcher(watchClient)
+	defer w.Stop()
+	direct := kubetest.Client(t)
+	follower, err := locks.NewLeaseLock(direct.CoordinationV1(), ns, "lock", locks.WithWatcher(w))
+	require.NoError(t, err)
+	leader, err := locks.NewLeaseLock(direct.CoordinationV1(), ns, "lock")
+	require.NoError(t, err)
+	obs, err := leader.Create(bg(t), lockstest.Held("a", time.Now(), 0))
+	require.NoError(t, err)
+	w.Start()
+	require.True(t, w.WaitForSync(10*time.Second))
+
+	proxy.Block()
+	require.Eventually(t, func() bool { return w.WatchBroken(ns) }, time.Minute, 50*time.Millisecond, "the informer reports the failure")
+	obs, err = leader.Update(bg(t), obs.Version, lockstest.Held("b", time.Now(), 1))
+	require.NoError(t, err)
+	got, err := follower.Get(bg(t))
+	require.NoError(t, err)
+	assert.Equal(t, "b", got.Record.HolderIdentity, "a change made while the watch is broken is read from the API server")
+
+	proxy.Heal()
+	require.Eventually(t, func() bool { return !w.WatchBroken(ns) }, time.Minute, 50*time.Millisecond, "the watch recovers")
+	_, err = leader.Update(bg(t), obs.Version, lockstest.Held("c", time.Now(), 2))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		got, err := follower.Get(bg(t))
+		return err == nil && got.Record.HolderIdentity == "c"
+	}, 10*time.Second, 10*time.Millisecond)
 }

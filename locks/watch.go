@@ -1,13 +1,17 @@
 package locks
 
 import (
+	"context"
 	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
-	coordinationinformers "k8s.io/client-go/informers/coordination/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -20,9 +24,12 @@ import (
 // A read from the cache is never older than what the lock handle has
 // itself read or written (resourceVersions are compared, as the API
 // allows since Kubernetes 1.35); when the cache lags behind, is not synced,
-// or cannot tell, the read goes to the API server. A stale cache can only
-// delay what a follower sees, which delays its take-over: never earlier
-// than safe, and a write on a stale version conflicts.
+// or cannot tell, the read goes to the API server. While a namespace has
+// no established watch (it ended, broke, or is being listed again), its
+// locks read from the API server, polling as without a watcher, so that
+// neither safety nor liveness depends on the watch. A stale cache can only delay
+// what a follower sees, which delays its take-over: never earlier than
+// safe, and a write on a stale version conflicts.
 type LeaseWatcher struct {
 	client kubernetes.Interface
 	stop   chan struct{}
@@ -37,6 +44,12 @@ type LeaseWatcher struct {
 type namespaceWatch struct {
 	informer cache.SharedIndexInformer
 	subs     map[string][]chan struct{} // by Lease name
+	// broken: no watch is established, so the cache may be falling
+	// behind; gen counts the lists and watches begun, so that the end of
+	// an old watch does not mark a newer one broken. Both are guarded by
+	// LeaseWatcher.mu.
+	broken bool
+	gen    int
 }
 
 // NewLeaseWatcher returns a watcher that makes its informers with client.
@@ -92,10 +105,8 @@ func (w *LeaseWatcher) subscribe(namespace, name string) chan struct{} {
 	defer w.mu.Unlock()
 	nw, ok := w.byNS[namespace]
 	if !ok {
-		nw = &namespaceWatch{
-			informer: coordinationinformers.NewLeaseInformer(w.client, namespace, 0, cache.Indexers{}),
-			subs:     map[string][]chan struct{}{},
-		}
+		nw = &namespaceWatch{subs: map[string][]chan struct{}{}, broken: true}
+		nw.informer = w.newInformer(namespace, nw)
 		notify := func(obj any) {
 			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = t.Obj
@@ -104,6 +115,10 @@ func (w *LeaseWatcher) subscribe(namespace, name string) chan struct{} {
 				w.notify(nw, lease.Name)
 			}
 		}
+		_ = nw.informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
+			w.begin(nw)
+			cache.DefaultWatchErrorHandler(ctx, r, err)
+		})
 		_, _ = nw.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    notify,
 			UpdateFunc: func(_, obj any) { notify(obj) },
@@ -116,6 +131,87 @@ func (w *LeaseWatcher) subscribe(namespace, name string) chan struct{} {
 	}
 	nw.subs[name] = append(nw.subs[name], ch)
 	return ch
+}
+
+// newInformer makes the informer of namespace as client-go's generated
+// Lease informer does, but with its watches tracked: nw is broken from the
+// moment a watch ends (or a list or watch starts) until a new watch is
+// established, so that reads go to the API server while the cache may be
+// falling behind. client-go's informers do not tell when their watch is
+// down: a reflector retries a failing list for minutes before it reports
+// an error.
+func (w *LeaseWatcher) newInformer(namespace string, nw *namespaceWatch) cache.SharedIndexInformer {
+	leases := func() coordinationv1client.LeaseInterface { return w.client.CoordinationV1().Leases(namespace) }
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			w.begin(nw)
+			return leases().List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			gen := w.begin(nw)
+			wi, err := leases().Watch(ctx, opts)
+			if err != nil {
+				return nil, err
+			}
+			w.mark(nw, gen, false)
+			return newTrackedWatch(wi, func() { w.mark(nw, gen, true) }), nil
+		},
+	}
+	return cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, w.client), &coordinationv1.Lease{}, 0, cache.Indexers{})
+}
+
+// begin marks nw broken as a list or watch begins and returns its
+// generation.
+func (w *LeaseWatcher) begin(nw *namespaceWatch) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	nw.gen++
+	nw.broken = true
+	return nw.gen
+}
+
+// mark sets whether nw is broken, if gen is still its latest list or
+// watch.
+func (w *LeaseWatcher) mark(nw *namespaceWatch, gen int, broken bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if nw.gen == gen {
+		nw.broken = broken
+	}
+}
+
+// trackedWatch passes a watch's events on and calls ended when the watch
+// ends, whether the server closed it or the reflector stopped it.
+type trackedWatch struct {
+	inner watch.Interface
+	out   chan watch.Event
+	stop  chan struct{}
+	once  sync.Once
+}
+
+func newTrackedWatch(inner watch.Interface, ended func()) *trackedWatch {
+	t := &trackedWatch{inner: inner, out: make(chan watch.Event), stop: make(chan struct{})}
+	go func() {
+		defer close(t.out)
+		defer ended()
+		for ev := range inner.ResultChan() {
+			select {
+			case t.out <- ev:
+			case <-t.stop:
+				return
+			}
+		}
+	}()
+	return t
+}
+
+// ResultChan implements watch.Interface.
+func (t *trackedWatch) ResultChan() <-chan watch.Event { return t.out }
+
+// Stop implements watch.Interface.
+func (t *trackedWatch) Stop() {
+	t.once.Do(func() { close(t.stop) })
+	t.inner.Stop()
 }
 
 func (w *LeaseWatcher) notify(nw *namespaceWatch, name string) {
@@ -135,8 +231,9 @@ func (w *LeaseWatcher) cached(namespace, name string) (lease *coordinationv1.Lea
 	w.mu.Lock()
 	nw, ok := w.byNS[namespace]
 	running := w.started && !w.stopped
+	broken := ok && nw.broken
 	w.mu.Unlock()
-	if !ok || !running || !nw.informer.HasSynced() {
+	if !ok || !running || broken || !nw.informer.HasSynced() {
 		return nil, false, false
 	}
 	obj, exists, err := nw.informer.GetStore().GetByKey(namespace + "/" + name)
