@@ -14,17 +14,16 @@ import (
 // on. Their only attributes are the election's name and, for attempts,
 // the operation and outcome: cardinality stays bounded.
 const (
-	MetricLeader             = "tenure.election.leader"
-	MetricTransitions        = "tenure.election.leader_transitions"
-	MetricAttempts           = "tenure.election.attempts"
-	MetricRenewDuration      = "tenure.election.renew.duration"
-	MetricTimeToLeadership   = "tenure.election.time_to_first_leadership"
-	MetricSinceLastRenewal   = "tenure.election.since_last_renewal"
-	attrOperation            = attribute.Key("tenure.operation")
-	operationAcquire         = "acquire"
-	operationRenew           = "renew"
-	operationRelease         = "release"
-	renewDurationBucketsHint = "seconds"
+	MetricLeader           = "tenure.election.leader"
+	MetricTransitions      = "tenure.election.leader_transitions"
+	MetricAttempts         = "tenure.election.attempts"
+	MetricRenewDuration    = "tenure.election.renew.duration"
+	MetricTimeToLeadership = "tenure.election.time_to_first_leadership"
+	MetricSinceLastRenewal = "tenure.election.since_last_renewal"
+	attrOperation          = attribute.Key("tenure.operation")
+	operationAcquire       = "acquire"
+	operationRenew         = "renew"
+	operationRelease       = "release"
 )
 
 // instruments are an election's metric instruments.
