@@ -185,9 +185,9 @@ func (r *benchReport) targets(w func(string, ...any)) {
 	w("- **Hand-over and take-over.** A standby learns of a release from its watch within milliseconds and")
 	w("  campaigns at once; after a crash it wakes when the lease ends on its own clock, counted from when it saw")
 	w("  the last renewal, instead of at its next poll.")
-	w("- **Unexpected transitions** are leaderships lost without a fault: a leader whose renewals did not")
-	w("  succeed within `renew_deadline` on an overloaded machine (the API server, etcd and 3,000 candidates")
-	w("  share 2 cores here).")
+	w("- **Unexpected transitions** are leaderships lost without a fault, such as a leader whose renewals did")
+	w("  not succeed within `renew_deadline` on an overloaded machine (the API server, etcd and 3,000 candidates")
+	w("  share 2 cores here). With `BENCH_VERBOSE=1` the replicas log why each term ended.")
 }
 
 func floats(fs []float64, format string) string {
