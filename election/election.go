@@ -42,6 +42,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/tenure/tenure/internal/backoff"
 	"github.com/tenure/tenure/locks"
 )
 
@@ -262,20 +263,12 @@ func (e *Election) Acquire(ctx context.Context) (bool, error) {
 
 // errorBackoff is the wait before the next attempt after failures failed
 // attempts in a row: RetryPeriod doubled per failure after the first, at
-// most MaxErrorBackoff.
+// most MaxErrorBackoff RetryPeriods and never more than LeaseDuration, so
+// that a candidate tries again within a lease of the lock becoming
+// reachable.
 func (e *Election) errorBackoff(failures int) time.Duration {
-	d := e.cfg.RetryPeriod
-	for i := 1; i < failures && d < e.maxErrorBackoff(); i++ {
-		d *= 2
-	}
-	return min(d, e.maxErrorBackoff())
-}
-
-// maxErrorBackoff is the longest wait between failed attempts:
-// MaxErrorBackoff RetryPeriods, and never more than LeaseDuration, so that
-// a candidate tries again within a lease of the lock becoming reachable.
-func (e *Election) maxErrorBackoff() time.Duration {
-	return max(min(MaxErrorBackoff*e.cfg.RetryPeriod, e.cfg.LeaseDuration), e.cfg.RetryPeriod)
+	limit := max(min(MaxErrorBackoff*e.cfg.RetryPeriod, e.cfg.LeaseDuration), e.cfg.RetryPeriod)
+	return backoff.Doubling(e.cfg.RetryPeriod, limit, failures)
 }
 
 // changeNotifier is a lock that reports changes of its record, such as a

@@ -22,6 +22,7 @@ import (
 	"github.com/tenure/tenure/components"
 	"github.com/tenure/tenure/config"
 	"github.com/tenure/tenure/election"
+	"github.com/tenure/tenure/internal/backoff"
 	"github.com/tenure/tenure/locks"
 )
 
@@ -410,11 +411,7 @@ func (u *unit) loop(ctx context.Context) {
 
 // backoff is the wait after the n-th failure in a row.
 func (r *Runner) backoff(n int) time.Duration {
-	d := r.cfg.FailureBackoff
-	for i := 1; i < n && d < r.cfg.FailureBackoffMax; i++ {
-		d *= 2
-	}
-	return min(d, r.cfg.FailureBackoffMax)
+	return backoff.Doubling(r.cfg.FailureBackoff, r.cfg.FailureBackoffMax, n)
 }
 
 // work is the election's OnStartedLeading: the component's Run, with
