@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -76,7 +77,6 @@ func TestElectionsUnderFaults(t *testing.T) {
 	start := func(cand *inProcess) {
 		cfg := rest.CopyConfig(srv.Config())
 		cfg.Host = "https://" + cand.proxy.Addr()
-		cfg.Timeout = 0 // each election bounds its own requests
 		cs, err := kubernetes.NewForConfig(cfg)
 		require.NoError(t, err)
 		cand.gen++
@@ -132,20 +132,21 @@ func TestElectionsUnderFaults(t *testing.T) {
 	})
 
 	leaders := func() map[string]string { return c.leaders(names) }
+	leaderless := func() []string {
+		l := leaders()
+		var missing []string
+		for _, name := range names {
+			if _, ok := l[name]; !ok {
+				missing = append(missing, name)
+			}
+		}
+		return missing
+	}
 	allLed := func(within time.Duration, after string) {
 		t.Helper()
-		var missing []string
-		ok := assertEventually(within, 50*time.Millisecond, func() bool {
-			l := leaders()
-			missing = missing[:0]
-			for _, name := range names {
-				if _, ok := l[name]; !ok {
-					missing = append(missing, name)
-				}
-			}
-			return len(missing) == 0
-		})
-		require.True(t, ok, "after %s: elections %v had no leader acting within %v", after, missing, within)
+		if !assert.Eventually(t, func() bool { return len(leaderless()) == 0 }, within, 50*time.Millisecond) {
+			t.Fatalf("after %s: elections %v had no leader acting within %v", after, leaderless(), within)
+		}
 	}
 	// busiest is the candidate leading the most elections; follower one
 	// leading the fewest.
@@ -211,19 +212,4 @@ func TestElectionsUnderFaults(t *testing.T) {
 	}
 	t.Logf("%d elections × 3 candidates: %d faults, %d terms started", n, count, c.transitions())
 	c.check(t)
-}
-
-// assertEventually polls cond every tick until it holds (true) or within
-// has passed (false).
-func assertEventually(within, tick time.Duration, cond func() bool) bool {
-	end := time.Now().Add(within)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(end) {
-			return false
-		}
-		time.Sleep(tick)
-	}
 }

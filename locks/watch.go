@@ -27,9 +27,9 @@ import (
 // or cannot tell, the read goes to the API server. While a namespace has
 // no established watch (it ended, broke, or is being listed again), its
 // locks read from the API server, polling as without a watcher, so that
-// neither safety nor liveness depends on the watch. A stale cache can only delay
-// what a follower sees, which delays its take-over: never earlier than
-// safe, and a write on a stale version conflicts.
+// neither safety nor liveness depends on the watch. A stale cache can
+// only delay what a follower sees, which delays its take-over: never
+// earlier than safe, and a write on a stale version conflicts.
 type LeaseWatcher struct {
 	client kubernetes.Interface
 	stop   chan struct{}
