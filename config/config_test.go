@@ -3,6 +3,7 @@ package config_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -220,4 +221,20 @@ func TestClientRateLimits(t *testing.T) {
 	require.ErrorContains(t, err, "kube_burst: 1.5 is not a whole number")
 	_, err = load(t, "kube_qps: 0\n")
 	require.ErrorContains(t, err, "kube_qps: 0 must be positive")
+}
+
+// TestLongDocumentsLoad: the fuzzer stops at maxFuzzInput bytes (see
+// fuzz_test.go), so long documents are checked here. A megabyte of
+// comments, of a value or of a bare scalar loads or fails at once (a path
+// quadratic in the length would run into the test timeout), and the error
+// does not repeat the megabyte.
+func TestLongDocumentsLoad(t *testing.T) {
+	long := strings.Repeat("n", 1<<20)
+	cfg, err := load(t, strings.Repeat("# comment\n", 1<<17)+"namespace: "+long+"\n")
+	require.NoError(t, err)
+	assert.Equal(t, long, cfg.Namespace)
+
+	_, err = load(t, strings.Repeat("C", 1<<20))
+	require.ErrorContains(t, err, "config test.yaml: yaml: unmarshal errors")
+	assert.Less(t, len(err.Error()), 200)
 }

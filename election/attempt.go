@@ -14,15 +14,41 @@ import (
 // first saw it that way on its own clock. Expiry is judged from at, never
 // from the record's timestamps.
 type observation struct {
-	seen   bool // anything observed yet
-	exists bool // the record exists
-	raw    []byte
-	valid  bool // raw decoded into record
-	record locks.Record
-	at     time.Time
-	// heldBeforeDeletion: the record is missing now, but was held (or
-	// unreadable) when last seen, so its holder may still be working.
-	heldBeforeDeletion bool
+	seen    bool // anything observed yet
+	exists  bool // the record exists
+	raw     []byte
+	version string // the object's version: a new one is a change, whatever raw says
+	valid   bool   // raw decoded into record
+	record  locks.Record
+	at      time.Time
+}
+
+// observed is the observation of obs, seen at at.
+func observed(obs locks.Observed, valid bool, at time.Time) observation {
+	return observation{seen: true, exists: true, raw: obs.Raw, version: obs.Version, valid: valid, record: obs.Record, at: at}
+}
+
+// changed says whether obs differs from what o saw: a new version of the
+// object, or other bytes. A lock whose times have whole seconds (a
+// ConfigMap) stores two renewals within one second as the same bytes, so
+// bytes alone would hide a renewal and start the expiry clock early.
+func (o observation) changed(obs locks.Observed) bool {
+	return !o.seen || !o.exists || obs.Version != o.version || !bytes.Equal(obs.Raw, o.raw)
+}
+
+// triedWrite is an acquiring write whose answer was lost: it may have
+// landed, and a later read that finds it is this candidate's own.
+type triedWrite struct {
+	token int32
+	start time.Time // when it was sent; zero if none
+}
+
+// matches says whether r is what the write stored: this identity, its
+// token, and its acquire time, which a lock may have truncated to whole
+// seconds.
+func (w triedWrite) matches(r locks.Record, identity string) bool {
+	return !w.start.IsZero() && r.HolderIdentity == identity && r.LeaderTransitions == w.token &&
+		!r.AcquireTime.After(w.start) && w.start.Sub(r.AcquireTime) < time.Second
 }
 
 // holder is the observed holder, "" for none or unknown.
@@ -57,7 +83,10 @@ func (e *Election) attempt(ctx context.Context) (res attemptResult, err error) {
 	e.attemptMu.Lock()
 	defer e.attemptMu.Unlock()
 
-	holding := e.IsLeader()
+	holding, expired := e.checkDeadline()
+	if expired {
+		return attemptResult{outcome: OutcomeLost}, fmt.Errorf("%w: no successful renewal for the renew deadline %v", ErrNotLeader, e.cfg.RenewDeadline)
+	}
 	name, op := SpanAcquire, operationAcquire
 	if holding {
 		name, op = SpanRenew, operationRenew
@@ -83,6 +112,20 @@ func (e *Election) attempt(ctx context.Context) (res attemptResult, err error) {
 	return e.acquire(ctx)
 }
 
+// checkDeadline says whether this candidate is in a term; a term whose
+// renew deadline has passed on the clock ends now (expired), whether or
+// not a timer of Run has noticed.
+func (e *Election) checkDeadline() (holding, expired bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.holding && !e.leading() {
+		e.holding, e.lostContact = false, true
+		e.log.Warn("the term ended: no successful renewal for the renew deadline", "renew_deadline", e.cfg.RenewDeadline, "term", e.term.FencingToken)
+		return false, true
+	}
+	return e.holding, false
+}
+
 // record is the record this candidate writes for a term with token,
 // acquired at acquired, renewed now.
 func (e *Election) record(acquired, now time.Time, token int32) locks.Record {
@@ -96,19 +139,20 @@ func (e *Election) record(acquired, now time.Time, token int32) locks.Record {
 }
 
 func (e *Election) acquire(ctx context.Context) (attemptResult, error) {
-	obs, err := e.cfg.Lock.Get(ctx)
+	obs, err := e.read(ctx)
 	now := e.cfg.Clock.Now() // after the read: expiry judged late, never early
 	switch {
 	case errors.Is(err, locks.ErrNotFound):
 		if e.observeMissing(now) {
 			return attemptResult{outcome: OutcomeMissing}, nil
 		}
-		start := e.cfg.Clock.Now()
-		created, err := e.cfg.Lock.Create(ctx, e.record(start, start, e.nextToken(-1)))
+		start, token := e.cfg.Clock.Now(), e.nextToken(-1)
+		created, err := e.cfg.Lock.Create(ctx, e.record(start, start, token))
 		if errors.Is(err, locks.ErrConflict) {
 			return attemptResult{outcome: OutcomeConflict}, nil
 		}
 		if err != nil {
+			e.triedAndLost(token, start)
 			return attemptResult{outcome: OutcomeError}, err
 		}
 		e.startTerm(created, start)
@@ -127,6 +171,9 @@ func (e *Election) acquire(ctx context.Context) (attemptResult, error) {
 		return attemptResult{outcome: OutcomeError}, err
 	}
 
+	if res, ok := e.recogniseOwnWrite(obs, now); ok {
+		return res, nil
+	}
 	if !e.observe(obs, true, now, obs.Record.LeaseDuration) {
 		e.warnIfOwnIdentity()
 		return attemptResult{outcome: OutcomeHeld}, nil
@@ -142,10 +189,36 @@ func (e *Election) takeOver(ctx context.Context, version string, token int32) (a
 	case errors.Is(err, locks.ErrConflict), errors.Is(err, locks.ErrNotFound):
 		return attemptResult{outcome: OutcomeConflict}, nil // another candidate was faster
 	case err != nil:
+		e.triedAndLost(token, start)
 		return attemptResult{outcome: OutcomeError}, err
 	}
 	e.startTerm(written, start)
 	return attemptResult{holding: true, wroteAt: start, outcome: OutcomeAcquired}, nil
+}
+
+// triedAndLost remembers an acquiring write sent at start with token whose
+// answer was an error other than a conflict: it may have landed.
+func (e *Election) triedAndLost(token int32, start time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.tried = triedWrite{token: token, start: start}
+}
+
+// recogniseOwnWrite starts the term of an acquiring write whose answer was
+// lost, if obs, read at now, is what it stored and its renew deadline,
+// counted from when it was sent, has not passed: no other candidate can
+// have seen that write before it was sent, so the term is as safe as if
+// the answer had arrived.
+func (e *Election) recogniseOwnWrite(obs locks.Observed, now time.Time) (attemptResult, bool) {
+	e.mu.Lock()
+	w := e.tried
+	e.mu.Unlock()
+	if !w.matches(obs.Record, e.cfg.Identity) || now.Sub(w.start) >= e.cfg.RenewDeadline {
+		return attemptResult{}, false
+	}
+	e.log.Info("the lock holds this candidate's acquiring write whose answer was lost: leading", "lock", e.cfg.Lock.Describe(), "term", w.token)
+	e.startTerm(obs, w.start)
+	return attemptResult{holding: true, wroteAt: w.start, outcome: OutcomeAcquired}, true
 }
 
 // nextToken is the fencing token of a new term over a record whose
@@ -172,6 +245,14 @@ func (e *Election) renew(ctx context.Context) (attemptResult, error) {
 		start := e.cfg.Clock.Now()
 		written, err := e.cfg.Lock.Update(ctx, version, e.record(term.Started, start, term.FencingToken))
 		if err == nil {
+			if written.Version == version {
+				// The lock stored nothing new (the API server skips a
+				// write that changes no byte, as two renewals within a
+				// second of a ConfigMap are): no other candidate saw a
+				// change, so the deadline stays where the last change put
+				// it.
+				return attemptResult{holding: e.IsLeader(), outcome: OutcomeUnchanged}, nil
+			}
 			e.wrote(written, start)
 			return attemptResult{holding: true, wroteAt: start, outcome: OutcomeRenewed}, nil
 		}
@@ -180,7 +261,7 @@ func (e *Election) renew(ctx context.Context) (attemptResult, error) {
 			return attemptResult{outcome: OutcomeLost}, err
 		}
 		if !errors.Is(err, locks.ErrConflict) {
-			return attemptResult{holding: true, outcome: OutcomeError}, err
+			return attemptResult{holding: e.IsLeader(), outcome: OutcomeError}, err
 		}
 		// Somebody wrote since our last write. It is still our term only
 		// if the record still names us with our token: our own write
@@ -192,7 +273,7 @@ func (e *Election) renew(ctx context.Context) (attemptResult, error) {
 				e.lose(now, "the lock was deleted")
 				return attemptResult{outcome: OutcomeLost}, gerr
 			}
-			return attemptResult{holding: true, outcome: OutcomeError}, gerr
+			return attemptResult{holding: e.IsLeader(), outcome: OutcomeError}, gerr
 		}
 		e.observe(obs, gerr == nil, now, e.cfg.LeaseDuration)
 		if gerr != nil || obs.Record.HolderIdentity != e.cfg.Identity || obs.Record.LeaderTransitions != term.FencingToken {
@@ -201,7 +282,9 @@ func (e *Election) renew(ctx context.Context) (attemptResult, error) {
 		}
 		version = obs.Version
 	}
-	return attemptResult{holding: true, outcome: OutcomeConflict}, nil
+	// Our record kept changing under us: it is still ours, the next
+	// renewal may get through.
+	return attemptResult{holding: e.IsLeader(), outcome: OutcomeConflict}, nil
 }
 
 // observe records what Get returned at now and reports whether the
@@ -212,8 +295,8 @@ func (e *Election) renew(ctx context.Context) (attemptResult, error) {
 func (e *Election) observe(obs locks.Observed, valid bool, now time.Time, lease time.Duration) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.obs.seen || !e.obs.exists || !bytes.Equal(obs.Raw, e.obs.raw) {
-		e.obs = observation{seen: true, exists: true, raw: obs.Raw, valid: valid, record: obs.Record, at: now}
+	if e.obs.changed(obs) {
+		e.obs = observed(obs, valid, now)
 		if valid {
 			e.sawToken = true
 			if obs.Record.LeaderTransitions > e.maxToken {
@@ -248,6 +331,9 @@ func (e *Election) warnIfOwnIdentity() {
 	if !e.term.Started.IsZero() && e.obs.record.LeaderTransitions == e.term.FencingToken {
 		return
 	}
+	if e.tried.matches(e.obs.record, e.cfg.Identity) {
+		return // its own write, recognised too late to lead on
+	}
 	e.warnedOwnIdentity = true
 	e.log.Warn("the lock names this candidate's identity but this process holds no term: another candidate has the same identity, or this one restarted; waiting for the lease to expire",
 		"lock", e.cfg.Lock.Describe())
@@ -275,10 +361,11 @@ func (e *Election) startTerm(obs locks.Observed, start time.Time) {
 	defer e.mu.Unlock()
 	e.holding = true
 	e.warnedOwnIdentity = false
+	e.tried = triedWrite{}
 	e.version = obs.Version
 	e.lastWrite = start
 	e.term = Term{Election: e.cfg.Name, Identity: e.cfg.Identity, FencingToken: obs.Record.LeaderTransitions, Started: start}
-	e.obs = observation{seen: true, exists: true, raw: obs.Raw, valid: true, record: obs.Record, at: start}
+	e.obs = observed(obs, true, start)
 	e.sawToken = true
 	if obs.Record.LeaderTransitions > e.maxToken {
 		e.maxToken = obs.Record.LeaderTransitions
@@ -296,7 +383,7 @@ func (e *Election) wrote(obs locks.Observed, start time.Time) {
 	defer e.mu.Unlock()
 	e.version = obs.Version
 	e.lastWrite = start
-	e.obs = observation{seen: true, exists: true, raw: obs.Raw, valid: true, record: obs.Record, at: start}
+	e.obs = observed(obs, true, start)
 }
 
 // lose ends this candidate's hold on the lock because the record is no
@@ -346,7 +433,7 @@ func (e *Election) release(ctx context.Context) (err error) {
 		})
 		if err == nil {
 			e.mu.Lock()
-			e.obs = observation{seen: true, exists: true, raw: written.Raw, valid: true, record: written.Record, at: now}
+			e.obs = observed(written, true, now)
 			e.leader = ""
 			e.mu.Unlock()
 			return nil

@@ -64,7 +64,7 @@ type Election struct {
 
 	mu                sync.Mutex
 	obs               observation
-	holding           bool      // in a term
+	holding           bool      // in a term; see leading for whether it is still valid
 	version           string    // version of our last write, while it may still be ours
 	lastWrite         time.Time // when the last successful write of the term was sent
 	term              Term
@@ -73,9 +73,10 @@ type Election struct {
 	maxToken          int32
 	sawToken          bool
 	warnedOwnIdentity bool
-	firstLeadership   time.Time // when this candidate first led, zero before
-	lastOK            time.Time // when an attempt last succeeded
-	lostContact       bool      // a term ended at its renew deadline, and no attempt succeeded since
+	firstLeadership   time.Time  // when this candidate first led, zero before
+	lastOK            time.Time  // when an attempt last succeeded
+	lostContact       bool       // a term ended at its renew deadline, and no attempt succeeded since
+	tried             triedWrite // the last acquiring write whose answer was lost
 
 	// jitter lengthens a wait; tests replace it to get exact schedules.
 	jitter func(time.Duration) time.Duration
@@ -88,6 +89,12 @@ type Election struct {
 	stopped bool
 	cancel  context.CancelFunc
 	done    chan struct{}
+	// giveUp is closed when Stop's context ends before the leader work has
+	// returned: the term is given up unreleased.
+	giveUp     chan struct{}
+	giveUpOnce sync.Once
+
+	callbacks callbackGoroutines
 }
 
 // New validates cfg, fills its defaults and returns an election that has
@@ -116,6 +123,7 @@ func New(cfg Config) (*Election, error) {
 		ins:    ins,
 		attrs:  staticAttributes(cfg),
 		jitter: jitter,
+		giveUp: make(chan struct{}),
 	}, nil
 }
 
@@ -125,11 +133,19 @@ func (e *Election) Name() string { return e.cfg.Name }
 // Identity returns this candidate's identity.
 func (e *Election) Identity() string { return e.cfg.Identity }
 
-// IsLeader reports whether this candidate is in a leadership term.
+// IsLeader reports whether this candidate is in a leadership term whose
+// last successful write was sent less than RenewDeadline ago.
 func (e *Election) IsLeader() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.holding
+	return e.leading()
+}
+
+// leading says whether this candidate is in a term and within its renew
+// deadline on the clock, whether or not a timer has ended the term yet;
+// e.mu must be held.
+func (e *Election) leading() bool {
+	return e.holding && e.cfg.Clock.Since(e.lastWrite) < e.cfg.RenewDeadline
 }
 
 // Leader returns the holder this candidate last observed, "" if none.
@@ -139,11 +155,11 @@ func (e *Election) Leader() string {
 	return e.leader
 }
 
-// Term returns the current term, if this candidate leads.
+// Term returns the current term, if this candidate leads (see IsLeader).
 func (e *Election) Term() (Term, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.term, e.holding
+	return e.term, e.leading()
 }
 
 // Run campaigns, leads and campaigns again after each term until ctx is
@@ -152,6 +168,14 @@ func (e *Election) Term() (Term, bool) {
 // the lock (unless KeepLeaseOnStop and stopping) and calls
 // OnStoppedLeading. It returns nil when stopped, ErrStopped if Stop was
 // called before, and an error if it is already running.
+//
+// When ctx is done (or Stop is called) during a term, the term goes on
+// until the leader work has returned: the work's context is cancelled,
+// and the leader keeps renewing under the usual rules while the work
+// winds down, so that no other candidate takes over while it is still
+// flushing or committing. If renewals fail meanwhile, the term ends at the
+// renew deadline as always, and Valid says so. Run returns once the work
+// has returned and the lock is released; see Stop to bound the wait.
 func (e *Election) Run(ctx context.Context) error {
 	ctx, finish, err := e.begin(ctx)
 	if err != nil {
@@ -164,7 +188,9 @@ func (e *Election) Run(ctx context.Context) error {
 	}
 	defer unobserve()
 	if e.cfg.OnNewLeader != nil {
-		n := newNotifier(e.cfg.OnNewLeader, e.log)
+		n := newNotifier(func(identity string) {
+			e.callback("OnNewLeader", func() { e.cfg.OnNewLeader(identity) })
+		})
 		e.setNotifier(n)
 		defer func() {
 			e.setNotifier(nil)
@@ -208,19 +234,42 @@ func (e *Election) begin(ctx context.Context) (context.Context, func(), error) {
 	}, nil
 }
 
-// Stop ends Run: it cancels the leader work, waits for it to return,
-// releases the lock as configured, and returns once Run has returned.
-// Later calls to Run return ErrStopped. Stop may be called more than once,
-// and before Run.
-func (e *Election) Stop() {
+// Stop ends Run: it cancels the leader work, waits for it to return (the
+// leader renewing meanwhile), releases the lock as configured, and returns
+// once Run has returned. Later calls to Run return ErrStopped. Stop may be
+// called more than once, and before Run.
+//
+// If ctx ends before Run has returned, Stop gives the term up: renewals
+// stop, the lock is left to expire rather than released (the work may
+// still be acting) and Valid fails from then on; Run returns without
+// waiting for the work any longer, OnStoppedLeading is not called, and
+// Stop returns an error saying so. A process should exit then: its work
+// no longer has a term.
+//
+// Called from one of the election's own callbacks (the leader work,
+// OnNewLeader, OnStoppedLeading), Stop cannot wait for Run, which waits
+// for that callback: it cancels and returns nil at once, and Run ends as
+// above once the callback has returned.
+func (e *Election) Stop(ctx context.Context) error {
 	e.runMu.Lock()
 	e.stopped = true
 	cancel, done, running := e.cancel, e.done, e.running
 	e.runMu.Unlock()
-	if running {
-		cancel()
-		<-done
+	if !running {
+		return nil
 	}
+	cancel()
+	if e.callbacks.current() {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	e.giveUpOnce.Do(func() { close(e.giveUp) })
+	<-done
+	return fmt.Errorf("election %s: %w before the leader work returned: the term was given up and the lock %s left to expire", e.cfg.Name, context.Cause(ctx), e.cfg.Lock.Describe())
 }
 
 // Acquire campaigns until this candidate holds the lock (true) or ctx is
@@ -291,6 +340,9 @@ func (e *Election) waitToCampaign(ctx context.Context, failures int) bool {
 	} else if until, ok := e.untilExpiry(); ok && until < d {
 		d = max(until, 0)
 	}
+	if until, ok := e.untilSilent(); ok && until > 0 && until < d {
+		d = until // then read past the cache
+	}
 	var changes <-chan struct{}
 	if n, ok := e.cfg.Lock.(changeNotifier); ok {
 		changes = n.Changes()
@@ -305,6 +357,47 @@ func (e *Election) waitToCampaign(ctx context.Context, failures int) bool {
 	case <-changes:
 		return true
 	}
+}
+
+// serverReader is a lock that may answer reads from a cache, such as a
+// LeaseLock with a watcher, and can read past it.
+type serverReader interface {
+	GetFromServer(ctx context.Context) (locks.Observed, error)
+}
+
+// read reads the record for an attempt to acquire: past the lock's cache
+// once the holder this candidate observes has been silent for longer than
+// its renewals take (see untilSilent). A watch can be established and yet
+// deliver nothing (a half-open connection); then the cache looks quiet,
+// and without this a graceful hand-over would wait out a whole lease and a
+// crash take-over about two.
+func (e *Election) read(ctx context.Context) (locks.Observed, error) {
+	if r, ok := e.cfg.Lock.(serverReader); ok {
+		if until, ok := e.untilSilent(); ok && until <= 0 {
+			return r.GetFromServer(ctx)
+		}
+	}
+	return e.cfg.Lock.Get(ctx)
+}
+
+// untilSilent is how long until the holder of a lock with a cache has gone
+// without a renewal this candidate could see for longer than renewals
+// take: RenewInterval (this candidate's own, which the replicas of one
+// program share) jittered, plus half a RetryPeriod for the write and the
+// watch to deliver it. It is false when the lock has no cache or no
+// renewals are expected: no holder, or this candidate leads.
+func (e *Election) untilSilent() (time.Duration, bool) {
+	if _, ok := e.cfg.Lock.(serverReader); !ok {
+		return 0, false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o := e.obs
+	if !o.seen || !o.exists || !o.valid || o.record.HolderIdentity == "" || e.holding {
+		return 0, false
+	}
+	limit := time.Duration(JitterFactor*float64(e.cfg.RenewInterval)) + e.cfg.RetryPeriod/2
+	return o.at.Add(limit).Sub(e.cfg.Clock.Now()), true
 }
 
 // untilExpiry is how long until the record this candidate observes may be
@@ -333,7 +426,7 @@ func (e *Election) untilExpiry() (time.Duration, bool) {
 // record, or RenewDeadline passed since the start of the last successful
 // write. It also returns when ctx is done; it never releases the lock.
 func (e *Election) RenewLoop(ctx context.Context) {
-	e.hold(ctx, nil)
+	e.hold(ctx, nil, nil)
 }
 
 // lead runs one term: the leader work, renewals, and the end of the term.
@@ -349,23 +442,25 @@ func (e *Election) lead(ctx context.Context) {
 		trace.WithAttributes(append(e.attrs, AttrTransitions.Int(int(term.FencingToken)))...))
 	defer termSpan.End()
 	workCtx, cancelWork := context.WithCancel(withTerm(spanCtx, e, term))
+	defer cancelWork()
 	workDone := make(chan struct{})
 	go func() {
 		defer close(workDone)
 		e.runWork(workCtx)
 	}()
 
-	reason := e.hold(ctx, workDone)
-
-	// The term is over: stop the work, and only once it has returned let
-	// the lock go.
+	// hold returns when the term is over, the work cancelled.
+	reason, gaveUp := e.hold(ctx, workDone, cancelWork)
+	termSpan.SetAttributes(AttrEndReason.String(reason))
+	if gaveUp {
+		e.log.Warn("gave up the term before the leader work returned; the lock is left to expire", "lock", e.cfg.Lock.Describe(), "term", term.FencingToken)
+		return
+	}
+	<-workDone
 	e.mu.Lock()
 	e.holding = false
 	e.mu.Unlock()
-	cancelWork()
-	<-workDone
 	e.log.Info("stopped leading", "reason", reason, "term", term.FencingToken)
-	termSpan.SetAttributes(AttrEndReason.String(reason))
 	if ctx.Err() == nil || !e.cfg.KeepLeaseOnStop {
 		e.releaseDetached(spanCtx)
 	}
@@ -385,11 +480,19 @@ func (e *Election) releaseDetached(ctx context.Context) {
 	}
 }
 
-// hold renews the lock until the term is over and says why it ended:
-// ctx done, workDone closed, the record lost, or the renew deadline
-// passed. It marks the candidate as no longer leading before it returns
-// on a deadline, so that no caller sees a leader whose deadline passed.
-func (e *Election) hold(ctx context.Context, workDone <-chan struct{}) string {
+// hold renews the lock until the term is over and says why it ended. With
+// leader work (workDone and cancelWork set, as Run leads), the term is
+// over when the work has returned, the record was lost, the renew
+// deadline passed, or Stop gave the term up (gaveUp); ctx done only
+// cancels the work, which winds down while renewals go on. hold cancels
+// the work itself the moment the term ends, before anything else (such as
+// a request in flight) can delay it, and marks the candidate as no longer
+// leading first, so that Valid fails before the work's context is done.
+// Without work (RenewLoop), ctx done ends it.
+func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWork context.CancelFunc) (reason string, gaveUp bool) {
+	if cancelWork == nil {
+		cancelWork = func() {}
+	}
 	e.mu.Lock()
 	deadline := e.lastWrite.Add(e.cfg.RenewDeadline)
 	e.mu.Unlock()
@@ -399,7 +502,8 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}) string {
 	renewTimer := clk.NewTimer(e.jitter(e.cfg.RenewInterval))
 	defer renewTimer.Stop()
 
-	attemptCtx, cancelAttempts := context.WithCancel(ctx)
+	// Renewals go on while the work winds down: ctx does not cut them.
+	attemptCtx, cancelAttempts := context.WithCancel(context.WithoutCancel(ctx))
 	var inflight sync.WaitGroup
 	defer func() {
 		cancelAttempts()
@@ -410,17 +514,36 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}) string {
 		err error
 	}
 	results := make(chan result, 1)
+	stop := ctx.Done()
+	stopping := false
+	end := func(why string) string {
+		e.mu.Lock()
+		e.holding = false
+		e.mu.Unlock()
+		cancelWork()
+		return why
+	}
 	for {
 		select {
-		case <-ctx.Done():
-			return "stopped"
+		case <-stop:
+			if workDone == nil {
+				return "stopped", false
+			}
+			stop, stopping = nil, true
+			e.log.Info("stopping: the leader work winds down, the lock is renewed until it returns", "lock", e.cfg.Lock.Describe())
+			cancelWork()
+		case <-e.giveUp:
+			return end("stopped: gave up before the leader work returned"), true
 		case <-workDone:
-			return "the leader work returned"
+			if stopping {
+				return "stopped", false
+			}
+			return "the leader work returned", false
 		case <-deadlineTimer.C():
 			e.mu.Lock()
-			e.holding, e.lostContact = false, true
+			e.lostContact = true
 			e.mu.Unlock()
-			return fmt.Sprintf("no successful renewal for the renew deadline %v", e.cfg.RenewDeadline)
+			return end(fmt.Sprintf("no successful renewal for the renew deadline %v", e.cfg.RenewDeadline)), false
 		case <-renewTimer.C():
 			// An attempt may take until the deadline: a slow API server
 			// still renews, and the deadline timer ends the term on time
@@ -440,9 +563,12 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}) string {
 				renewTimer.Reset(e.jitter(e.cfg.RenewInterval))
 				continue
 			case !r.res.holding:
-				return "the lock was lost: " + errString(r.err)
+				return end("the lock was lost: " + errString(r.err)), false
+			case r.res.outcome == OutcomeUnchanged:
+				// Stored, but no other candidate can see it: the deadline
+				// stays; the next renewal may change the record.
 			default:
-				e.log.Warn("cannot renew the lock", "lock", e.cfg.Lock.Describe(), "err", r.err, "deadline_in", deadline.Sub(clk.Now()))
+				e.log.Warn("cannot renew the lock", "lock", e.cfg.Lock.Describe(), "outcome", r.res.outcome, "err", r.err, "deadline_in", deadline.Sub(clk.Now()))
 			}
 			renewTimer.Reset(e.jitter(e.cfg.RetryPeriod))
 		}
@@ -468,6 +594,7 @@ func (e *Election) runWork(ctx context.Context) {
 // callback runs a user callback; a panic is logged with its stack and
 // does not take the election down.
 func (e *Election) callback(name string, fn func()) {
+	defer e.callbacks.enter()()
 	defer func() {
 		if p := recover(); p != nil {
 			e.log.Error("callback panicked", "callback", name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))

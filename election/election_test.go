@@ -119,7 +119,7 @@ func TestExpiryRestartsWhenTheRecordChanges(t *testing.T) {
 	require.True(t, a.try(t))
 	require.False(t, b.try(t)) // b first sees the record at 0s
 
-	a.clock.Step(10 * time.Second)
+	a.clock.Step(9 * time.Second)
 	require.True(t, a.try(t), "a renews")
 	b.clock.Step(12 * time.Second)
 	require.False(t, b.try(t), "b sees the renewal at 12s")
@@ -229,9 +229,11 @@ func TestCorruptedRecordIsTakenOverAfterALease(t *testing.T) {
 	assert.Contains(t, err.Error(), "leaseDurationSeconds")
 
 	b.clock.Step(lease - time.Second)
-	lock.Put(garbage) // rewritten unchanged: the same record, the wait goes on
+	lock.Put(garbage) // rewritten unchanged: a new version, somebody wrote
 	require.False(t, b.try(t))
 	b.clock.Step(time.Second)
+	require.False(t, b.try(t), "the rewrite restarted the wait")
+	b.clock.Step(lease - time.Second)
 	require.True(t, b.try(t), "unchanged for a whole lease of b's own")
 	assert.Equal(t, "b", holderOf(t, lock).HolderIdentity)
 }
@@ -378,7 +380,7 @@ func TestReleaseWaitsForTheLeaderWork(t *testing.T) {
 	waitFor(t, a.IsLeader, "a leads")
 	stopped := make(chan struct{})
 	go func() {
-		a.Stop()
+		assert.NoError(t, a.Stop(context.Background()))
 		close(stopped)
 	}()
 	<-workCancelled
@@ -401,7 +403,7 @@ func TestKeepLeaseOnStop(t *testing.T) {
 	a := newCandidate(t, lock, "a", epoch, func(c *Config) { c.KeepLeaseOnStop = true })
 	a.run(t)
 	waitFor(t, a.IsLeader, "a leads")
-	a.Stop()
+	require.NoError(t, a.Stop(context.Background()))
 	assert.Equal(t, "a", holderOf(t, lock).HolderIdentity)
 	assert.ErrorIs(t, a.Run(context.Background()), ErrStopped)
 }
@@ -438,7 +440,7 @@ func TestStoppedLeadingOnlyAfterLeading(t *testing.T) {
 	b := newCandidate(t, lock, "b", epoch)
 	b.run(t)
 	b.waitTimers(t, 1) // campaigning, waiting to retry
-	b.Stop()
+	require.NoError(t, b.Stop(context.Background()))
 	assert.Zero(t, b.stoppedLeading(), "b never led")
 	assert.Equal(t, []string{"a"}, b.newLeaders())
 }
@@ -535,18 +537,12 @@ func TestCheckFailsForALeaderCutOffFromItsLock(t *testing.T) {
 	b.clock.Step(deadline + margin + time.Millisecond)
 	require.EqualError(t, a.Check(margin), "election test: no successful call to memory/l for 11.001s (renew deadline 10s)")
 	require.NoError(t, b.Check(margin), "a follower is not at fault")
-	require.True(t, a.try(t))
-	require.NoError(t, a.Check(margin), "healthy again once a renewal succeeds")
-
-	// As the renew deadline does when renewals fail: the term is over,
-	// but the candidate is still cut off.
-	a.mu.Lock()
-	a.holding, a.lostContact = false, true
-	a.mu.Unlock()
-	a.clock.Step(deadline + margin + time.Millisecond)
+	held, err := a.TryAcquireOrRenew(context.Background())
+	require.ErrorIs(t, err, ErrNotLeader, "the term ended at its renew deadline")
+	require.False(t, held)
 	require.Error(t, a.Check(margin), "cut off since it lost its term")
 	require.False(t, a.try(t), "an attempt that reaches the lock")
-	require.NoError(t, a.Check(margin))
+	require.NoError(t, a.Check(margin), "healthy again once an attempt succeeds")
 }
 
 // TestReleaseWakesAFollowerAtOnce: on a lock that reports changes, a

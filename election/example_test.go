@@ -91,7 +91,7 @@ func Example() {
 		for e.IsLeader() {
 			time.Sleep(time.Millisecond)
 		}
-		e.Stop()
+		_ = e.Stop(ctx)
 	}()
 	if err := e.Run(ctx); err != nil {
 		log.Fatal(err)

@@ -1,18 +1,12 @@
 package election
 
-import (
-	"fmt"
-	"log/slog"
-	"runtime/debug"
-	"sync"
-)
+import "sync"
 
 // notifier calls OnNewLeader in order from its own goroutine, so that a
 // slow callback never delays an attempt. Run owns it: newNotifier starts
 // the goroutine and close waits for it after delivering what was queued.
 type notifier struct {
-	fn  func(string)
-	log *slog.Logger
+	fn func(string) // recovers from a panic of the callback
 
 	mu     sync.Mutex
 	queue  []string
@@ -21,8 +15,8 @@ type notifier struct {
 	done   chan struct{}
 }
 
-func newNotifier(fn func(string), log *slog.Logger) *notifier {
-	n := &notifier{fn: fn, log: log, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func newNotifier(fn func(string)) *notifier {
+	n := &notifier{fn: fn, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go n.loop()
 	return n
 }
@@ -64,16 +58,7 @@ func (n *notifier) loop() {
 			identity := n.queue[0]
 			n.queue = n.queue[1:]
 			n.mu.Unlock()
-			n.call(identity)
+			n.fn(identity)
 		}
 	}
-}
-
-func (n *notifier) call(identity string) {
-	defer func() {
-		if p := recover(); p != nil {
-			n.log.Error("callback panicked", "callback", "OnNewLeader", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-		}
-	}()
-	n.fn(identity)
 }

@@ -47,19 +47,29 @@ func withTerm(ctx context.Context, e *Election, t Term) context.Context {
 var ErrNotLeader = errors.New("election: not the leader")
 
 // Valid reports whether the term that the leader work's context carries
-// still holds: the context is not done, the term is still the election's
-// current one, and, on the election's clock (monotonic, for the real
-// clock), its last renewal was sent less than RenewDeadline ago.
+// still holds: it is still the election's current term and, on the
+// election's clock (monotonic, for the real clock), its last renewal was
+// sent less than RenewDeadline ago. A context that carries no term is not
+// valid.
 //
 // Call it right before each action taken as leader. The election cancels
 // the context when the renew deadline passes, but a process that was
-// frozen (SIGSTOP, a suspended VM, a long pause) resumes with that timer
-// and the work's own timers due at once, in any order: Valid sees the
-// deadline from the clock before any timer has run.
+// frozen (SIGSTOP, a long pause) resumes with that timer and the work's
+// own timers due at once, in any order: Valid sees the deadline from the
+// clock before any timer has run. A suspended VM is different: the
+// monotonic clock stops with it, so after a resume Valid cannot tell that
+// time passed until the election's next renewal fails or finds the lock
+// taken; use fencing tokens where a suspended VM must not write.
+//
+// Valid does not look at whether the context is done: when Run or Stop
+// ends an election, the work's context is cancelled and the term goes on,
+// renewed, until the work returns (the wind-down), and Valid keeps saying
+// nil while it does. Wind-down code that does not call Valid (a flush, a
+// commit) is safe as long as the renewals succeed; if they fail, the term
+// ends at the renew deadline, Valid fails, and another candidate may lead
+// LeaseDuration after the last renewal it saw. Such code should be short,
+// or fenced with Term.FencingToken.
 func Valid(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	v, ok := ctx.Value(termKey{}).(termValue)
 	if !ok {
 		return fmt.Errorf("%w: the context carries no term", ErrNotLeader)

@@ -48,8 +48,13 @@ const (
 const (
 	OutcomeAcquired = "acquired"
 	OutcomeRenewed  = "renewed"
-	OutcomeReleased = "released"
-	OutcomeHeld     = "held by other"
+	// OutcomeUnchanged: a renewal the lock stored without a new version,
+	// as the API server does with a write that changes no byte (two
+	// renewals within one second of a ConfigMap lock). No other candidate
+	// saw a change, so it does not extend the term.
+	OutcomeUnchanged = "unchanged"
+	OutcomeReleased  = "released"
+	OutcomeHeld      = "held by other"
 	// OutcomeMissing: the lock does not exist, and has not been missing
 	// for a whole lease yet (see the package documentation).
 	OutcomeMissing  = "missing"

@@ -38,8 +38,12 @@ failure_backoff: 50ms
 failure_backoff_max: 200ms
 `
 
+// noLeaks fails t if goroutines started during t outlive it: the
+// goroutines running before it are taken now, and checked after every
+// other cleanup (cleanups run last first).
 func noLeaks(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	opt := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
 }
 
 // ledgers records each component's terms.
@@ -199,6 +203,8 @@ func TestFailureCanStopTheProgram(t *testing.T) {
 }
 
 func TestShutdownTimeoutLeavesStuckWorkHeld(t *testing.T) {
+	noLeaks(t)
+	startedBefore := goleak.IgnoreCurrent()
 	release := make(chan struct{})
 	stuck := components.New("stuck", func(ctx context.Context) error {
 		<-release // ignores ctx
@@ -217,6 +223,12 @@ func TestShutdownTimeoutLeavesStuckWorkHeld(t *testing.T) {
 	obs, err := space.Lock("default/stuck").Get(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, "r1", obs.Record.HolderIdentity, "never released under running work")
+	// Nothing of tenure's runs on: no election loop renews the lease of
+	// the work that did not return, only that work is left.
+	goleak.VerifyNone(t, startedBefore, goleak.IgnoreTopFunction("github.com/tenure/tenure/framework_test.TestShutdownTimeoutLeavesStuckWorkHeld.func1"))
+	after, err := space.Lock("default/stuck").Get(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, obs.Version, after.Version, "the given-up lease is not renewed")
 	close(release)
 }
 
@@ -291,6 +303,11 @@ func TestBadSetUpFailsBeforeAnythingStarts(t *testing.T) {
 			yaml: memoryYAML,
 			opts: []fx.Option{ok("billing"), ok("billing")},
 			want: "component billing is registered twice",
+		},
+		"two components on one lock": {
+			yaml: memoryYAML + "components:\n  reports:\n    lock_name: billing\n",
+			opts: []fx.Option{ok("billing"), ok("reports")},
+			want: "components billing and reports use the same lock memory/default/billing: each component needs a lock of its own",
 		},
 		"wrong kubeconfig path": {
 			yaml: memoryYAML + "kubeconfig: /nonexistent/kubeconfig\n",

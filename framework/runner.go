@@ -146,6 +146,7 @@ func NewRunner(p RunnerParams) (*Runner, error) {
 
 	var errs []error
 	var names []string
+	lockUsers := map[string]string{} // lock → the component using it
 	for _, c := range p.Components {
 		if c == nil {
 			errs = append(errs, errors.New("a component constructor returned nil"))
@@ -166,9 +167,16 @@ func NewRunner(p RunnerParams) (*Runner, error) {
 			errs = append(errs, err)
 			continue
 		}
-		if u != nil {
-			r.units = append(r.units, u)
+		if u == nil {
+			continue
 		}
+		key := lockKey(u.settings)
+		if other, ok := lockUsers[key]; ok {
+			errs = append(errs, fmt.Errorf("components %s and %s use the same lock %s: each component needs a lock of its own (set lock_name)", other, name, key))
+			continue
+		}
+		lockUsers[key] = name
+		r.units = append(r.units, u)
 	}
 	if err := p.Config.CheckComponents(names); err != nil {
 		errs = append(errs, err)
@@ -229,6 +237,11 @@ func (r *Runner) newUnit(c components.Component, ns string, p RunnerParams, spac
 		return nil, fmt.Errorf("components.%s: %w", name, err)
 	}
 	return u, nil
+}
+
+// lockKey names the lock of s as "kind/namespace/name".
+func lockKey(s components.Election) string {
+	return s.Lock + "/" + s.Namespace + "/" + s.LockName
 }
 
 func (r *Runner) newLock(name string, s components.Election, cs kubernetes.Interface, space *locks.MemorySpace) (locks.Lock, error) {
@@ -313,11 +326,16 @@ func (r *Runner) Start(startCtx context.Context) error {
 }
 
 // Stop cancels every component's leader work and waits for it to return,
-// at most the configured shutdown timeout (or until ctx is done); each
-// election releases its lease as soon as its work has returned, all at
-// once. If some work does not return in time, Stop returns an error and
-// leaves those leases to expire: a lease is never released under running
-// work. A SIGTERM or SIGINT while Stop waits ends the process at once.
+// at most the configured shutdown timeout (or until ctx is done). Each
+// election keeps renewing its lease while its work winds down and
+// releases it as soon as the work has returned, all at once. If some work
+// does not return in time, Stop gives those terms up: their leases are
+// neither renewed nor released (a lease is never released under running
+// work) and expire on their own, and Stop returns an error naming them;
+// the process should then exit, since that work no longer has a term.
+// Stop returns only once every election loop, the lease watch and the
+// event recorder have stopped. A SIGTERM or SIGINT while Stop waits ends
+// the process at once.
 func (r *Runner) Stop(ctx context.Context) error {
 	if r.cancel == nil {
 		return nil
@@ -334,23 +352,40 @@ func (r *Runner) Stop(ctx context.Context) error {
 	defer signal.Stop(signals)
 	timeout := r.clock.NewTimer(r.cfg.ShutdownTimeout)
 	defer timeout.Stop()
+	var err error
 	select {
 	case <-done:
 		r.log.Info("stopped: all leader work returned and leases released", "identity", r.identity)
-		r.events.shutdown()
-		if r.watcher != nil {
-			r.watcher.Stop()
-		}
-		return nil
 	case sig := <-signals:
 		r.log.Warn("second signal during shutdown: exiting now, leases left to expire", "signal", sig.String(), "leading", r.working())
 		r.forceExit(1)
-		return fmt.Errorf("tenure: %v during shutdown", sig)
+		err = fmt.Errorf("tenure: %v during shutdown", sig)
 	case <-timeout.C():
-		return fmt.Errorf("tenure: leader work of %s did not return within shutdown_timeout %v; those leases were not released and expire on their own", strings.Join(r.working(), ", "), r.cfg.ShutdownTimeout)
+		err = fmt.Errorf("tenure: leader work of %s did not return within shutdown_timeout %v; those leases were not released and expire on their own", strings.Join(r.working(), ", "), r.cfg.ShutdownTimeout)
 	case <-ctx.Done():
-		return fmt.Errorf("tenure: leader work of %s did not return before the stop deadline; those leases were not released and expire on their own: %w", strings.Join(r.working(), ", "), ctx.Err())
+		err = fmt.Errorf("tenure: leader work of %s did not return before the stop deadline; those leases were not released and expire on their own: %w", strings.Join(r.working(), ", "), ctx.Err())
 	}
+	if err != nil {
+		r.giveUp()
+		<-done
+	}
+	r.events.shutdown()
+	if r.watcher != nil {
+		r.watcher.Stop()
+	}
+	return err
+}
+
+// giveUp gives up the terms whose work has not returned (see
+// election.Election.Stop), so that every election loop returns.
+func (r *Runner) giveUp() {
+	expired, cancel := context.WithCancel(context.Background())
+	cancel()
+	var wg sync.WaitGroup
+	for _, u := range r.units {
+		wg.Go(func() { _ = u.election.Stop(expired) })
+	}
+	wg.Wait()
 }
 
 // working names the components whose leader work is running.

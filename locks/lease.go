@@ -65,6 +65,15 @@ func (l *LeaseLock) Get(ctx context.Context) (Observed, error) {
 			return l.observe(lease)
 		}
 	}
+	return l.GetFromServer(ctx)
+}
+
+// GetFromServer reads the record from the API server, past the watcher's
+// cache. An election reads this way when the holder it observes has been
+// silent for longer than its renewals take: a watch can be established
+// and still deliver nothing (a half-open connection), and the cache then
+// only looks quiet.
+func (l *LeaseLock) GetFromServer(ctx context.Context) (Observed, error) {
 	lease, err := l.client.Leases(l.namespace).Get(ctx, l.name, metav1.GetOptions{})
 	if err != nil {
 		if apierrors.IsNotFound(err) {

@@ -1,8 +1,19 @@
 // Package faultproxy is a TCP proxy on loopback for tests, between a
-// client and a server, that can cut the network: it forwards bytes until
-// told to black-hole them (connections stay open and silent, as across a
-// partition), and forwards again when healed. It can also delay every
-// chunk of bytes it forwards, as a slow network does.
+// client and a server, that can break the network in the ways a real one
+// breaks:
+//
+//   - Block black-holes it, as across a partition: open connections are
+//     dropped and new ones are accepted but never answered.
+//   - StallOpen leaves the connections open now half-open, as after a NAT
+//     or conntrack entry is lost: they stop forwarding in both directions
+//     but stay open, so neither end hears a close or an error, while new
+//     connections work. Stall does the same and also holds new connections
+//     silent, as Block does.
+//   - SetLatency delays every chunk of bytes it forwards, as a slow network
+//     does.
+//
+// Heal ends Block and the stalls: the connections they held are closed, as
+// when a dead peer is finally detected, so that clients reconnect.
 package faultproxy
 
 import (
@@ -18,11 +29,39 @@ type Proxy struct {
 	ln     net.Listener
 
 	mu      sync.Mutex
-	blocked bool
+	blocked bool // new connections are held silent (Block)
+	stalled bool // new connections are held silent (Stall)
 	latency time.Duration
-	conns   map[net.Conn]struct{}
+	links   map[*link]struct{}
 	wg      sync.WaitGroup
 }
+
+// link is one connection through the proxy. Its fields are guarded by the
+// proxy's mu.
+type link struct {
+	client net.Conn
+	target net.Conn // nil until dialled, and for held connections
+	// held: never forwarded, as new connections under Block or Stall are.
+	held bool
+	// stall is closed when the link stops forwarding (StallOpen, Stall).
+	stall chan struct{}
+	// closed is closed with the link's connections; it releases the
+	// forwarders a stall parked.
+	closed chan struct{}
+}
+
+func (l *link) stalled() bool {
+	select {
+	case <-l.stall:
+		return true
+	default:
+		return false
+	}
+}
+
+// faulted reports whether a fault has touched the link, so that Heal must
+// close it.
+func (l *link) faulted() bool { return l.held || l.stalled() }
 
 // Start listens on a free loopback port and forwards to target.
 func Start(target string) (*Proxy, error) {
@@ -30,7 +69,7 @@ func Start(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{target: target, ln: ln, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{target: target, ln: ln, links: map[*link]struct{}{}}
 	p.wg.Go(p.accept)
 	return p, nil
 }
@@ -44,19 +83,54 @@ func (p *Proxy) Block() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.blocked = true
-	for c := range p.conns {
-		_ = c.Close()
+	for l := range p.links {
+		p.closeLocked(l)
 	}
 }
 
-// Heal forwards again; connections accepted while blocked are closed, so
-// that clients reconnect.
+// StallOpen makes the connections open now half-open: they stop forwarding
+// in both directions and stay open until Heal or Close. Neither end gets a
+// close, a reset or an error; the proxy stops reading from them, so a
+// writer's bytes go unanswered and, once the socket buffers fill, its
+// writes block, as against a peer that no longer acknowledges. New
+// connections forward normally, so a client that gives up on a stalled
+// connection and dials again gets through.
+func (p *Proxy) StallOpen() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stallOpenLocked()
+}
+
+// Stall stalls every connection, as StallOpen does, and also holds new ones:
+// they are accepted but get no answer until Heal, as under Block.
+func (p *Proxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stalled = true
+	p.stallOpenLocked()
+}
+
+func (p *Proxy) stallOpenLocked() {
+	for l := range p.links {
+		if !l.held && !l.stalled() {
+			close(l.stall)
+		}
+	}
+}
+
+// Heal ends Block, StallOpen and Stall: new connections forward again, and
+// the connections held or stalled are closed, as when a dead peer is
+// finally detected, so that clients reconnect. Connections that were
+// forwarding are left alone.
 func (p *Proxy) Heal() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.blocked = false
-	for c := range p.conns {
-		_ = c.Close()
+	p.stalled = false
+	for l := range p.links {
+		if l.faulted() {
+			p.closeLocked(l)
+		}
 	}
 }
 
@@ -79,25 +153,58 @@ func (p *Proxy) delay() time.Duration {
 func (p *Proxy) Close() {
 	_ = p.ln.Close()
 	p.mu.Lock()
-	for c := range p.conns {
-		_ = c.Close()
+	for l := range p.links {
+		p.closeLocked(l)
 	}
 	p.mu.Unlock()
 	p.wg.Wait()
 }
 
-func (p *Proxy) track(c net.Conn) bool {
+// track adds a link for a new client connection; it is held if the proxy
+// holds new connections.
+func (p *Proxy) track(c net.Conn) *link {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.conns[c] = struct{}{}
-	return p.blocked
+	l := &link{
+		client: c,
+		held:   p.blocked || p.stalled,
+		stall:  make(chan struct{}),
+		closed: make(chan struct{}),
+	}
+	p.links[l] = struct{}{}
+	return l
 }
 
-func (p *Proxy) untrack(c net.Conn) {
+// attach gives l its connection to the target; it reports false, having
+// closed up, if l was closed while dialling.
+func (p *Proxy) attach(l *link, up net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.conns, c)
-	_ = c.Close()
+	if _, ok := p.links[l]; !ok {
+		_ = up.Close()
+		return false
+	}
+	l.target = up
+	return true
+}
+
+// untrack closes l, if it is still open.
+func (p *Proxy) untrack(l *link) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closeLocked(l)
+}
+
+func (p *Proxy) closeLocked(l *link) {
+	if _, ok := p.links[l]; !ok {
+		return
+	}
+	delete(p.links, l)
+	_ = l.client.Close()
+	if l.target != nil {
+		_ = l.target.Close()
+	}
+	close(l.closed)
 }
 
 func (p *Proxy) accept() {
@@ -111,28 +218,27 @@ func (p *Proxy) accept() {
 }
 
 func (p *Proxy) serve(c net.Conn) {
-	defer p.untrack(c)
-	if p.track(c) {
-		// Blocked: hold the connection silently until it is closed.
+	l := p.track(c)
+	defer p.untrack(l)
+	if l.held {
+		// Hold the connection silently until it is closed.
 		_, _ = io.Copy(io.Discard, c)
 		return
 	}
 	up, err := net.Dial("tcp", p.target)
-	if err != nil {
+	if err != nil || !p.attach(l, up) {
 		return
 	}
-	p.track(up)
-	defer p.untrack(up)
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
 		defer func() { done <- struct{}{} }()
-		p.forward(dst, src)
+		p.forward(l, dst, src)
 	}
 	go pipe(up, c)
 	go pipe(c, up)
 	<-done
-	_ = c.Close()
-	_ = up.Close()
+	// Closing the link ends the other direction, even one a stall parked.
+	p.untrack(l)
 	<-done
 }
 
@@ -145,19 +251,24 @@ type chunk struct {
 // forward copies src to dst until either side ends (closed, reset or
 // blocked), delaying each chunk by the latency set when it was read. The
 // chunks are pipelined, as on a network with that latency: a chunk's
-// delay does not hold up the reading of the next.
-func (p *Proxy) forward(dst, src net.Conn) {
+// delay does not hold up the reading of the next. Once l stalls, forward
+// passes nothing more on, not even the end of src, and reads no more
+// until l is closed.
+func (p *Proxy) forward(l *link, dst, src net.Conn) {
 	queue := make(chan chunk, 1024)
 	written := make(chan struct{})
 	go func() {
 		defer close(written)
 		failed := false
 		for c := range queue {
-			if failed {
+			if failed || l.stalled() {
 				continue // drain, so that the reader never blocks
 			}
 			if wait := time.Until(c.due); wait > 0 {
 				time.Sleep(wait)
+			}
+			if l.stalled() {
+				continue // stalled while the chunk was in flight
 			}
 			if _, err := dst.Write(c.b); err != nil {
 				failed = true
@@ -172,6 +283,12 @@ func (p *Proxy) forward(dst, src net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
+		if l.stalled() {
+			// Half-open: what was just read, or the error, goes nowhere,
+			// and nothing more is read.
+			<-l.closed
+			return
+		}
 		if n > 0 {
 			queue <- chunk{b: append([]byte(nil), buf[:n]...), due: time.Now().Add(p.delay())}
 		}
