@@ -141,6 +141,22 @@ func (c *checker) transitions() int {
 	return n
 }
 
+// handOver says when who last acted in election, and when another
+// identity first acted after that; ok is false until one has.
+func (c *checker) handOver(election, who string) (last, next time.Time, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, a := range c.acts[election] {
+		switch {
+		case a.who == who:
+			last, next, ok = a.at, time.Time{}, false
+		case !ok && !last.IsZero() && a.at.After(last):
+			next, ok = a.at, true
+		}
+	}
+	return last, next, ok
+}
+
 // leaders says who acted last in each of elections, if within the last
 // second: the elections that have a working leader.
 func (c *checker) leaders(elections []string) map[string]string {

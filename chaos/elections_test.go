@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,19 +27,113 @@ import (
 
 // inProcess is one candidate of TestElectionsUnderFaults: many elections
 // in this process, with a client and a watch of its own, reaching the API
-// server through a proxy of its own.
+// server through proxies of its own (one for requests, one for the watch),
+// and memory locks shared with the other candidates behind faults of its
+// own.
 type inProcess struct {
-	name  string
-	proxy *faultproxy.Proxy
-	gen   int // restarts so far: a restarted candidate is a new identity
+	name       string
+	proxy      *faultproxy.Proxy // requests
+	watchProxy *faultproxy.Proxy // the Lease watch
+	gen        int               // restarts so far: a restarted candidate is a new identity
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	w      *locks.LeaseWatcher
+	cut     atomic.Bool  // its memory locks are unreachable (with proxy blocked)
+	latency atomic.Int64 // its memory locks' latency each way
+	crashed atomic.Bool  // the process died: its work stops at once
+
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	w         *locks.LeaseWatcher
+	elections []*election.Election
 }
 
 // identity is the candidate's identity in its current generation.
 func (c *inProcess) identity() string { return c.name + "." + strconv.Itoa(c.gen) }
+
+func (c *inProcess) block() {
+	c.cut.Store(true)
+	c.proxy.Block()
+}
+
+func (c *inProcess) heal() {
+	c.proxy.Heal()
+	c.cut.Store(false)
+}
+
+func (c *inProcess) setLatency(d time.Duration) {
+	c.proxy.SetLatency(d)
+	c.latency.Store(int64(d))
+}
+
+// faultyLock is a memory lock as one candidate reaches it: unreachable
+// while the candidate is cut off, slow while its network is.
+type faultyLock struct {
+	*locks.MemoryLock
+	c *inProcess
+}
+
+func (l faultyLock) reach(ctx context.Context) error {
+	t := time.NewTimer(2 * time.Duration(l.c.latency.Load()))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	}
+	for l.c.cut.Load() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func (l faultyLock) Get(ctx context.Context) (locks.Observed, error) {
+	if err := l.reach(ctx); err != nil {
+		return locks.Observed{}, err
+	}
+	return l.MemoryLock.Get(ctx)
+}
+
+func (l faultyLock) Create(ctx context.Context, r locks.Record) (locks.Observed, error) {
+	if err := l.reach(ctx); err != nil {
+		return locks.Observed{}, err
+	}
+	return l.MemoryLock.Create(ctx, r)
+}
+
+func (l faultyLock) Update(ctx context.Context, version string, r locks.Record) (locks.Observed, error) {
+	if err := l.reach(ctx); err != nil {
+		return locks.Observed{}, err
+	}
+	return l.MemoryLock.Update(ctx, version, r)
+}
+
+// stubbornLock is a custom lock whose requests ignore cancellation, as
+// one on a slow backend or a half-open connection may: through a
+// partition they hang until the network heals.
+type stubbornLock struct{ inner locks.Lock }
+
+func (l stubbornLock) Get(ctx context.Context) (locks.Observed, error) {
+	return l.inner.Get(context.WithoutCancel(ctx))
+}
+
+func (l stubbornLock) Create(ctx context.Context, r locks.Record) (locks.Observed, error) {
+	return l.inner.Create(context.WithoutCancel(ctx), r)
+}
+
+func (l stubbornLock) Update(ctx context.Context, version string, r locks.Record) (locks.Observed, error) {
+	return l.inner.Update(context.WithoutCancel(ctx), version, r)
+}
+
+func (l stubbornLock) Describe() string { return "stubborn/" + l.inner.Describe() }
+
+// electionKinds are the locks of the elections, in turn: Lease locks with a
+// watch, a ConfigMap lock and memory locks with sub-second renewals (their
+// times have whole seconds), and a custom lock whose requests ignore
+// cancellation.
+var electionKinds = []string{"lease", "configmap", "lease", "stubborn", "memory"}
 
 // TestElectionsUnderFaults runs three candidates in this process, each
 // campaigning in the same many elections (CHAOS_ELECTIONS, default 20) on
@@ -57,56 +153,102 @@ func TestElectionsUnderFaults(t *testing.T) {
 		n = v
 	}
 	const (
-		lease    = 3 * time.Second
+		lease    = 3 * time.Second // Lease and stubborn locks
 		deadline = 2 * time.Second
 		retry    = 300 * time.Millisecond
-		act      = 20 * time.Millisecond
+		// ConfigMap and memory locks: renewals ten times a second, and
+		// whole seconds of lease minus the renew deadline under a second.
+		fastLease    = 2 * time.Second
+		fastDeadline = 1500 * time.Millisecond
+		fastRetry    = 100 * time.Millisecond
+		act          = 20 * time.Millisecond
 	)
 	srv := kubetest.Shared(t)
 	ns := kubetest.Namespace(t)
 	names := make([]string, n)
+	kinds := map[string]string{}
 	for i := range names {
 		names[i] = fmt.Sprintf("e%03d", i)
+		kinds[names[i]] = electionKinds[i%len(electionKinds)]
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("CHAOS_VERBOSE") != "" {
 		quiet = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
+	space := locks.NewMemorySpace()
 
 	c := newChecker()
-	start := func(cand *inProcess) {
+	client := func(p *faultproxy.Proxy) kubernetes.Interface {
 		cfg := rest.CopyConfig(srv.Config())
-		cfg.Host = "https://" + cand.proxy.Addr()
+		cfg.Host = "https://" + p.Addr()
 		cs, err := kubernetes.NewForConfig(cfg)
 		require.NoError(t, err)
+		return cs
+	}
+	start := func(cand *inProcess) {
+		cs := client(cand.proxy)
 		cand.gen++
+		cand.crashed.Store(false)
 		id := cand.identity()
-		cand.w = locks.NewLeaseWatcher(cs)
+		// The watch has a client and a connection of its own, so that it
+		// can go silent while requests still get through.
+		cand.w = locks.NewLeaseWatcher(client(cand.watchProxy))
 		ctx, cancel := context.WithCancel(context.Background())
 		cand.cancel = cancel
+		cand.elections = nil
 		for _, name := range names {
-			lock, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, name, locks.WithIdentity(id), locks.WithWatcher(cand.w))
+			var (
+				lock locks.Lock
+				err  error
+			)
+			cfg := election.Config{LeaseDuration: lease, RenewDeadline: deadline, RetryPeriod: retry}
+			switch kinds[name] {
+			case "lease":
+				lock, err = locks.NewLeaseLock(cs.CoordinationV1(), ns, name, locks.WithWatcher(cand.w))
+			case "stubborn":
+				var inner locks.Lock
+				inner, err = locks.NewLeaseLock(cs.CoordinationV1(), ns, name)
+				lock = stubbornLock{inner}
+			case "configmap":
+				lock, err = locks.NewConfigMapLock(cs.CoreV1(), ns, name)
+				cfg = election.Config{LeaseDuration: fastLease, RenewDeadline: fastDeadline, RetryPeriod: fastRetry}
+			case "memory":
+				lock = faultyLock{space.Lock(name), cand}
+				cfg = election.Config{LeaseDuration: fastLease, RenewDeadline: fastDeadline, RetryPeriod: fastRetry}
+			}
 			require.NoError(t, err)
-			e, err := election.New(election.Config{
-				Lock: lock, LeaseDuration: lease, RenewDeadline: deadline, RetryPeriod: retry, Logger: quiet,
-				OnStartedLeading: func(ctx context.Context) {
-					term, _ := election.TermFromContext(ctx)
-					c.start(name, id, term.FencingToken, time.Now())
-					tick := time.NewTicker(act)
-					defer tick.Stop()
-					for {
-						select {
-						case <-ctx.Done():
+			cfg.Lock, cfg.Name, cfg.Identity, cfg.Logger = lock, name, id, quiet
+			cfg.OnStartedLeading = func(ctx context.Context) {
+				term, _ := election.TermFromContext(ctx)
+				c.start(name, id, term.FencingToken, time.Now())
+				tick := time.NewTicker(act)
+				defer tick.Stop()
+				for {
+					select {
+					case <-ctx.Done():
+						// Stopping with the term still valid: wind down,
+						// acting without checking the term, for up to two
+						// leases. A term that is over, or a crash, has
+						// nothing to finish.
+						if cand.crashed.Load() || election.Valid(ctx) != nil {
 							return
-						case <-tick.C:
-							if election.Valid(ctx) == nil {
-								c.act(name, id, term.FencingToken, time.Now())
-							}
+						}
+						end := time.Now().Add(rand.N(2 * lease))
+						for time.Now().Before(end) && !cand.crashed.Load() {
+							c.act(name, id, term.FencingToken, time.Now())
+							time.Sleep(act)
+						}
+						return
+					case <-tick.C:
+						if election.Valid(ctx) == nil {
+							c.act(name, id, term.FencingToken, time.Now())
 						}
 					}
-				},
-			})
+				}
+			}
+			e, err := election.New(cfg)
 			require.NoError(t, err)
+			cand.elections = append(cand.elections, e)
 			cand.wg.Go(func() { _ = e.Run(ctx) })
 		}
 		cand.w.Start()
@@ -116,17 +258,33 @@ func TestElectionsUnderFaults(t *testing.T) {
 		cand.wg.Wait()
 		cand.w.Stop()
 	}
+	// crash ends the candidate as a dying process would: its work stops at
+	// once, nothing more reaches the locks, no lease is released.
+	crash := func(cand *inProcess) {
+		cand.block()
+		cand.crashed.Store(true)
+		gone, cancel := context.WithCancel(context.Background())
+		cancel()
+		for _, e := range cand.elections {
+			go func() { _ = e.Stop(gone) }() // gives the term up at once
+		}
+	}
 
 	cands := make([]*inProcess, 3)
 	for i := range cands {
 		proxy, err := faultproxy.Start(strings.TrimPrefix(srv.URL, "https://"))
 		require.NoError(t, err)
 		t.Cleanup(proxy.Close)
-		cands[i] = &inProcess{name: fmt.Sprintf("c%d", i+1), proxy: proxy}
+		watchProxy, err := faultproxy.Start(strings.TrimPrefix(srv.URL, "https://"))
+		require.NoError(t, err)
+		t.Cleanup(watchProxy.Close)
+		cands[i] = &inProcess{name: fmt.Sprintf("c%d", i+1), proxy: proxy, watchProxy: watchProxy}
 		start(cands[i])
 	}
 	t.Cleanup(func() {
 		for _, cand := range cands {
+			cand.heal()
+			cand.watchProxy.Heal()
 			stop(cand)
 		}
 	})
@@ -148,6 +306,40 @@ func TestElectionsUnderFaults(t *testing.T) {
 			t.Fatalf("after %s: elections %v had no leader acting within %v", after, leaderless(), within)
 		}
 	}
+	// ledBy names the elections whose leader acting now is who.
+	ledBy := func(who string) []string {
+		var led []string
+		for name, w := range leaders() {
+			if w == who {
+				led = append(led, name)
+			}
+		}
+		return led
+	}
+	// takenOver checks that each of elections, led by gone, has a leader
+	// of another identity acting within the limit of its kind, counted
+	// from gone's last act, or from since if that is later.
+	takenOver := func(elections []string, gone string, since time.Time, limits map[string]time.Duration, what string) {
+		t.Helper()
+		for _, name := range elections {
+			var last, next time.Time
+			if !assert.Eventually(t, func() bool {
+				var ok bool
+				last, next, ok = c.handOver(name, gone)
+				return ok
+			}, 3*lease, 10*time.Millisecond) {
+				t.Errorf("%s: %s was not taken over from %s", what, name, gone)
+				continue
+			}
+			from := last
+			if since.After(from) {
+				from = since
+			}
+			if took := next.Sub(from); took > limits[kinds[name]] {
+				t.Errorf("%s: %s (%s lock) was taken over from %s after %v, more than %v", what, name, kinds[name], gone, took, limits[kinds[name]])
+			}
+		}
+	}
 	// busiest is the candidate leading the most elections; follower one
 	// leading the fewest.
 	byLoad := func() (busiest, follower *inProcess) {
@@ -166,50 +358,92 @@ func TestElectionsUnderFaults(t *testing.T) {
 		}
 		return busiest, follower
 	}
+	silenceWatches := func() {
+		for _, cand := range cands {
+			cand.watchProxy.StallOpen()
+		}
+		time.Sleep(lease) // the caches fall behind
+	}
+	healWatches := func() {
+		for _, cand := range cands {
+			cand.watchProxy.Heal()
+		}
+	}
 
 	allLed(lease+15*time.Second, "start") // new Leases are first taken after a lease
 	healed := lease + time.Second + 500*time.Millisecond
+	// What a take-over behind silent watches may take: one act and one
+	// poll of the checker on top of the goal.
+	slack := act + 50*time.Millisecond
 	faults := []fault{
 		{"partition the busiest: all its elections fail at once", func() {
 			b, _ := byLoad()
-			b.proxy.Block()
+			b.block()
 			time.Sleep(lease + time.Second)
-			b.proxy.Heal()
+			b.heal()
 		}},
 		{"partition a follower", func() {
 			_, f := byLoad()
-			f.proxy.Block()
+			f.block()
 			time.Sleep(lease + time.Second)
-			f.proxy.Heal()
+			f.heal()
 		}},
 		{"slow the busiest's network by 400ms each way", func() {
 			b, _ := byLoad()
-			b.proxy.SetLatency(400 * time.Millisecond)
+			b.setLatency(400 * time.Millisecond)
 			time.Sleep(lease + time.Second)
-			b.proxy.SetLatency(0)
+			b.setLatency(0)
 		}},
 		{"crash the busiest (no release) and restart it", func() {
 			b, _ := byLoad()
-			b.proxy.Block() // its releases never arrive
+			crash(b)
+			time.Sleep(lease + time.Second)
+			b.heal()
 			stop(b)
-			b.proxy.Heal()
 			start(b)
 		}},
-		{"stop the busiest gracefully and restart it", func() {
+		{"stop the busiest gracefully (its work winds down up to two leases) and restart it", func() {
 			b, _ := byLoad()
 			stop(b)
 			start(b)
+		}},
+		{"silence every watch, stop the busiest gracefully: taken over within 2 × retry", func() {
+			silenceWatches()
+			b, _ := byLoad()
+			gone := b.identity()
+			led := ledBy(gone)
+			stop(b)
+			takenOver(led, gone, time.Time{}, map[string]time.Duration{
+				"lease": 2*retry + slack, "stubborn": 2*retry + slack, "configmap": 2*fastRetry + slack, "memory": 2*fastRetry + slack,
+			}, "graceful stop behind silent watches")
+			start(b)
+			healWatches()
+		}},
+		{"silence every watch, crash the busiest: taken over within lease + retry", func() {
+			silenceWatches()
+			b, _ := byLoad()
+			gone := b.identity()
+			led := ledBy(gone)
+			crashed := time.Now()
+			crash(b)
+			takenOver(led, gone, crashed, map[string]time.Duration{
+				"lease": lease + retry + slack, "stubborn": lease + retry + slack, "configmap": fastLease + fastRetry + slack, "memory": fastLease + fastRetry + slack,
+			}, "crash behind silent watches")
+			b.heal()
+			stop(b)
+			start(b)
+			healWatches()
 		}},
 	}
 	var proxies []*faultproxy.Proxy
 	for _, cand := range cands {
-		proxies = append(proxies, cand.proxy)
+		proxies = append(proxies, cand.proxy, cand.watchProxy)
 	}
 	faults = append(faults, sharedFaults(t, srv, proxies)...)
 	count := inject(t, c, run, faults, func(after string) { allLed(healed, after) })
 	for _, cand := range cands {
 		stop(cand)
 	}
-	t.Logf("%d elections × 3 candidates: %d faults, %d terms started", n, count, c.transitions())
+	t.Logf("%d elections (%v) × 3 candidates: %d faults, %d terms started", n, electionKinds, count, c.transitions())
 	c.check(t)
 }

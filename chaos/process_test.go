@@ -62,7 +62,7 @@ func TestProcessesUnderFaults(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		r.p = proctest.Start(t, r.id, func(l string) { c.parse(day, l) },
-			append(env, "TENURE_IDENTITY="+r.id), bin, "--config", config, "--kubeconfig", r.kc, "--act-period", "50ms", "--log-acts")
+			append(env, "TENURE_IDENTITY="+r.id), bin, "--config", config, "--kubeconfig", r.kc, "--act-period", "50ms", "--log-acts", "--wind-down", (2 * lease).String())
 	}
 	for i := range 3 {
 		proxy, err := faultproxy.Start(strings.TrimPrefix(srv.URL, "https://"))
@@ -119,7 +119,7 @@ func TestProcessesUnderFaults(t *testing.T) {
 			time.Sleep(lease + time.Second)
 			_ = r.p.Cmd.Process.Signal(syscall.SIGCONT)
 		}},
-		{"SIGTERM the busiest", func() {
+		{"SIGTERM the busiest (its work winds down up to two leases, past shutdown_timeout at times)", func() {
 			r := busiest()
 			_ = r.p.Cmd.Process.Signal(syscall.SIGTERM)
 			_ = r.p.Wait(t, 10*time.Second)

@@ -37,18 +37,24 @@ func (o observation) changed(obs locks.Observed) bool {
 }
 
 // triedWrite is an acquiring write whose answer was lost: it may have
-// landed, and a later read that finds it is this candidate's own.
+// landed, and a later read that finds exactly it is this candidate's own.
 type triedWrite struct {
 	token int32
 	start time.Time // when it was sent; zero if none
 }
 
-// matches says whether r is what the write stored: this identity, its
-// token, and its acquire time, which a lock may have truncated to whole
-// seconds.
+// matches says whether r is exactly what the write stored, and was not
+// renewed since: this identity, its token, and its acquire and renew times
+// to the microsecond, as a Lease keeps them. Another candidate that shares
+// this identity (a misconfiguration, reported) and wrote the same term
+// could not be told apart if it sent its write in the same microsecond. A
+// lock that keeps whole seconds (a ConfigMap) cannot tell writes of one
+// second apart: a time on a whole second is never taken as proof, so there
+// the record is waited out as any other.
 func (w triedWrite) matches(r locks.Record, identity string) bool {
-	return !w.start.IsZero() && r.HolderIdentity == identity && r.LeaderTransitions == w.token &&
-		!r.AcquireTime.After(w.start) && w.start.Sub(r.AcquireTime) < time.Second
+	sent := w.start.Truncate(time.Microsecond)
+	return !w.start.IsZero() && sent.Nanosecond() != 0 && r.HolderIdentity == identity && r.LeaderTransitions == w.token &&
+		r.AcquireTime.Equal(sent) && r.RenewTime.Equal(sent)
 }
 
 // holder is the observed holder, "" for none or unknown.
@@ -284,7 +290,8 @@ func (e *Election) renew(ctx context.Context) (attemptResult, error) {
 	}
 	// Our record kept changing under us: it is still ours, the next
 	// renewal may get through.
-	return attemptResult{holding: e.IsLeader(), outcome: OutcomeConflict}, nil
+	return attemptResult{holding: e.IsLeader(), outcome: OutcomeConflict},
+		fmt.Errorf("renew %s: the record changed again while it was re-read: %w", e.cfg.Lock.Describe(), locks.ErrConflict)
 }
 
 // observe records what Get returned at now and reports whether the

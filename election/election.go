@@ -2,13 +2,19 @@
 // renew loop, release on stop, callbacks, tracing.
 //
 // It is safer than client-go's tools/leaderelection in these ways:
+//   - A term lasts until its leader work has returned: when Run's context
+//     is done or Stop is called, the work is cancelled and the leader keeps
+//     renewing while it winds down, then releases the lock.
 //   - The leader work's context is cancelled once RenewDeadline has passed
 //     since the start of the last successful write, by a timer that does
 //     not wait for a request in flight; no other candidate can consider
 //     the lease expired before LeaseDuration has passed since it saw that
-//     write.
-//   - Expiry of another holder's lease is judged only on the local clock,
-//     from when this candidate first saw the record as it is.
+//     write. A write the lock stored without a new version (the API server
+//     skips one that changes no byte) does not count, since no other
+//     candidate saw it; any new version counts as a change to a follower,
+//     whatever its bytes.
+//   - IsLeader, Term, TryAcquireOrRenew and Valid report a term only while
+//     its last successful write was sent less than RenewDeadline ago.
 //   - The lock is released only after the leader work has returned.
 //   - A record held under this candidate's identity is not taken as its own
 //     unless this process acquired it: a duplicate identity or a restart
@@ -452,11 +458,19 @@ func (e *Election) lead(ctx context.Context) {
 	// hold returns when the term is over, the work cancelled.
 	reason, gaveUp := e.hold(ctx, workDone, cancelWork)
 	termSpan.SetAttributes(AttrEndReason.String(reason))
+	if !gaveUp {
+		// The term is over, and the work cancelled: wait for it, unless
+		// Stop gives up first.
+		select {
+		case <-workDone:
+		case <-e.giveUp:
+			gaveUp = true
+		}
+	}
 	if gaveUp {
 		e.log.Warn("gave up the term before the leader work returned; the lock is left to expire", "lock", e.cfg.Lock.Describe(), "term", term.FencingToken)
 		return
 	}
-	<-workDone
 	e.mu.Lock()
 	e.holding = false
 	e.mu.Unlock()
@@ -507,7 +521,12 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 	var inflight sync.WaitGroup
 	defer func() {
 		cancelAttempts()
-		inflight.Wait()
+		if !gaveUp {
+			// A request that ignores its cancellation is waited for here,
+			// after the work was cancelled; not when giving up, which
+			// must not wait on the lock.
+			inflight.Wait()
+		}
 	}()
 	type result struct {
 		res attemptResult
@@ -535,7 +554,7 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 		case <-e.giveUp:
 			return end("stopped: gave up before the leader work returned"), true
 		case <-workDone:
-			if stopping {
+			if stopping || ctx.Err() != nil { // the work may see ctx first
 				return "stopped", false
 			}
 			return "the leader work returned", false

@@ -4,8 +4,10 @@ package election
 // its fix.
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -259,42 +261,63 @@ func TestRenewLoopEndedByCancellationLeavesNoLeader(t *testing.T) {
 	assert.False(t, a.IsLeader(), "the deadline passed with no renewal")
 }
 
+// skippingLock stores a write that changes no byte as the API server
+// does: not at all, answering with the current version.
+type skippingLock struct{ *locks.MemoryLock }
+
+func (l skippingLock) Update(ctx context.Context, version string, r locks.Record) (locks.Observed, error) {
+	current, err := l.MemoryLock.Get(ctx)
+	raw, encErr := r.Encode()
+	if err == nil && encErr == nil && current.Version == version && bytes.Equal(raw, current.Raw) {
+		return current, nil
+	}
+	return l.MemoryLock.Update(ctx, version, r)
+}
+
 // TestSameSecondRenewalsAreSeen (hole 2): renewals within one second
-// store the same bytes on a lock whose times have whole seconds; a
-// follower must still see each as a change (a new version), or it judges
-// the lease expired before the partitioned leader's deadline.
+// store the same bytes on a lock whose times have whole seconds. A
+// follower must see each new version as a change, and a leader must not
+// count a renewal that the lock skipped (no new version) as one, or the
+// follower judges the lease expired before the cut-off leader's deadline.
 func TestSameSecondRenewalsAreSeen(t *testing.T) {
 	const (
 		lease    = 2 * time.Second
 		deadline = 1500 * time.Millisecond
 		retry    = 100 * time.Millisecond
 	)
-	timings := func(c *Config) { c.LeaseDuration, c.RenewDeadline, c.RetryPeriod = lease, deadline, retry }
-	mem := freeLock(t)
-	lock := &testLock{Lock: mem}
-	a := newCandidate(t, lock, "a", epoch, timings)
-	b := newCandidate(t, mem, "b", epoch, timings)
-	step := func(d time.Duration) {
-		a.clock.Step(d)
-		b.clock.Step(d)
+	for name, wrap := range map[string]func(*locks.MemoryLock) locks.Lock{
+		"every write a new version": func(m *locks.MemoryLock) locks.Lock { return m },
+		"unchanged writes skipped":  func(m *locks.MemoryLock) locks.Lock { return skippingLock{m} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			timings := func(c *Config) { c.LeaseDuration, c.RenewDeadline, c.RetryPeriod = lease, deadline, retry }
+			mem := freeLock(t)
+			lock := &testLock{Lock: wrap(mem)}
+			a := newCandidate(t, lock, "a", epoch, timings)
+			b := newCandidate(t, wrap(mem), "b", epoch, timings)
+			step := func(d time.Duration) {
+				a.clock.Step(d)
+				b.clock.Step(d)
+			}
+			require.True(t, a.try(t))
+			term, _ := a.Term()
+			step(50 * time.Millisecond)
+			require.False(t, b.try(t), "b sees a's record at 0.05s")
+			step(50 * time.Millisecond)
+			for range 8 { // renewals at 0.1s … 0.8s: the same second
+				require.True(t, a.try(t))
+				step(retry)
+			}
+			require.True(t, a.try(t), "the last renewal, at 0.9s")
+			lock.failUpdates.Store(true) // a is cut off
+			for a.validTerm(term) == nil {
+				step(retry / 2)
+				require.False(t, b.try(t), "b took over at %v while a's term was valid", a.clock.Since(epoch))
+			}
+			step(lease)
+			require.True(t, b.try(t), "b takes over once a's lease expired")
+		})
 	}
-	require.True(t, a.try(t))
-	term, _ := a.Term()
-	step(50 * time.Millisecond)
-	require.False(t, b.try(t), "b sees a's record at 0.05s")
-	step(50 * time.Millisecond)
-	for range 8 { // renewals at 0.1s … 0.8s: the same second
-		require.True(t, a.try(t))
-		step(retry)
-	}
-	require.True(t, a.try(t), "the last renewal, at 0.9s")
-	lock.failUpdates.Store(true) // a is cut off
-	for a.validTerm(term) == nil {
-		step(retry / 2)
-		require.False(t, b.try(t), "b took over at %v while a's term was valid", a.clock.Since(epoch))
-	}
-	step(lease)
-	require.True(t, b.try(t), "b takes over once a's lease expired")
 }
 
 // lostResponseLock applies writes but loses their answers while lose is
@@ -322,23 +345,60 @@ func (l *lostResponseLock) Update(ctx context.Context, version string, r locks.R
 	return obs, err
 }
 
+// microLock is an in-memory lock that keeps a record's times to the
+// nanosecond, as finely as a Lease keeps them to the microsecond: the
+// MemoryLock, in client-go's JSON, keeps whole seconds.
+type microLock struct {
+	mu      sync.Mutex
+	record  locks.Record
+	version int
+}
+
+func (l *microLock) observed() locks.Observed {
+	return locks.Observed{Record: l.record, Raw: fmt.Appendf(nil, "%+v", l.record), Version: strconv.Itoa(l.version)}
+}
+
+func (l *microLock) Get(context.Context) (locks.Observed, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.observed(), nil
+}
+
+func (l *microLock) Create(context.Context, locks.Record) (locks.Observed, error) {
+	return locks.Observed{}, locks.ErrConflict // it always exists
+}
+
+func (l *microLock) Update(_ context.Context, version string, r locks.Record) (locks.Observed, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if version != strconv.Itoa(l.version) {
+		return locks.Observed{}, locks.ErrConflict
+	}
+	l.record = r
+	l.version++
+	return l.observed(), nil
+}
+
+func (l *microLock) Describe() string { return "micro" }
+
 // TestAcquisitionWithALostResponseIsRecognised (hole 7): the candidate
 // whose acquiring write landed but whose answer was lost recognises its own
 // write at its next attempt and leads, instead of waiting a lease.
 func TestAcquisitionWithALostResponseIsRecognised(t *testing.T) {
-	mem := freeLock(t)
-	lock := &lostResponseLock{Lock: mem}
-	a := newCandidate(t, lock, "a", epoch)
+	micro := &microLock{}
+	lock := &lostResponseLock{Lock: micro}
+	sent := epoch.Add(123456 * time.Microsecond)
+	a := newCandidate(t, lock, "a", sent)
 	lock.lose.Store(true)
 	held, err := a.TryAcquireOrRenew(context.Background())
 	require.ErrorIs(t, err, errLostResponse)
 	require.False(t, held)
-	assert.Equal(t, "a", holderOf(t, mem).HolderIdentity, "the write landed")
+	assert.Equal(t, "a", holderOf(t, micro).HolderIdentity, "the write landed")
 	lock.lose.Store(false)
 	a.clock.Step(retry)
 	require.True(t, a.try(t), "a recognises its own write")
 	term, _ := a.Term()
-	assert.Equal(t, epoch, term.Started, "the term started when the write was sent")
+	assert.Equal(t, sent, term.Started, "the term started when the write was sent")
 	assert.Equal(t, int32(1), term.FencingToken)
 	a.clock.Step(deadline - retry - time.Millisecond)
 	assert.True(t, a.IsLeader())
@@ -348,9 +408,9 @@ func TestAcquisitionWithALostResponseIsRecognised(t *testing.T) {
 // TestLostResponseRecognisedOnlyWithinItsDeadline (hole 7): a write
 // recognised too late to be safe is waited out as any other.
 func TestLostResponseRecognisedOnlyWithinItsDeadline(t *testing.T) {
-	mem := freeLock(t)
-	lock := &lostResponseLock{Lock: mem}
-	a := newCandidate(t, lock, "a", epoch)
+	micro := &microLock{}
+	lock := &lostResponseLock{Lock: micro}
+	a := newCandidate(t, lock, "a", epoch.Add(123456*time.Microsecond))
 	lock.lose.Store(true)
 	_, err := a.TryAcquireOrRenew(context.Background())
 	require.ErrorIs(t, err, errLostResponse)
@@ -361,6 +421,23 @@ func TestLostResponseRecognisedOnlyWithinItsDeadline(t *testing.T) {
 	require.True(t, a.try(t), "taken over once the lease expired")
 	term, _ := a.Term()
 	assert.Equal(t, int32(2), term.FencingToken)
+}
+
+// TestLostResponseOnWholeSecondsIsWaitedOut: on a lock that keeps whole
+// seconds (the MemoryLock, a ConfigMap), writes of one second cannot be
+// told apart: the candidate waits the lease out, as before.
+func TestLostResponseOnWholeSecondsIsWaitedOut(t *testing.T) {
+	mem := freeLock(t)
+	lock := &lostResponseLock{Lock: mem}
+	a := newCandidate(t, lock, "a", epoch)
+	lock.lose.Store(true)
+	_, err := a.TryAcquireOrRenew(context.Background())
+	require.ErrorIs(t, err, errLostResponse)
+	lock.lose.Store(false)
+	a.clock.Step(retry)
+	require.False(t, a.try(t))
+	a.clock.Step(lease)
+	require.True(t, a.try(t))
 }
 
 // TestStopFromACallbackDoesNotDeadlock (item 5): Stop called from the
@@ -495,4 +572,214 @@ func TestSilentCacheIsReadPast(t *testing.T) {
 		require.LessOrEqual(t, a2.clock.Since(lastRenewal), lease+retry, "a2 did not take over from the crashed leader within a lease and a retry period")
 	}
 	require.GreaterOrEqual(t, a2.clock.Since(lastRenewal), lease, "never before the lease expired")
+}
+
+// dropLock loses the answer of an Update while drop is set, without the
+// write having been applied (a connection reset before the request
+// arrived, or a 409 Conflict whose answer was lost). before runs first.
+type dropLock struct {
+	locks.Lock
+	drop   bool
+	before func()
+}
+
+var errDropped = errors.New("review: connection reset, answer lost")
+
+func (l *dropLock) Update(ctx context.Context, version string, r locks.Record) (locks.Observed, error) {
+	if l.drop {
+		if l.before != nil {
+			l.before()
+		}
+		return locks.Observed{}, errDropped
+	}
+	return l.Lock.Update(ctx, version, r)
+}
+
+// TestTwinsLostAnswerIsNotTakenAsOwn (found in review): two candidates
+// with the same identity race for a free record. a2 wins; a1's write did not land
+// (or got a conflict) but its answer was lost. a1 remembers the tried
+// write (identity "a", token 1, acquire time t0) and, at its next attempt,
+// finds a2's record, which has exactly that identity, token and acquire
+// time: it must not "recognise" a2's write as its own and lead. From then on each
+// renewal that conflicts finds a record naming "a" with its token and
+// carries on: both lead for ever.
+func TestTwinsLostAnswerIsNotTakenAsOwn(t *testing.T) {
+	mem := &microLock{}
+	lossy := &dropLock{Lock: mem}
+	a1 := newCandidate(t, lossy, "a", epoch.Add(123456*time.Microsecond))
+	// Twins are other processes: their writes are not sent in the same
+	// microsecond (if they were, they could not be told apart: see
+	// triedWrite.matches).
+	a2 := newCandidate(t, mem, "a", epoch.Add(123455*time.Microsecond))
+
+	// a1 reads the free record, then a2 wins the race before a1's write
+	// arrives; a1's answer is lost.
+	lossy.drop = true
+	lossy.before = func() { require.True(t, a2.try(t), "a2 acquires") }
+	held, err := a1.TryAcquireOrRenew(context.Background())
+	require.ErrorIs(t, err, errDropped)
+	require.False(t, held)
+	lossy.drop = false
+
+	term2, ok := a2.Term()
+	require.True(t, ok)
+
+	step := func(d time.Duration) {
+		a1.clock.Step(d)
+		a2.clock.Step(d)
+	}
+	step(retry)
+	a1Leads := a1.try(t) // before a2's renewal: the record is a2's write as it was sent
+	require.True(t, a2.try(t), "a2 renews")
+	term1, _ := a1.Term()
+	t.Logf("a1 leads=%v term=%+v; a2 term=%+v; record=%+v", a1Leads, term1, term2, holderOf(t, mem))
+	v1, v2 := a1.validTerm(term1), a2.validTerm(term2)
+	if a1Leads && v1 == nil && v2 == nil {
+		t.Errorf("TWO LEADERS at %v: a1 (term %d) and a2 (term %d) are both valid", a1.clock.Since(epoch), term1.FencingToken, term2.FencingToken)
+	}
+	// Both keep renewing: each conflict finds a record naming "a" with
+	// the shared token.
+	both := 0
+	for range int(3 * lease / retry) {
+		step(retry)
+		ok2 := a2.try(t)
+		ok1 := a1.try(t)
+		if ok1 && ok2 && a1.validTerm(term1) == nil && a2.validTerm(term2) == nil {
+			both++
+		}
+	}
+	if both > 0 {
+		t.Errorf("both duplicates remained valid leaders at %d of %d steps, over %v", both, int(3*lease/retry), 3*lease)
+	}
+}
+
+// TestStopGivesUpAfterTheTermEndedWithStuckWork (found in review): the
+// term ends at its renew deadline
+// (renewals fail) while the leader work ignores its cancelled context
+// (stuck on I/O to the partitioned network, say). lead then waits for the
+// work with <-workDone, outside hold, where e.giveUp is not looked at.
+// Stop(ctx) with a short ctx must return once ctx ends, as its doc
+// promises, not wait for the work for ever.
+// The framework's Runner.Stop calls Stop(expired) after shutdown_timeout
+// and then waits for every loop, so it hangs the same way, with SIGTERM
+// still captured by its signal.Notify.
+func TestStopGivesUpAfterTheTermEndedWithStuckWork(t *testing.T) {
+	mem := freeLock(t)
+	lock := &testLock{Lock: mem}
+	release := make(chan struct{})
+	started := make(chan struct{})
+	a := newCandidate(t, lock, "a", epoch, func(c *Config) {
+		c.OnStartedLeading = func(ctx context.Context) {
+			close(started)
+			<-release // ignores ctx
+		}
+	})
+	r := a.run(t)
+	_ = r
+	t.Cleanup(func() { close(release) }) // runs before Run is joined
+	waitFor(t, a.IsLeader, "a leads")
+	<-started
+	lock.failUpdates.Store(true)
+	for !func() bool { a.Election.mu.Lock(); defer a.Election.mu.Unlock(); return !a.holding }() {
+		eventually(func() bool { return a.clock.Waiters() >= 1 })
+		a.clock.Step(retry)
+		time.Sleep(time.Millisecond)
+	}
+	// The term has ended at its deadline; the work is still stuck.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- a.Stop(ctx) }()
+	select {
+	case err := <-stopped:
+		require.Error(t, err, "Stop says it gave up")
+	case <-time.After(3 * time.Second):
+		t.Errorf("Stop(ctx) did not return 3s after its 100ms ctx ended")
+	}
+}
+
+// scriptedLock: every Update reaches the lock but its answer is lost
+// while lose is set; Get answers stale while set (a watch cache behind a
+// write whose answer was lost, which the freshness floor allows).
+type scriptedLock struct {
+	locks.Lock
+	lose  bool
+	fail  bool
+	stale *locks.Observed
+}
+
+func (l *scriptedLock) Get(ctx context.Context) (locks.Observed, error) {
+	if l.stale != nil {
+		return *l.stale, nil
+	}
+	return l.Lock.Get(ctx)
+}
+
+func (l *scriptedLock) Update(ctx context.Context, version string, r locks.Record) (locks.Observed, error) {
+	if l.fail {
+		return locks.Observed{}, errInjected
+	}
+	obs, err := l.Lock.Update(ctx, version, r)
+	if l.lose {
+		return locks.Observed{}, errDropped
+	}
+	return obs, err
+}
+
+// TestOnlyTheWriteSentIsRecognised (found in review): a tolerance on the
+// acquire time (a lock may keep whole seconds) would let a later tried write (W2, whose own answer was
+// lost: a conflict) "recognise" an earlier write W of the same token that
+// landed up to 1s before W2 was sent. The term then starts at W2's send
+// time, though followers may have seen W since W's send time: with
+// LeaseDuration − RenewDeadline < 1s, a follower takes over while the
+// recognised term is still valid.
+func TestOnlyTheWriteSentIsRecognised(t *testing.T) {
+	const (
+		lease    = 2 * time.Second
+		deadline = 1500 * time.Millisecond
+		retry    = 100 * time.Millisecond
+	)
+	timings := func(c *Config) { c.LeaseDuration, c.RenewDeadline, c.RetryPeriod = lease, deadline, retry }
+	mem := &microLock{}
+	v0, err := mem.Get(context.Background())
+	require.NoError(t, err)
+	lock := &scriptedLock{Lock: mem}
+	t0 := epoch.Add(123456 * time.Microsecond)
+	a := newCandidate(t, lock, "a", t0, timings)
+	b := newCandidate(t, mem, "b", t0, timings)
+	step := func(d time.Duration) {
+		a.clock.Step(d)
+		b.clock.Step(d)
+	}
+
+	// t0: a's write W lands, its answer is lost.
+	lock.lose = true
+	held, err := a.TryAcquireOrRenew(context.Background())
+	require.ErrorIs(t, err, errDropped)
+	require.False(t, held)
+	require.False(t, b.try(t), "b sees W at t0")
+
+	// t0+0.9s: a's cache still shows v0; W2 conflicts, the answer is lost.
+	step(900 * time.Millisecond)
+	lock.stale = &v0
+	_, err = a.TryAcquireOrRenew(context.Background())
+	require.ErrorIs(t, err, errDropped)
+	lock.stale, lock.lose = nil, false
+
+	// t0+1.0s: a reads W and takes it for W2.
+	step(100 * time.Millisecond)
+	require.False(t, a.try(t), "a does not take W, sent before W2, for W2")
+	term, _ := a.Term()
+
+	// a is cut off now; b waits out the lease from t0.
+	lock.fail = true
+	for !b.try(t) {
+		step(retry / 2)
+		_, _ = a.TryAcquireOrRenew(context.Background())
+	}
+	at := b.clock.Since(epoch)
+	if err := a.validTerm(term); err == nil {
+		t.Errorf("TWO LEADERS: b took over at %v while a's recognised term (started %v) is valid until %v",
+			at, term.Started.Sub(epoch), term.Started.Add(deadline).Sub(epoch))
+	}
 }

@@ -14,11 +14,11 @@ type Term struct {
 	Election string
 	// Identity is the leader's identity.
 	Identity string
-	// FencingToken is the lock's leader transitions count for this term.
-	// Every new term of a lock has a greater token than the terms before
-	// it (unless the lock object was deleted in between), so a resource
-	// that records the highest token it has seen can reject writes from
-	// a deposed leader.
+	// FencingToken is the record's leader transitions count as this term
+	// wrote it. Every new term of a lock gets a greater token than the
+	// terms before it (unless the lock object was deleted in between), a
+	// new term of the same holder included, so a resource that records the
+	// highest token it has seen can reject writes from a deposed leader.
 	FencingToken int32
 	// Started is when the write that acquired the lock was sent, on the
 	// election's clock.

@@ -367,7 +367,12 @@ func (r *Runner) Stop(ctx context.Context) error {
 	}
 	if err != nil {
 		r.giveUp()
-		<-done
+		select {
+		case <-done:
+		case sig := <-signals:
+			r.log.Warn("second signal during shutdown: exiting now", "signal", sig.String())
+			r.forceExit(1)
+		}
 	}
 	r.events.shutdown()
 	if r.watcher != nil {

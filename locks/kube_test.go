@@ -36,11 +36,35 @@ func bg(t *testing.T) context.Context {
 	return ctx
 }
 
+// proxiedClient is a client of the test API server through a fault proxy
+// of its own.
+func proxiedClient(t *testing.T) (kubernetes.Interface, *faultproxy.Proxy) {
+	t.Helper()
+	cfg := rest.CopyConfig(kubetest.Config(t))
+	proxy, err := faultproxy.Start(strings.TrimPrefix(cfg.Host, "https://"))
+	require.NoError(t, err)
+	t.Cleanup(proxy.Close)
+	cfg.Host = "https://" + proxy.Addr()
+	cs, err := kubernetes.NewForConfig(cfg)
+	require.NoError(t, err)
+	return cs, proxy
+}
+
+// hang makes a Subject's Hang: the proxy stalls every connection, open
+// and new, until healed.
+func hang(p *faultproxy.Proxy) func(*testing.T) func() {
+	return func(*testing.T) func() {
+		p.Stall()
+		return p.Heal
+	}
+}
+
 func TestLeaseLock(t *testing.T) {
 	lockstest.Run(t, func(t *testing.T) lockstest.Subject {
 		cs := kubetest.Client(t)
 		ns := kubetest.Namespace(t)
-		a, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, "lock", locks.WithIdentity("a"))
+		pcs, proxy := proxiedClient(t)
+		a, err := locks.NewLeaseLock(pcs.CoordinationV1(), ns, "lock", locks.WithIdentity("a"))
 		require.NoError(t, err)
 		b, err := locks.NewLeaseLock(kubetest.Client(t).CoordinationV1(), ns, "lock", locks.WithIdentity("b"))
 		require.NoError(t, err)
@@ -48,6 +72,7 @@ func TestLeaseLock(t *testing.T) {
 		return lockstest.Subject{
 			Lock:  a,
 			Other: b,
+			Hang:  hang(proxy),
 			Corrupt: func(t *testing.T) []byte {
 				// The API server refuses a negative duration, but takes a
 				// holder without one: no candidate can tell when it expires.
@@ -105,7 +130,8 @@ func TestConfigMapLock(t *testing.T) {
 	lockstest.Run(t, func(t *testing.T) lockstest.Subject {
 		cs := kubetest.Client(t)
 		ns := kubetest.Namespace(t)
-		a, err := locks.NewConfigMapLock(cs.CoreV1(), ns, "lock", locks.WithIdentity("a"))
+		pcs, proxy := proxiedClient(t)
+		a, err := locks.NewConfigMapLock(pcs.CoreV1(), ns, "lock", locks.WithIdentity("a"))
 		require.NoError(t, err)
 		b, err := locks.NewConfigMapLock(kubetest.Client(t).CoreV1(), ns, "lock", locks.WithIdentity("b"))
 		require.NoError(t, err)
@@ -113,6 +139,7 @@ func TestConfigMapLock(t *testing.T) {
 		return lockstest.Subject{
 			Lock:  a,
 			Other: b,
+			Hang:  hang(proxy),
 			Corrupt: func(t *testing.T) []byte {
 				raw := `{"holderIdentity":"someone","leaseDurationSeconds":`
 				setAnnotation(t, cs, ns, "lock", raw)
@@ -584,4 +611,26 @@ func TestBrokenWatchFallsBackToTheAPIServer(t *testing.T) {
 		got, err := follower.Get(bg(t))
 		return err == nil && got.Record.HolderIdentity == "c"
 	}, 10*time.Second, 10*time.Millisecond)
+}
+
+// TestSameSecondWritesOfAConfigMap: a ConfigMap's record has whole
+// seconds, so two renewals within one second store the same bytes, and
+// the API server skips the second write: its version does not change. An
+// election must not count such a write as a renewal (no other candidate
+// saw it), and must count a new version as a change whatever the bytes.
+func TestSameSecondWritesOfAConfigMap(t *testing.T) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	l, err := locks.NewConfigMapLock(cs.CoreV1(), ns, "same-second")
+	require.NoError(t, err)
+	at := time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
+	first, err := l.Create(bg(t), lockstest.Held("a", at, 1))
+	require.NoError(t, err)
+	again, err := l.Update(bg(t), first.Version, lockstest.Held("a", at.Add(300*time.Millisecond), 1))
+	require.NoError(t, err)
+	assert.Equal(t, first.Raw, again.Raw, "the same bytes")
+	assert.Equal(t, first.Version, again.Version, "the API server skips a write that changes nothing")
+	next, err := l.Update(bg(t), again.Version, lockstest.Held("a", at.Add(time.Second), 1))
+	require.NoError(t, err)
+	assert.NotEqual(t, first.Version, next.Version)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -39,8 +40,13 @@ func NewLeaseLock(client coordinationv1client.LeasesGetter, namespace, name stri
 		return nil, err
 	}
 	l := &LeaseLock{objectRef: ref, client: client}
-	if ref.watcher != nil {
-		l.changes = ref.watcher.subscribe(namespace, name)
+	if w := ref.watcher; w != nil {
+		l.changes = w.subscribe(namespace, name)
+		// Locks have no Close: a lock that is gone (garbage) leaves the
+		// watcher's subscribers, so that making locks over time does not
+		// grow the list. The cleanup must not keep l alive: it gets the
+		// channel alone.
+		runtime.AddCleanup(l, func(ch chan struct{}) { w.unsubscribe(namespace, name, ch) }, l.changes)
 	}
 	return l, nil
 }

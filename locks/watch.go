@@ -2,6 +2,7 @@ package locks
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -212,6 +213,34 @@ func (t *trackedWatch) ResultChan() <-chan watch.Event { return t.out }
 func (t *trackedWatch) Stop() {
 	t.once.Do(func() { close(t.stop) })
 	t.inner.Stop()
+}
+
+// unsubscribe removes ch, the change channel of a lock on namespace/name
+// that is gone.
+func (w *LeaseWatcher) unsubscribe(namespace, name string, ch chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	nw, ok := w.byNS[namespace]
+	if !ok {
+		return
+	}
+	nw.subs[name] = slices.DeleteFunc(nw.subs[name], func(c chan struct{}) bool { return c == ch })
+	if len(nw.subs[name]) == 0 {
+		delete(nw.subs, name)
+	}
+}
+
+// subscribers counts the change channels of the locks on namespace.
+func (w *LeaseWatcher) subscribers(namespace string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	if nw, ok := w.byNS[namespace]; ok {
+		for _, subs := range nw.subs {
+			n += len(subs)
+		}
+	}
+	return n
 }
 
 func (w *LeaseWatcher) notify(nw *namespaceWatch, name string) {

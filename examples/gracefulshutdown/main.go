@@ -33,12 +33,18 @@ func configure(f *cli.Flags, cs kubernetes.Interface) (election.Config, error) {
 		return election.Config{}, err
 	}
 	cfg := f.Election(lock)
-	// After a lost lease the work is cancelled at RenewDeadline; to be
-	// safe it must be done before LeaseDuration, so leave it the time.
+	// On SIGTERM the term goes on, renewed, until the work returns, however
+	// long it winds down. When the term itself is over (renewals failed
+	// for RenewDeadline), ctx is cancelled too, but Valid says the term is
+	// gone: another candidate may lead soon, so finish nothing then.
 	cfg.OnStartedLeading = func(ctx context.Context) {
 		term, _ := election.TermFromContext(ctx)
 		cli.Say("%s started leading, term %d", f.Identity, term.FencingToken)
 		<-ctx.Done()
+		if err := election.Valid(ctx); err != nil {
+			cli.Say("%s term over, not finishing: %v", f.Identity, err)
+			return
+		}
 		cli.Say("%s finishing the current batch", f.Identity)
 		time.Sleep(*finish) // stands for flushing, committing, closing
 		cli.Say("%s work finished", f.Identity)

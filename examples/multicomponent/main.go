@@ -14,6 +14,7 @@ import (
 	_ "embed"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"sync"
 	"time"
@@ -33,6 +34,7 @@ func main() {
 	kubeconfig := flag.String("kubeconfig", "", "kubeconfig file (default: in-cluster, else $KUBECONFIG or ~/.kube/config)")
 	flag.DurationVar(&actPeriod, "act-period", 0, "act this often as leader (default: each component's own period)")
 	flag.BoolVar(&logActs, "log-acts", false, "print a line for each act as leader")
+	flag.DurationVar(&windDown, "wind-down", 0, "once stopping, keep acting for a random time up to this long before returning, as a flush would (the term is renewed meanwhile)")
 	configPath := flag.String("config", "", "YAML configuration (default: the embedded tenure.yaml)")
 	flag.Parse()
 
@@ -82,6 +84,7 @@ var (
 	stdout    sync.Mutex
 	actPeriod time.Duration
 	logActs   bool
+	windDown  time.Duration
 )
 
 func say(format string, args ...any) {
@@ -106,6 +109,12 @@ func newComponent(name string, period time.Duration) func() components.Component
 			for {
 				select {
 				case <-ctx.Done():
+					// A term that is still valid is winding down (the
+					// program stops); one that is over has nothing to
+					// finish.
+					if windDown > 0 && election.Valid(ctx) == nil {
+						finish(name, term, period, time.Duration(rand.Int64N(int64(windDown))))
+					}
 					return nil
 				case <-tick.C:
 					// Check the term right before acting: after a freeze
@@ -122,5 +131,24 @@ func newComponent(name string, period time.Duration) func() components.Component
 				}
 			}
 		})
+	}
+}
+
+// finish acts every period for d without checking the term, as wind-down
+// code that flushes or commits does: the election renews the term until it
+// returns.
+func finish(name string, term election.Term, period, d time.Duration) {
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	end := time.After(d)
+	for {
+		select {
+		case <-end:
+			return
+		case <-tick.C:
+			if logActs {
+				say("%s %s acts, term %d", name, term.Identity, term.FencingToken)
+			}
+		}
 	}
 }

@@ -1,7 +1,8 @@
 // Package lockstest checks that a locks.Lock behaves as an election relies
 // on: not-found, create, read back, optimistic updates that conflict on a
 // stale version, exactly one winner among racing writers, stable Raw and
-// Version between writes, and clear errors for a corrupted record.
+// Version between writes, clear errors for a corrupted record, and
+// requests that return when cancelled while the server hangs.
 //
 // Every lock in tenure passes it; run it on your own:
 //
@@ -40,6 +41,11 @@ type Subject struct {
 	// Delete removes the object, bypassing the lock. Optional: the
 	// deletion test is skipped without it.
 	Delete func(t *testing.T)
+	// Hang makes the backend stop answering: requests sent and to come get
+	// neither an answer nor an error, as from a server that hangs
+	// mid-request or across a half-open connection, until the returned
+	// function heals it. Optional: the hang test is skipped without it.
+	Hang func(t *testing.T) (heal func())
 	// Eventual says that a read may lag behind writes made through
 	// another handle or bypassing the lock, as reads from a watch cache
 	// do; the suite then waits up to five seconds for them. A handle's
@@ -82,6 +88,7 @@ func Run(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"CorruptedRecordIsReportedAndReplaceable", testCorrupted},
 		{"DeletedObjectIsNotFound", testDeleted},
 		{"CancelledContextFails", testCancelled},
+		{"RequestsReturnWhenCancelledWhileTheServerHangs", testHang},
 		{"DescribeNamesTheLock", testDescribe},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -314,6 +321,59 @@ func testCancelled(t *testing.T, s Subject) {
 	require.Error(t, err)
 	_, err = s.Lock.Get(ctx(t))
 	require.ErrorIs(t, err, locks.ErrNotFound, "a cancelled Create must not have written")
+}
+
+// testHang: a request to a server that never answers returns once its
+// context is done. An election cancels its work at the renew deadline
+// whatever a request does, but a request that never returns holds up the
+// release of the lock and the election's Run.
+func testHang(t *testing.T, s Subject) {
+	if s.Hang == nil {
+		t.Skip("Subject.Hang is not set")
+	}
+	created, err := s.Lock.Create(ctx(t), Held("a", at, 0))
+	require.NoError(t, err)
+	heal := s.Hang(t)
+	healed := false
+	defer func() {
+		if !healed {
+			heal()
+		}
+	}()
+	for _, op := range []struct {
+		name string
+		do   func(context.Context) error
+	}{
+		{"Get", func(c context.Context) error { _, err := s.Lock.Get(c); return err }},
+		{"Update", func(c context.Context) error {
+			_, err := s.Lock.Update(c, created.Version, Held("a", at.Add(time.Second), 0))
+			return err
+		}},
+	} {
+		c, cancel := context.WithTimeout(ctx(t), 100*time.Millisecond)
+		done := make(chan error, 1)
+		go func() { done <- op.do(c) }()
+		select {
+		case err := <-done:
+			assert.Error(t, err, "%s got no answer: it must fail", op.name)
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s did not return within 10s of its context's end while the server hung", op.name)
+		}
+		cancel()
+	}
+	heal()
+	healed = true
+	// The lock works again once the server answers (a client may need a
+	// moment to drop the dead connection).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err = s.Lock.Get(ctx(t))
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.NoError(t, err, "the lock works again after the server heals")
 }
 
 func testDescribe(t *testing.T, s Subject) {
