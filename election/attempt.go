@@ -14,26 +14,28 @@ import (
 // first saw it that way on its own clock. Expiry is judged from at, never
 // from the record's timestamps.
 type observation struct {
-	seen    bool // anything observed yet
-	exists  bool // the record exists
-	raw     []byte
-	version string // the object's version: a new one is a change, whatever raw says
-	valid   bool   // raw decoded into record
-	record  locks.Record
-	at      time.Time
+	seen   bool // anything observed yet
+	exists bool // the record exists
+	raw    []byte
+	valid  bool // raw decoded into record
+	record locks.Record
+	at     time.Time
 }
 
 // observed is the observation of obs, seen at at.
 func observed(obs locks.Observed, valid bool, at time.Time) observation {
-	return observation{seen: true, exists: true, raw: obs.Raw, version: obs.Version, valid: valid, record: obs.Record, at: at}
+	return observation{seen: true, exists: true, raw: obs.Raw, valid: valid, record: obs.Record, at: at}
 }
 
-// changed says whether obs differs from what o saw: a new version of the
-// object, or other bytes. A lock whose times have whole seconds (a
-// ConfigMap) stores two renewals within one second as the same bytes, so
-// bytes alone would hide a renewal and start the expiry clock early.
+// changed says whether obs differs from what o saw. Only the record's
+// bytes count, as in client-go: a write of the lock object that leaves the
+// record alone (a ConfigMap's data, a Lease's labels) is no renewal, and
+// counting it would keep a crashed leader's lease alive for as long as such
+// writes go on. A renewal that stores the same bytes (two renewals of a
+// ConfigMap within one second) is invisible here; the leader does not count
+// it either (see renew).
 func (o observation) changed(obs locks.Observed) bool {
-	return !o.seen || !o.exists || obs.Version != o.version || !bytes.Equal(obs.Raw, o.raw)
+	return !o.seen || !o.exists || !bytes.Equal(obs.Raw, o.raw)
 }
 
 // triedWrite is an acquiring write whose answer was lost: it may have
@@ -251,15 +253,15 @@ func (e *Election) renew(ctx context.Context) (attemptResult, error) {
 		start := e.cfg.Clock.Now()
 		written, err := e.cfg.Lock.Update(ctx, version, e.record(term.Started, start, term.FencingToken))
 		if err == nil {
-			if written.Version == version {
-				// The lock stored nothing new (the API server skips a
-				// write that changes no byte, as two renewals within a
-				// second of a ConfigMap are): no other candidate saw a
-				// change, so the deadline stays where the last change put
-				// it.
+			if !e.wrote(written, start) {
+				// The record's renew time did not move: the lock keeps
+				// whole seconds and this renewal fell in the second of the
+				// last one, so it stored the same bytes (the API server
+				// even skips such a write). No other candidate can tell it
+				// from the last one, so the deadline stays where that one
+				// put it.
 				return attemptResult{holding: e.IsLeader(), outcome: OutcomeUnchanged}, nil
 			}
-			e.wrote(written, start)
 			return attemptResult{holding: true, wroteAt: start, outcome: OutcomeRenewed}, nil
 		}
 		if errors.Is(err, locks.ErrNotFound) {
@@ -384,13 +386,19 @@ func (e *Election) startTerm(obs locks.Observed, start time.Time) {
 	}
 }
 
-// wrote records a successful renewal sent at start.
-func (e *Election) wrote(obs locks.Observed, start time.Time) {
+// wrote records a successful renewal sent at start and reports whether it
+// renewed the term: whether the record's renew time moved past the last
+// renewal's, so that other candidates see it as a change.
+func (e *Election) wrote(obs locks.Observed, start time.Time) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.version = obs.Version
+	if !obs.Record.RenewTime.After(e.obs.record.RenewTime) {
+		return false
+	}
 	e.lastWrite = start
 	e.obs = observed(obs, true, start)
+	return true
 }
 
 // lose ends this candidate's hold on the lock because the record is no

@@ -9,10 +9,10 @@
 //     since the start of the last successful write, by a timer that does
 //     not wait for a request in flight; no other candidate can consider
 //     the lease expired before LeaseDuration has passed since it saw that
-//     write. A write the lock stored without a new version (the API server
-//     skips one that changes no byte) does not count, since no other
-//     candidate saw it; any new version counts as a change to a follower,
-//     whatever its bytes.
+//     write. A renewal whose renew time the lock stored no later than the
+//     last one (two renewals of a ConfigMap within one second store the
+//     same bytes) does not count, since no other candidate can tell it
+//     from the last.
 //   - IsLeader, Term, TryAcquireOrRenew and Valid report a term only while
 //     its last successful write was sent less than RenewDeadline ago.
 //   - The lock is released only after the leader work has returned.
@@ -247,10 +247,11 @@ func (e *Election) begin(ctx context.Context) (context.Context, func(), error) {
 //
 // If ctx ends before Run has returned, Stop gives the term up: renewals
 // stop, the lock is left to expire rather than released (the work may
-// still be acting) and Valid fails from then on; Run returns without
-// waiting for the work any longer, OnStoppedLeading is not called, and
-// Stop returns an error saying so. A process should exit then: its work
-// no longer has a term.
+// still be acting) and Valid fails from then on; Stop returns an error
+// saying so at once, and Run returns without waiting for the work or a
+// request in flight any longer (a callback or a lock that ignores
+// cancellation can still hold it up). OnStoppedLeading is not called. A
+// process should exit then: its work no longer has a term.
 //
 // Called from one of the election's own callbacks (the leader work,
 // OnNewLeader, OnStoppedLeading), Stop cannot wait for Run, which waits
@@ -274,7 +275,6 @@ func (e *Election) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	e.giveUpOnce.Do(func() { close(e.giveUp) })
-	<-done
 	return fmt.Errorf("election %s: %w before the leader work returned: the term was given up and the lock %s left to expire", e.cfg.Name, context.Cause(ctx), e.cfg.Lock.Describe())
 }
 
@@ -471,6 +471,7 @@ func (e *Election) lead(ctx context.Context) {
 		e.log.Warn("gave up the term before the leader work returned; the lock is left to expire", "lock", e.cfg.Lock.Describe(), "term", term.FencingToken)
 		return
 	}
+	cancelWork() // whatever the work left running stops before the release
 	e.mu.Lock()
 	e.holding = false
 	e.mu.Unlock()
@@ -521,11 +522,20 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 	var inflight sync.WaitGroup
 	defer func() {
 		cancelAttempts()
-		if !gaveUp {
-			// A request that ignores its cancellation is waited for here,
-			// after the work was cancelled; not when giving up, which
-			// must not wait on the lock.
+		if gaveUp {
+			return // giving up does not wait on the lock
+		}
+		// A request that ignores its cancellation is waited for here,
+		// after the work was cancelled, unless Stop gives up meanwhile.
+		joined := make(chan struct{})
+		go func() {
 			inflight.Wait()
+			close(joined)
+		}()
+		select {
+		case <-joined:
+		case <-e.giveUp:
+			gaveUp = true
 		}
 	}()
 	type result struct {
@@ -584,14 +594,40 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 			case !r.res.holding:
 				return end("the lock was lost: " + errString(r.err)), false
 			case r.res.outcome == OutcomeUnchanged:
-				// Stored, but no other candidate can see it: the deadline
-				// stays; the next renewal may change the record.
+				// Stored, but no other candidate can tell it from the last
+				// renewal: the deadline stays. Renew again after a
+				// RetryPeriod, or as soon as the lock's clock has ticked.
+				renewTimer.Reset(min(e.jitter(e.cfg.RetryPeriod), e.untilNextTick()))
+				continue
 			default:
 				e.log.Warn("cannot renew the lock", "lock", e.cfg.Lock.Describe(), "outcome", r.res.outcome, "err", r.err, "deadline_in", deadline.Sub(clk.Now()))
 			}
 			renewTimer.Reset(e.jitter(e.cfg.RetryPeriod))
 		}
 	}
+}
+
+// timeResolution is a lock that says how finely it stores a record's
+// times, such as a ConfigMap (whole seconds) or a Lease (microseconds).
+type timeResolution interface {
+	TimeResolution() time.Duration
+}
+
+// resolution is how finely the lock stores times: a second, the coarsest
+// that client-go's formats use, if the lock does not say.
+func (e *Election) resolution() time.Duration {
+	if r, ok := e.cfg.Lock.(timeResolution); ok && r.TimeResolution() > 0 {
+		return r.TimeResolution()
+	}
+	return time.Second
+}
+
+// untilNextTick is how long until the lock's clock ticks (a renewal stores
+// a new renew time), and a little more.
+func (e *Election) untilNextTick() time.Duration {
+	res := e.resolution()
+	now := e.cfg.Clock.Now()
+	return res - now.Sub(now.Truncate(res)) + 10*time.Millisecond
 }
 
 func errString(err error) string {

@@ -3,12 +3,14 @@ package election_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -422,4 +424,50 @@ func TestNoCredentialsInLogsOrSpans(t *testing.T) {
 		assert.NotContains(t, fmt.Sprint(sp.Attributes(), sp.Events(), sp.Status()), secret, "span %s", sp.Name())
 	}
 	assert.Contains(t, fmt.Sprint(spans.Ended()[0].Attributes()), "unauthorized", "the spans say why")
+}
+
+// answerLosingLock loses the answer of the next write that lands while
+// lose is set, as a connection cut after the request arrived.
+type answerLosingLock struct {
+	locks.Lock
+	lose atomic.Bool
+}
+
+func (l *answerLosingLock) Update(ctx context.Context, version string, r locks.Record) (locks.Observed, error) {
+	obs, err := l.Lock.Update(ctx, version, r)
+	if err == nil && l.lose.CompareAndSwap(true, false) {
+		return locks.Observed{}, errors.New("connection reset by peer")
+	}
+	return obs, err
+}
+
+// TestLostAcquisitionAnswerOnALease (issue 14, item 7): a candidate whose
+// acquiring write landed on a Lease but whose answer was lost recognises
+// its own write at its next attempt and leads at once, instead of taking
+// the record for a twin's and waiting a whole lease.
+func TestLostAcquisitionAnswerOnALease(t *testing.T) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	lease, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, "lost-answer")
+	require.NoError(t, err)
+	_, err = lease.Create(context.Background(), locks.Record{}) // free
+	require.NoError(t, err)
+	var logs syncBuffer
+	lock := &answerLosingLock{Lock: lease}
+	e, err := election.New(election.Config{
+		Lock: lock, Identity: "a", LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	require.NoError(t, err)
+	lock.lose.Store(true)
+	held, err := e.TryAcquireOrRenew(context.Background())
+	require.Error(t, err)
+	require.False(t, held)
+	held, err = e.TryAcquireOrRenew(context.Background())
+	require.NoError(t, err)
+	require.True(t, held, "its own write, recognised")
+	term, ok := e.Term()
+	require.True(t, ok)
+	assert.Equal(t, int32(1), term.FencingToken)
+	assert.NotContains(t, logs.String(), "another candidate has the same identity")
 }

@@ -783,3 +783,90 @@ func TestOnlyTheWriteSentIsRecognised(t *testing.T) {
 			at, term.Started.Sub(epoch), term.Started.Add(deadline).Sub(epoch))
 	}
 }
+
+// TestForeignWritesDoNotKeepADeadLeader (found in review): a write of the
+// lock object that leaves the record alone (a ConfigMap's data, a Lease's
+// labels) is no renewal: a crashed leader is taken over a lease after its
+// last renewal however often the object is written.
+func TestForeignWritesDoNotKeepADeadLeader(t *testing.T) {
+	mem := freeLock(t)
+	a := newCandidate(t, mem, "a", epoch)
+	b := newCandidate(t, mem, "b", epoch)
+	require.True(t, a.try(t))
+	require.False(t, b.try(t))
+	// a crashes; another program writes the object every 5s, the record
+	// unchanged (here: the same bytes stored again, a new version).
+	var elapsed time.Duration
+	for !b.try(t) {
+		require.Less(t, elapsed, lease+retry, "b has not taken over from the crashed leader")
+		b.clock.Step(retry)
+		elapsed += retry
+		if elapsed%(5*time.Second) < retry {
+			obs, err := mem.Get(context.Background())
+			require.NoError(t, err)
+			mem.Put(obs.Raw)
+		}
+	}
+}
+
+// TestWholeSecondLocksNeedADeadlineAboveASecond (found in review): on a
+// lock that stores whole seconds, renewals within one second do not renew
+// the term; New refuses a RenewDeadline with no room for the renewal after
+// the next second and a retry.
+func TestWholeSecondLocksNeedADeadlineAboveASecond(t *testing.T) {
+	for _, tc := range []struct {
+		lease, deadline, retry time.Duration
+		ok                     bool
+	}{
+		{2 * time.Second, time.Second, 100 * time.Millisecond, false},
+		{3 * time.Second, 1850 * time.Millisecond, 950 * time.Millisecond, false},
+		{2 * time.Second, 1500 * time.Millisecond, 100 * time.Millisecond, true},
+		{3 * time.Second, 2200 * time.Millisecond, 950 * time.Millisecond, true},
+	} {
+		_, err := New(Config{Lock: locks.NewMemoryLock("l"), Identity: "a", LeaseDuration: tc.lease, RenewDeadline: tc.deadline, RetryPeriod: tc.retry})
+		if tc.ok {
+			assert.NoError(t, err, "%v/%v/%v", tc.lease, tc.deadline, tc.retry)
+		} else {
+			assert.ErrorContains(t, err, "the lock memory/l stores times to 1s, renewals within one 1s do not renew the term", "%v/%v/%v", tc.lease, tc.deadline, tc.retry)
+		}
+	}
+}
+
+// TestHealthyLeaderKeepsItsTermOnWholeSeconds (found in review): with
+// timings New accepts, a leader on a lock that stores whole seconds and
+// skips a write that changes nothing (a ConfigMap on the API server) keeps
+// its term while every request succeeds: after an unchanged renewal it
+// renews again right after the next second.
+func TestHealthyLeaderKeepsItsTermOnWholeSeconds(t *testing.T) {
+	for _, timings := range [][3]time.Duration{
+		{2 * time.Second, 1500 * time.Millisecond, 100 * time.Millisecond},
+		{3 * time.Second, 2200 * time.Millisecond, 950 * time.Millisecond},
+	} {
+		t.Run(fmt.Sprint(timings), func(t *testing.T) {
+			noLeaks(t)
+			lock := skippingLock{locks.NewMemoryLock("l")}
+			_, err := lock.Create(context.Background(), locks.Record{})
+			require.NoError(t, err)
+			cancelled := make(chan time.Time, 1)
+			var a *candidate
+			a = newCandidate(t, lock, "a", epoch.Add(550*time.Millisecond), func(c *Config) {
+				c.LeaseDuration, c.RenewDeadline, c.RetryPeriod = timings[0], timings[1], timings[2]
+				c.OnStartedLeading = func(ctx context.Context) {
+					<-ctx.Done()
+					cancelled <- a.clock.Now()
+				}
+			})
+			a.run(t)
+			waitFor(t, a.IsLeader, "a leads")
+			for range 400 { // 20 s
+				a.waitTimers(t, 2)
+				a.clock.Step(50 * time.Millisecond)
+				select {
+				case at := <-cancelled:
+					t.Fatalf("a healthy leader lost its term at %v", at.Sub(epoch))
+				default:
+				}
+			}
+		})
+	}
+}

@@ -48,10 +48,10 @@ const (
 const (
 	OutcomeAcquired = "acquired"
 	OutcomeRenewed  = "renewed"
-	// OutcomeUnchanged: a renewal the lock stored without a new version,
-	// as the API server does with a write that changes no byte (two
-	// renewals within one second of a ConfigMap lock). No other candidate
-	// saw a change, so it does not extend the term.
+	// OutcomeUnchanged: a renewal whose renew time the lock stored no
+	// later than the last one's, as two renewals within one second of a
+	// ConfigMap lock (which keeps whole seconds) are. No other candidate
+	// can tell it from the last, so it does not extend the term.
 	OutcomeUnchanged = "unchanged"
 	OutcomeReleased  = "released"
 	OutcomeHeld      = "held by other"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -60,6 +61,7 @@ func TestSpansOfEachAttempt(t *testing.T) {
 	b := newCandidate(t, bLock, "b", epoch)
 
 	require.True(t, a.try(t))  // acquire
+	a.clock.Step(time.Second)  // the record keeps whole seconds
 	require.True(t, a.try(t))  // renew
 	require.False(t, b.try(t)) // held by other
 	b.clock.Step(lease)

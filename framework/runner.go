@@ -117,6 +117,8 @@ type unit struct {
 	failed    error              // why the last term failed, if it did
 	failures  int                // failures in a row
 	working   bool               // the leader work is running
+
+	stopped atomic.Bool // its loop has returned
 }
 
 // NewRunner checks the components against the configuration and makes
@@ -172,7 +174,9 @@ func NewRunner(p RunnerParams) (*Runner, error) {
 		}
 		key := lockKey(u.settings)
 		if other, ok := lockUsers[key]; ok {
-			errs = append(errs, fmt.Errorf("components %s and %s use the same lock %s: each component needs a lock of its own (set lock_name)", other, name, key))
+			pair := []string{other, name}
+			slices.Sort(pair)
+			errs = append(errs, fmt.Errorf("components %s and %s use the same lock %s: each component needs a lock of its own (set lock_name)", pair[0], pair[1], key))
 			continue
 		}
 		lockUsers[key] = name
@@ -320,7 +324,10 @@ func (r *Runner) Start(startCtx context.Context) error {
 	r.log.Info("starting elections", "identity", r.identity, "components", len(r.units))
 	r.running.Store(true)
 	for _, u := range r.units {
-		r.wg.Go(func() { u.loop(ctx) })
+		r.wg.Go(func() {
+			defer u.stopped.Store(true)
+			u.loop(ctx)
+		})
 	}
 	return nil
 }
@@ -361,9 +368,9 @@ func (r *Runner) Stop(ctx context.Context) error {
 		r.forceExit(1)
 		err = fmt.Errorf("tenure: %v during shutdown", sig)
 	case <-timeout.C():
-		err = fmt.Errorf("tenure: leader work of %s did not return within shutdown_timeout %v; those leases were not released and expire on their own", strings.Join(r.working(), ", "), r.cfg.ShutdownTimeout)
+		err = fmt.Errorf("tenure: %s within shutdown_timeout %v; those leases were not released and expire on their own", r.notStopped(), r.cfg.ShutdownTimeout)
 	case <-ctx.Done():
-		err = fmt.Errorf("tenure: leader work of %s did not return before the stop deadline; those leases were not released and expire on their own: %w", strings.Join(r.working(), ", "), ctx.Err())
+		err = fmt.Errorf("tenure: %s before the stop deadline; those leases were not released and expire on their own: %w", r.notStopped(), ctx.Err())
 	}
 	if err != nil {
 		r.giveUp()
@@ -391,6 +398,22 @@ func (r *Runner) giveUp() {
 		wg.Go(func() { _ = u.election.Stop(expired) })
 	}
 	wg.Wait()
+}
+
+// notStopped says which components have not stopped: those whose leader
+// work is still running or, if none is, whose election is (a request to
+// the lock that has not returned).
+func (r *Runner) notStopped() string {
+	if names := r.working(); len(names) > 0 {
+		return "leader work of " + strings.Join(names, ", ") + " did not return"
+	}
+	var names []string
+	for _, u := range r.units {
+		if !u.stopped.Load() {
+			names = append(names, u.comp.Name())
+		}
+	}
+	return "the elections of " + strings.Join(names, ", ") + " did not stop"
 }
 
 // working names the components whose leader work is running.

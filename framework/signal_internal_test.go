@@ -34,7 +34,7 @@ func TestSecondSignalForcesExit(t *testing.T) {
 	space := locks.NewMemorySpace()
 	var r *Runner
 	app := fxtest.New(t, Module,
-		ConfigYAML("t", []byte("lock: memory\nidentity: r1\nshutdown_timeout: 1m\nlease_duration: 2s\nrenew_deadline: 1s\nretry_period: 100ms\n")),
+		ConfigYAML("t", []byte("lock: memory\nidentity: r1\nshutdown_timeout: 1m\nlease_duration: 2s\nrenew_deadline: 1500ms\nretry_period: 100ms\n")),
 		fx.Supply(space, slog.New(slog.NewTextHandler(io.Discard, nil))),
 		fx.NopLogger,
 		Component(func() components.Component { return stuck }),

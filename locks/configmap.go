@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -136,3 +137,8 @@ func (c *ConfigMapLock) patch(ctx context.Context, op, version string, raw []byt
 
 // Permissions returns the API requests the lock makes.
 func (c *ConfigMapLock) Permissions() []Permission { return c.permissions("") }
+
+// TimeResolution is how finely the lock stores a record's times:
+// whole seconds, as client-go's record format does. An election does not count a renewal that stores the same renew
+// time as the last, and checks its timings against it.
+func (c *ConfigMapLock) TimeResolution() time.Duration { return time.Second }

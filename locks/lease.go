@@ -262,3 +262,8 @@ func (l *LeaseLock) Permissions() []Permission {
 	}
 	return perms
 }
+
+// TimeResolution is how finely the lock stores a record's times:
+// microseconds (a MicroTime). An election does not count a renewal that stores the same renew
+// time as the last, and checks its timings against it.
+func (l *LeaseLock) TimeResolution() time.Duration { return time.Microsecond }

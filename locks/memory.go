@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // MemoryLock is a Lock kept in process memory, with the versioning of a
@@ -174,3 +175,8 @@ func (s *MemorySpace) Lock(name string) *MemoryLock {
 	}
 	return l
 }
+
+// TimeResolution is how finely the lock stores a record's times:
+// whole seconds, in client-go's record format. An election does not count a renewal that stores the same renew
+// time as the last, and checks its timings against it.
+func (m *MemoryLock) TimeResolution() time.Duration { return time.Second }
