@@ -136,16 +136,20 @@ func (l stubbornLock) Describe() string { return "stubborn/" + l.inner.Describe(
 var electionKinds = []string{"lease", "configmap", "lease", "stubborn", "memory"}
 
 // TestElectionsUnderFaults runs three candidates in this process, each
-// campaigning in the same many elections (CHAOS_ELECTIONS, default 20) on
-// Leases, each with a client and a watch of its own behind a proxy of its
-// own, and injects faults one after another: a partition of the busiest
+// campaigning in the same many elections (CHAOS_ELECTIONS, default 20),
+// each with a client of its own behind a proxy of its own and a Lease
+// watch behind another; the elections take turns among the electionKinds.
+// It injects faults one after another: a partition of the busiest
 // candidate (all its elections fail at once), a partition of a follower,
-// a slow network, a crash (no release), a graceful stop, a restart of the
-// API server, a restart of etcd, and reset connections. Every leader acts
-// every 20ms after checking its term with election.Valid; the checker
-// finds no two leaders of an election acting at once and no fencing token
-// going back, and after each fault heals every election has a leader
-// acting within the lease plus a second.
+// a slow network, a crash (no release), a graceful stop whose work winds
+// down for up to two leases without checking its term, silent watches
+// followed by a graceful stop or a crash (taken over within two retry
+// periods, or a lease and a retry period), a restart of the API server, a
+// restart of etcd, and reset connections. Every leader acts every 20ms
+// after checking its term with election.Valid; the checker finds no two
+// leaders of an election acting at once and no fencing token going back,
+// and after each fault heals every election has a leader acting within
+// the lease plus a second.
 func TestElectionsUnderFaults(t *testing.T) {
 	run := duration(t, 2*time.Minute)
 	n := 20

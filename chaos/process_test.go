@@ -35,12 +35,14 @@ type replica struct {
 
 // TestProcessesUnderFaults runs three processes of examples/multicomponent,
 // each reaching the API server through a proxy of its own, and injects,
-// one after another: SIGKILL, SIGSTOP past the lease then SIGCONT, SIGTERM,
-// a partition of the leader, a partition of a follower, a restart of the
-// API server, a restart of etcd, and reset connections. Every leader
-// checks its term with election.Valid before each act; the checker finds no two leaders acting at once, and after
-// each fault heals every election has a leader acting within the lease
-// plus a second.
+// one after another: SIGKILL, SIGSTOP past the lease then SIGCONT, SIGTERM
+// (each component's work winds down for up to two leases, acting without
+// checking its term, at times past shutdown_timeout), a partition of the
+// leader, a partition of a follower, a restart of the API server, a
+// restart of etcd, and reset connections. Every leader checks its term
+// with election.Valid before each act while it runs; the checker finds no
+// two leaders acting at once, and after each fault heals every election
+// has a leader acting within the lease plus a second.
 func TestProcessesUnderFaults(t *testing.T) {
 	run := duration(t, 3*time.Minute)
 	srv := kubetest.Shared(t)

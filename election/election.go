@@ -1,7 +1,9 @@
 // Package election runs one leader election on a locks.Lock: acquire, a
 // renew loop, release on stop, callbacks, tracing.
 //
-// It is safer than client-go's tools/leaderelection in these ways:
+// As in client-go, another holder's lease expires on the local clock, a
+// lease after this candidate saw the record change. It is safer than
+// client-go's tools/leaderelection in these ways:
 //   - A term lasts until its leader work has returned: when Run's context
 //     is done or Stop is called, the work is cancelled and the leader keeps
 //     renewing while it winds down, then releases the lock.
