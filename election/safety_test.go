@@ -59,21 +59,27 @@ func (w *windingDown) work(ctx context.Context) {
 	<-w.finish
 }
 
+// windDownSetUp runs a with winding-down work on a lock shared with b,
+// until a leads.
+func windDownSetUp(t *testing.T) (mem *locks.MemoryLock, lock *testLock, w *windingDown, a, b *candidate, workCtx context.Context) {
+	mem = freeLock(t)
+	lock = &testLock{Lock: mem}
+	w = newWindingDown()
+	a = newCandidate(t, lock, "a", epoch, func(c *Config) { c.OnStartedLeading = w.work })
+	b = newCandidate(t, mem, "b", epoch)
+	a.run(t)
+	t.Cleanup(w.end) // before Run is joined, if the test fails early
+	waitFor(t, a.IsLeader, "a leads")
+	return mem, lock, w, a, b, <-w.ctx
+}
+
 // TestWindDownKeepsTheTerm (hole 1): after Stop the leader keeps renewing
 // while its work winds down, however long that takes; no other candidate
 // takes over until the work has returned and the lock is released. Valid
 // keeps saying the term holds during the wind-down.
 func TestWindDownKeepsTheTerm(t *testing.T) {
 	noLeaks(t)
-	mem := freeLock(t)
-	lock := &testLock{Lock: mem}
-	w := newWindingDown()
-	a := newCandidate(t, lock, "a", epoch, func(c *Config) { c.OnStartedLeading = w.work })
-	b := newCandidate(t, mem, "b", epoch)
-	a.run(t)
-	t.Cleanup(w.end) // before Run is joined, if the test fails early
-	waitFor(t, a.IsLeader, "a leads")
-	workCtx := <-w.ctx
+	mem, lock, w, a, b, workCtx := windDownSetUp(t)
 	require.False(t, b.try(t), "b sees a's first write")
 
 	stopped := make(chan struct{})
@@ -108,15 +114,7 @@ func TestWindDownKeepsTheTerm(t *testing.T) {
 // lock taken over meanwhile is not released.
 func TestWindDownEndsAtTheRenewDeadlineWhenRenewalsFail(t *testing.T) {
 	noLeaks(t)
-	mem := freeLock(t)
-	lock := &testLock{Lock: mem}
-	w := newWindingDown()
-	a := newCandidate(t, lock, "a", epoch, func(c *Config) { c.OnStartedLeading = w.work })
-	b := newCandidate(t, mem, "b", epoch)
-	a.run(t)
-	t.Cleanup(w.end) // before Run is joined, if the test fails early
-	waitFor(t, a.IsLeader, "a leads")
-	workCtx := <-w.ctx
+	mem, lock, w, a, b, workCtx := windDownSetUp(t)
 	require.False(t, b.try(t))
 
 	lock.failUpdates.Store(true)
@@ -171,6 +169,18 @@ func (l *stuckLock) Update(ctx context.Context, version string, r locks.Record) 
 	return l.Lock.Update(ctx, version, r)
 }
 
+// hangARenewal runs a until it leads on lock, then makes its next renewal
+// hang.
+func hangARenewal(t *testing.T, a *candidate, lock *stuckLock) {
+	t.Helper()
+	a.run(t)
+	waitFor(t, a.IsLeader, "a leads")
+	lock.stuck.Store(true)
+	a.waitTimers(t, 2)
+	a.clock.Step(retry)
+	waitFor(t, func() bool { return lock.hung.Load() == 1 }, "the renewal hangs")
+}
+
 func (l *stuckLock) unstick() {
 	l.stuck.Store(false)
 	l.mu.Lock()
@@ -193,12 +203,7 @@ func TestWorkIsCancelledAtTheDeadlineWhileARequestHangs(t *testing.T) {
 			cancelled <- a.clock.Now()
 		}
 	})
-	a.run(t)
-	waitFor(t, a.IsLeader, "a leads")
-	lock.stuck.Store(true)
-	a.waitTimers(t, 2)
-	a.clock.Step(retry)
-	waitFor(t, func() bool { return lock.hung.Load() == 1 }, "the renewal hangs")
+	hangARenewal(t, a, lock)
 	a.waitTimers(t, 1)
 	a.clock.Step(deadline - retry)
 	select {
@@ -686,6 +691,13 @@ func TestStopGivesUpAfterTheTermEndedWithStuckWork(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	// The term has ended at its deadline; the work is still stuck.
+	stopGivesUp(t, a)
+}
+
+// stopGivesUp checks that Stop with a context that ends in 100ms returns
+// soon after, saying it gave up.
+func stopGivesUp(t *testing.T, a *candidate) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	stopped := make(chan error, 1)
@@ -694,7 +706,7 @@ func TestStopGivesUpAfterTheTermEndedWithStuckWork(t *testing.T) {
 	case err := <-stopped:
 		require.Error(t, err, "Stop says it gave up")
 	case <-time.After(3 * time.Second):
-		t.Errorf("Stop(ctx) did not return 3s after its 100ms ctx ended")
+		t.Errorf("Stop(ctx) did not return 3s after its 100ms ctx ended (IsLeader=%v)", a.IsLeader())
 	}
 }
 
@@ -869,4 +881,21 @@ func TestHealthyLeaderKeepsItsTermOnWholeSeconds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStopGivesUpWhileARenewalHangs: Stop(ctx) is documented to
+// give up and return once ctx ends. A renewal in flight on a lock that
+// ignores cancellation (stuckLock, as the chaos suite's stubborn lock) is
+// joined by hold's deferred inflight.Wait whenever hold returns without
+// gaveUp (the work returned after Stop's cancel, or the deadline passed),
+// and giving up cannot interrupt that join: Stop waits <-done for ever.
+func TestStopGivesUpWhileARenewalHangs(t *testing.T) {
+	lock := newStuckLock(freeLock(t))
+	a := newCandidate(t, lock, "a", epoch, func(c *Config) {
+		c.OnStartedLeading = func(ctx context.Context) { <-ctx.Done() } // well-behaved work
+	})
+	hangARenewal(t, a, lock)
+	t.Cleanup(lock.unstick) // runs before Run is joined
+
+	stopGivesUp(t, a)
 }

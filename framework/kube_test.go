@@ -117,7 +117,7 @@ components.billing: forbidden: "reader" may not watch leases.coordination.k8s.io
 // leads once the network heals.
 func TestUnreachableAPIServerAtStartUp(t *testing.T) {
 	ns := kubetest.Namespace(t)
-	proxy, cs := viaProxy(t, 0)
+	proxy, cs := kubetest.ViaProxy(t, 0)
 	proxy.Block()
 
 	led := newLedgers()

@@ -24,12 +24,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/tenure/tenure/components"
 	"github.com/tenure/tenure/framework"
-	"github.com/tenure/tenure/internal/faultproxy"
 	"github.com/tenure/tenure/internal/kubetest"
 	"github.com/tenure/tenure/internal/proctest"
 )
@@ -243,28 +240,12 @@ func TestMetricsFollowAFailOver(t *testing.T) {
 	apps[second].RequireStop()
 }
 
-// viaProxy returns a fault proxy in front of the test API server and an
-// admin client that reaches the server through it, with a request timeout
-// (0: none). The proxy is closed when t ends.
-func viaProxy(t *testing.T, timeout time.Duration) (*faultproxy.Proxy, kubernetes.Interface) {
-	t.Helper()
-	cfg := rest.CopyConfig(kubetest.Config(t))
-	proxy, err := faultproxy.Start(strings.TrimPrefix(cfg.Host, "https://"))
-	require.NoError(t, err)
-	t.Cleanup(proxy.Close)
-	cfg.Host = "https://" + proxy.Addr()
-	cfg.Timeout = timeout
-	cs, err := kubernetes.NewForConfig(cfg)
-	require.NoError(t, err)
-	return proxy, cs
-}
-
 // TestHealthzFailsForALeaderCutOff runs a leader whose every request goes
 // through a proxy, then cuts the proxy: /healthz fails once the renew
 // deadline and the margin have passed, and passes again after healing.
 func TestHealthzFailsForALeaderCutOff(t *testing.T) {
 	ns := kubetest.Namespace(t)
-	proxy, cs := viaProxy(t, time.Second)
+	proxy, cs := kubetest.ViaProxy(t, time.Second)
 
 	led := newLedgers()
 	var r *framework.Runner

@@ -36,20 +36,6 @@ func bg(t *testing.T) context.Context {
 	return ctx
 }
 
-// proxiedClient is a client of the test API server through a fault proxy
-// of its own.
-func proxiedClient(t *testing.T) (kubernetes.Interface, *faultproxy.Proxy) {
-	t.Helper()
-	cfg := rest.CopyConfig(kubetest.Config(t))
-	proxy, err := faultproxy.Start(strings.TrimPrefix(cfg.Host, "https://"))
-	require.NoError(t, err)
-	t.Cleanup(proxy.Close)
-	cfg.Host = "https://" + proxy.Addr()
-	cs, err := kubernetes.NewForConfig(cfg)
-	require.NoError(t, err)
-	return cs, proxy
-}
-
 // hang makes a Subject's Hang: the proxy stalls every connection, open
 // and new, until healed.
 func hang(p *faultproxy.Proxy) func(*testing.T) func() {
@@ -63,7 +49,7 @@ func TestLeaseLock(t *testing.T) {
 	lockstest.Run(t, func(t *testing.T) lockstest.Subject {
 		cs := kubetest.Client(t)
 		ns := kubetest.Namespace(t)
-		pcs, proxy := proxiedClient(t)
+		proxy, pcs := kubetest.ViaProxy(t, 0)
 		a, err := locks.NewLeaseLock(pcs.CoordinationV1(), ns, "lock", locks.WithIdentity("a"))
 		require.NoError(t, err)
 		b, err := locks.NewLeaseLock(kubetest.Client(t).CoordinationV1(), ns, "lock", locks.WithIdentity("b"))
@@ -130,7 +116,7 @@ func TestConfigMapLock(t *testing.T) {
 	lockstest.Run(t, func(t *testing.T) lockstest.Subject {
 		cs := kubetest.Client(t)
 		ns := kubetest.Namespace(t)
-		pcs, proxy := proxiedClient(t)
+		proxy, pcs := kubetest.ViaProxy(t, 0)
 		a, err := locks.NewConfigMapLock(pcs.CoreV1(), ns, "lock", locks.WithIdentity("a"))
 		require.NoError(t, err)
 		b, err := locks.NewConfigMapLock(kubetest.Client(t).CoreV1(), ns, "lock", locks.WithIdentity("b"))
@@ -576,13 +562,7 @@ func must[T any](v T, err error) T {
 // once the watch is back, the cache serves again.
 func TestBrokenWatchFallsBackToTheAPIServer(t *testing.T) {
 	ns := kubetest.Namespace(t)
-	cfg := rest.CopyConfig(kubetest.Config(t))
-	proxy, err := faultproxy.Start(strings.TrimPrefix(cfg.Host, "https://"))
-	require.NoError(t, err)
-	defer proxy.Close()
-	cfg.Host = "https://" + proxy.Addr()
-	watchClient, err := kubernetes.NewForConfig(cfg)
-	require.NoError(t, err)
+	proxy, watchClient := kubetest.ViaProxy(t, 0)
 	w := locks.NewLeaseWatcher(watchClient)
 	defer w.Stop()
 	direct := kubetest.Client(t)

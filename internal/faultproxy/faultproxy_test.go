@@ -161,15 +161,23 @@ func requireClosed(t *testing.T, c *conn, msg string) {
 	}
 }
 
+// proxyWithConnection starts a proxy in front of an echo server, closed
+// when t ends, and a connection through it that forwards.
+func proxyWithConnection(t *testing.T) (*faultproxy.Proxy, *conn) {
+	t.Helper()
+	p, err := faultproxy.Start(echo(t))
+	require.NoError(t, err)
+	t.Cleanup(p.Close)
+	c := dial(t, p)
+	require.NoError(t, c.ping(2*time.Second), "forwards")
+	return p, c
+}
+
 // TestStallOpenHangsOnlyTheOpenConnections: StallOpen leaves the
 // connections open at the time half-open, while new ones work; Heal closes
 // the stalled ones and leaves the new ones alone.
 func TestStallOpenHangsOnlyTheOpenConnections(t *testing.T) {
-	p, err := faultproxy.Start(echo(t))
-	require.NoError(t, err)
-	defer p.Close()
-	old := dial(t, p)
-	require.NoError(t, old.ping(2*time.Second), "forwards")
+	p, old := proxyWithConnection(t)
 
 	p.StallOpen()
 	requireSilent(t, old, "stalled")
@@ -180,18 +188,14 @@ func TestStallOpenHangsOnlyTheOpenConnections(t *testing.T) {
 	p.Heal()
 	requireClosed(t, old, "healed: the stalled connection is dropped")
 	require.NoError(t, fresh.ping(2*time.Second), "healed: a working connection is left alone")
-	_, err = roundTrip(p, 2*time.Second)
+	_, err := roundTrip(p, 2*time.Second)
 	require.NoError(t, err, "healed: new connections forward")
 }
 
 // TestStallHangsNewConnectionsToo: Stall leaves the open connections
 // half-open and holds new ones silent, until Heal.
 func TestStallHangsNewConnectionsToo(t *testing.T) {
-	p, err := faultproxy.Start(echo(t))
-	require.NoError(t, err)
-	defer p.Close()
-	old := dial(t, p)
-	require.NoError(t, old.ping(2*time.Second), "forwards")
+	p, old := proxyWithConnection(t)
 
 	p.Stall()
 	requireSilent(t, old, "stalled")
@@ -201,7 +205,7 @@ func TestStallHangsNewConnectionsToo(t *testing.T) {
 	p.Heal()
 	requireClosed(t, old, "healed: the stalled connection is dropped")
 	requireClosed(t, fresh, "healed: the held connection is dropped")
-	_, err = roundTrip(p, 2*time.Second)
+	_, err := roundTrip(p, 2*time.Second)
 	require.NoError(t, err, "healed: new connections forward")
 }
 

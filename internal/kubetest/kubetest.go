@@ -28,6 +28,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/tenure/tenure/internal/faultproxy"
 )
 
 var (
@@ -173,4 +175,24 @@ func KubeconfigAt(t testing.TB, url, token string) string {
 		t.Fatalf("kubetest: write kubeconfig: %v", err)
 	}
 	return path
+}
+
+// ViaProxy returns a fault proxy in front of the shared API server and an
+// admin client that reaches the server through it, with a request timeout
+// (0: none). The proxy is closed when t ends.
+func ViaProxy(t testing.TB, timeout time.Duration) (*faultproxy.Proxy, kubernetes.Interface) {
+	t.Helper()
+	cfg := rest.CopyConfig(Config(t))
+	proxy, err := faultproxy.Start(strings.TrimPrefix(cfg.Host, "https://"))
+	if err != nil {
+		t.Fatalf("kubetest: %v", err)
+	}
+	t.Cleanup(proxy.Close)
+	cfg.Host = "https://" + proxy.Addr()
+	cfg.Timeout = timeout
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatalf("kubetest: %v", err)
+	}
+	return proxy, cs
 }
