@@ -93,7 +93,7 @@ func (e *Election) attempt(ctx context.Context) (res attemptResult, err error) {
 
 	holding, expired := e.checkDeadline()
 	if expired {
-		return attemptResult{outcome: OutcomeLost}, fmt.Errorf("%w: no successful renewal for the renew deadline %v", ErrNotLeader, e.cfg.RenewDeadline)
+		return attemptResult{outcome: OutcomeError}, fmt.Errorf("%w: no successful renewal for the renew deadline %v", ErrNotLeader, e.cfg.RenewDeadline)
 	}
 	name, op := SpanAcquire, operationAcquire
 	if holding {

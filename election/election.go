@@ -593,6 +593,12 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 				deadlineTimer.Reset(deadline.Sub(clk.Now()))
 				renewTimer.Reset(e.jitter(e.cfg.RenewInterval))
 				continue
+			case !r.res.holding && r.res.outcome != OutcomeLost:
+				// The renewal failed after the deadline had passed.
+				e.mu.Lock()
+				e.lostContact = true
+				e.mu.Unlock()
+				return end(fmt.Sprintf("no successful renewal for the renew deadline %v: %v", e.cfg.RenewDeadline, r.err)), false
 			case !r.res.holding:
 				return end("the lock was lost: " + errString(r.err)), false
 			case r.res.outcome == OutcomeUnchanged:
