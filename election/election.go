@@ -380,10 +380,8 @@ type serverReader interface {
 // and without this a graceful hand-over would wait out a whole lease and a
 // crash take-over about two.
 func (e *Election) read(ctx context.Context) (locks.Observed, error) {
-	if r, ok := e.cfg.Lock.(serverReader); ok {
-		if until, ok := e.untilSilent(); ok && until <= 0 {
-			return r.GetFromServer(ctx)
-		}
+	if until, ok := e.untilSilent(); ok && until <= 0 {
+		return e.cfg.Lock.(serverReader).GetFromServer(ctx)
 	}
 	return e.cfg.Lock.Get(ctx)
 }
@@ -554,6 +552,14 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 		cancelWork()
 		return why
 	}
+	// endCutOff ends a term whose renew deadline passed with no
+	// successful renewal: the candidate is cut off from its lock.
+	endCutOff := func(detail string) string {
+		e.mu.Lock()
+		e.lostContact = true
+		e.mu.Unlock()
+		return end(fmt.Sprintf("no successful renewal for the renew deadline %v%s", e.cfg.RenewDeadline, detail))
+	}
 	for {
 		select {
 		case <-stop:
@@ -571,10 +577,7 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 			}
 			return "the leader work returned", false
 		case <-deadlineTimer.C():
-			e.mu.Lock()
-			e.lostContact = true
-			e.mu.Unlock()
-			return end(fmt.Sprintf("no successful renewal for the renew deadline %v", e.cfg.RenewDeadline)), false
+			return endCutOff(""), false
 		case <-renewTimer.C():
 			// An attempt may take until the deadline: a slow API server
 			// still renews, and the deadline timer ends the term on time
@@ -595,10 +598,7 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 				continue
 			case !r.res.holding && r.res.outcome != OutcomeLost:
 				// The renewal failed after the deadline had passed.
-				e.mu.Lock()
-				e.lostContact = true
-				e.mu.Unlock()
-				return end(fmt.Sprintf("no successful renewal for the renew deadline %v: %v", e.cfg.RenewDeadline, r.err)), false
+				return endCutOff(": " + errString(r.err)), false
 			case !r.res.holding:
 				return end("the lock was lost: " + errString(r.err)), false
 			case r.res.outcome == OutcomeUnchanged:
