@@ -140,15 +140,13 @@ func (cfg Config) resolve() (Config, error) {
 	if err := CheckTimings(cfg.LeaseDuration, cfg.RenewDeadline, cfg.RenewInterval, TimingNames{"LeaseDuration", "RenewDeadline", "RenewInterval"}); err != nil {
 		return cfg, fmt.Errorf("election %s: %w", cfg.Name, err)
 	}
-	if r, ok := cfg.Lock.(timeResolution); ok {
+	if res, ok := resolutionOf(cfg.Lock); ok {
 		// Renewals within one tick of the lock's clock store the same
 		// record and do not count (see renew): the leader renews again
 		// right after the tick, and needs a RetryPeriod more to retry.
-		if res := r.TimeResolution(); res > 0 {
-			if limit := res + time.Duration(JitterFactor*float64(cfg.RetryPeriod)); cfg.RenewDeadline <= limit {
-				return cfg, fmt.Errorf("election %s: RenewDeadline %v must exceed %v: the lock %s stores times to %v, renewals within one %v do not renew the term, and the leader needs RetryPeriod %v × %v more to retry",
-					cfg.Name, cfg.RenewDeadline, limit, cfg.Lock.Describe(), res, res, cfg.RetryPeriod, JitterFactor)
-			}
+		if limit := res + time.Duration(JitterFactor*float64(cfg.RetryPeriod)); cfg.RenewDeadline <= limit {
+			return cfg, fmt.Errorf("election %s: RenewDeadline %v must exceed %v: the lock %s stores times to %v, renewals within one %v do not renew the term, and the leader needs RetryPeriod %v × %v more to retry",
+				cfg.Name, cfg.RenewDeadline, limit, cfg.Lock.Describe(), res, res, cfg.RetryPeriod, JitterFactor)
 		}
 	}
 	if cfg.Clock == nil {

@@ -621,19 +621,23 @@ type timeResolution interface {
 	TimeResolution() time.Duration
 }
 
-// resolution is how finely the lock stores times: a second, the coarsest
-// that client-go's formats use, if the lock does not say.
-func (e *Election) resolution() time.Duration {
-	if r, ok := e.cfg.Lock.(timeResolution); ok && r.TimeResolution() > 0 {
-		return r.TimeResolution()
+// resolutionOf is how finely l stores times, if it says.
+func resolutionOf(l locks.Lock) (time.Duration, bool) {
+	if r, ok := l.(timeResolution); ok && r.TimeResolution() > 0 {
+		return r.TimeResolution(), true
 	}
-	return time.Second
+	return 0, false
 }
 
 // untilNextTick is how long until the lock's clock ticks (a renewal stores
-// a new renew time), and a little more.
+// a new renew time), and a little more; a lock that does not say how finely
+// it stores times is taken to keep seconds, the coarsest of client-go's
+// formats.
 func (e *Election) untilNextTick() time.Duration {
-	res := e.resolution()
+	res, ok := resolutionOf(e.cfg.Lock)
+	if !ok {
+		res = time.Second
+	}
 	now := e.cfg.Clock.Now()
 	return res - now.Sub(now.Truncate(res)) + 10*time.Millisecond
 }

@@ -230,19 +230,6 @@ func (w *LeaseWatcher) unsubscribe(namespace, name string, ch chan struct{}) {
 	}
 }
 
-// subscribers counts the change channels of the locks on namespace.
-func (w *LeaseWatcher) subscribers(namespace string) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n := 0
-	if nw, ok := w.byNS[namespace]; ok {
-		for _, subs := range nw.subs {
-			n += len(subs)
-		}
-	}
-	return n
-}
-
 func (w *LeaseWatcher) notify(nw *namespaceWatch, name string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

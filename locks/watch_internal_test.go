@@ -26,3 +26,16 @@ func TestGoneLocksLeaveTheWatcher(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond, "the locks that are gone left; %d subscribers", w.subscribers("ns"))
 	runtime.KeepAlive(kept)
 }
+
+// subscribers counts the change channels of the locks on namespace.
+func (w *LeaseWatcher) subscribers(namespace string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	if nw, ok := w.byNS[namespace]; ok {
+		for _, subs := range nw.subs {
+			n += len(subs)
+		}
+	}
+	return n
+}
