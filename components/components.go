@@ -2,8 +2,16 @@
 // of leader work, each run only while this replica leads the component's
 // own election.
 //
-// Register components with the framework (package framework); it runs one
-// election per component and calls Run when this replica becomes the
+// Start with New: a name, the work to do while this replica leads, and,
+// if the component needs election settings of its own (a shorter lease, a
+// ConfigMap lock), WithSettings. A type of your own is a component too: it
+// needs the two methods of Component, and brings its own settings with a
+// method Settings() Settings.
+//
+// Register components with the fx module (framework.Component). It runs
+// one election per component, with the settings of the component's
+// configuration entry over its own Settings over the program's defaults
+// (see package config), and calls Run when this replica becomes the
 // component's leader. The work reads its term (identity and fencing token)
 // with election.TermFromContext.
 package components
@@ -13,6 +21,8 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/tenure/tenure/locks"
 )
 
 // Component is a named piece of leader work.
@@ -31,59 +41,42 @@ type Component interface {
 	Run(ctx context.Context) error
 }
 
-// Election holds a component's election settings. Zero fields take the
+// Settings are a component's election settings. Zero fields take the
 // program's defaults; the configuration file's entry for the component
 // overrides them.
-type Election struct {
+//
+// A component brings its own settings with a method
+//
+//	Settings() components.Settings
+//
+// which New's WithSettings gives; the framework reads it when the program
+// starts.
+type Settings struct {
 	// LockName is the name of the Lease or ConfigMap. Default: the
 	// component's name.
 	LockName string
 	// Namespace of the lock. Default: the program's namespace.
 	Namespace string
-	// Lock is the kind of lock: "lease", "configmap" or "memory".
-	Lock string
+	// Lock is the kind of lock. Default: the program's (locks.KindLease
+	// unless configured).
+	Lock locks.Kind
 	// LeaseDuration, RenewDeadline, RetryPeriod and RenewInterval are the
 	// election's timings (see election.Config).
 	LeaseDuration, RenewDeadline, RetryPeriod, RenewInterval time.Duration
 }
 
-// Merge returns e with each zero field taken from defaults.
-func (e Election) Merge(defaults Election) Election {
-	pick := func(v, d string) string {
-		if v == "" {
-			return d
-		}
-		return v
-	}
-	pickD := func(v, d time.Duration) time.Duration {
-		if v == 0 {
-			return d
-		}
-		return v
-	}
-	return Election{
-		LockName:      pick(e.LockName, defaults.LockName),
-		Namespace:     pick(e.Namespace, defaults.Namespace),
-		Lock:          pick(e.Lock, defaults.Lock),
-		LeaseDuration: pickD(e.LeaseDuration, defaults.LeaseDuration),
-		RenewDeadline: pickD(e.RenewDeadline, defaults.RenewDeadline),
-		RetryPeriod:   pickD(e.RetryPeriod, defaults.RetryPeriod),
-		RenewInterval: pickD(e.RenewInterval, defaults.RenewInterval),
-	}
-}
-
-// Elected is implemented by components that bring their own election
-// settings, such as those made by New with WithElection.
-type Elected interface {
-	Election() Election
-}
-
 // Option configures a component made by New.
-type Option func(*funcComponent)
+type Option interface {
+	apply(*funcComponent)
+}
 
-// WithElection gives the component its own election settings.
-func WithElection(e Election) Option {
-	return func(c *funcComponent) { c.election = e }
+type optionFunc func(*funcComponent)
+
+func (f optionFunc) apply(c *funcComponent) { f(c) }
+
+// WithSettings gives the component its own election settings.
+func WithSettings(s Settings) Option {
+	return optionFunc(func(c *funcComponent) { c.settings = s })
 }
 
 // New makes a component of a function: the one-liner way to write one.
@@ -92,7 +85,7 @@ func WithElection(e Election) Option {
 func New(name string, run func(ctx context.Context) error, opts ...Option) Component {
 	c := &funcComponent{name: name, run: run}
 	for _, o := range opts {
-		o(c)
+		o.apply(c)
 	}
 	return c
 }
@@ -100,7 +93,7 @@ func New(name string, run func(ctx context.Context) error, opts ...Option) Compo
 type funcComponent struct {
 	name     string
 	run      func(ctx context.Context) error
-	election Election
+	settings Settings
 }
 
 func (c *funcComponent) Name() string { return c.name }
@@ -110,7 +103,7 @@ func (c *funcComponent) Run(ctx context.Context) error {
 	}
 	return c.run(ctx)
 }
-func (c *funcComponent) Election() Election { return c.election }
+func (c *funcComponent) Settings() Settings { return c.settings }
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 

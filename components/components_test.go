@@ -10,13 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenure/tenure/components"
+	"github.com/tenure/tenure/locks"
 )
-
-func TestMergeTakesZeroFieldsFromDefaults(t *testing.T) {
-	own := components.Election{LockName: "b", LeaseDuration: 6 * time.Second}
-	defaults := components.Election{LockName: "x", Namespace: "ns", Lock: "lease", LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}
-	assert.Equal(t, components.Election{LockName: "b", Namespace: "ns", Lock: "lease", LeaseDuration: 6 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}, own.Merge(defaults))
-}
 
 func TestValidateName(t *testing.T) {
 	for _, ok := range []string{"billing", "a", "billing-2", "0x"} {
@@ -32,20 +27,43 @@ func TestNewWithoutRunFailsWhenRun(t *testing.T) {
 	require.EqualError(t, c.Run(context.Background()), "component billing has no run function")
 }
 
-func TestWithElection(t *testing.T) {
-	c := components.New("billing", func(context.Context) error { return nil }, components.WithElection(components.Election{Lock: "configmap"}))
-	e, ok := c.(components.Elected)
-	require.True(t, ok)
-	assert.Equal(t, "configmap", e.Election().Lock)
+// settingsOf reads a component's own settings as the framework does.
+func settingsOf(t *testing.T, c components.Component) components.Settings {
+	t.Helper()
+	s, ok := c.(interface{ Settings() components.Settings })
+	require.True(t, ok, "a component made by New has a Settings method")
+	return s.Settings()
 }
 
-// A component in one line, with its own election settings; the
-// framework runs it while this replica leads "billing".
+func TestWithSettingsGivesTheComponentItsSettings(t *testing.T) {
+	run := func(context.Context) error { return nil }
+	assert.Equal(t, components.Settings{}, settingsOf(t, components.New("billing", run)), "no option: no settings of its own")
+	want := components.Settings{Lock: locks.KindConfigMap, LeaseDuration: 6 * time.Second}
+	assert.Equal(t, want, settingsOf(t, components.New("billing", run, components.WithSettings(want))))
+}
+
+// A component in one line, with election settings of its own: this one
+// must move fast after a crash, so its lease is shorter than the
+// program's default. The framework runs the function while this replica
+// leads "billing"; the component's entry in the configuration file, if
+// any, overrides these settings.
 func ExampleNew() {
 	billing := components.New("billing", func(ctx context.Context) error {
 		<-ctx.Done() // work until leadership is lost or the program stops
 		return nil
-	}, components.WithElection(components.Election{LeaseDuration: 6 * time.Second, RenewDeadline: 4 * time.Second, RetryPeriod: time.Second}))
+	}, components.WithSettings(components.Settings{
+		LeaseDuration: 6 * time.Second,
+		RenewDeadline: 4 * time.Second,
+		RetryPeriod:   time.Second,
+	}))
+
+	// The framework reads the settings through this method; a type of
+	// your own can have it too.
+	own := billing.(interface{ Settings() components.Settings }).Settings()
 	fmt.Println(billing.Name())
-	// Output: billing
+	fmt.Printf("lease %v, renew deadline %v, retry %v, lock %q (zero: the program's default)\n",
+		own.LeaseDuration, own.RenewDeadline, own.RetryPeriod, own.Lock)
+	// Output:
+	// billing
+	// lease 6s, renew deadline 4s, retry 1s, lock "" (zero: the program's default)
 }

@@ -12,6 +12,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -20,13 +21,7 @@ import (
 
 	"github.com/tenure/tenure/components"
 	"github.com/tenure/tenure/election"
-)
-
-// Lock kinds.
-const (
-	LockLease     = "lease"
-	LockConfigMap = "configmap"
-	LockMemory    = "memory"
+	"github.com/tenure/tenure/locks"
 )
 
 // Failure policies: what a program does when a component's leader work
@@ -57,7 +52,7 @@ type Config struct {
 	KubeBurst int
 	// Defaults are the election settings of every component, where
 	// neither the component nor its entry sets them. LockName is unused.
-	Defaults components.Election
+	Defaults components.Settings
 	// ShutdownTimeout bounds how long shutdown waits for leader work to
 	// return before it gives up (and leaves those leases to expire).
 	ShutdownTimeout time.Duration
@@ -77,16 +72,18 @@ type Config struct {
 	// Events records a Kubernetes Event on a component's lock when this
 	// replica starts or stops leading it, as client-go does.
 	Events bool
-	// Components are the entries of the components map, by name.
-	Components map[string]Component
+	// Components are the entries of the components map, by component
+	// name.
+	Components map[string]Entry
 }
 
-// Component is a component's entry in the configuration.
-type Component struct {
+// Entry is a component's entry in the components map of the
+// configuration.
+type Entry struct {
 	// Enabled false keeps the component from campaigning at all.
 	Enabled bool
-	// Election overrides the component's settings; zero fields do not.
-	Election components.Election
+	// Settings override the component's own settings; zero fields do not.
+	Settings components.Settings
 }
 
 // HTTP configures the operator's endpoint: /metrics (Prometheus),
@@ -125,8 +122,8 @@ type Tracing struct {
 // usual timings on a Lease lock.
 func Default() *Config {
 	return &Config{
-		Defaults: components.Election{
-			Lock:          LockLease,
+		Defaults: components.Settings{
+			Lock:          locks.KindLease,
 			LeaseDuration: 15 * time.Second,
 			RenewDeadline: 10 * time.Second,
 			RetryPeriod:   2 * time.Second,
@@ -140,7 +137,7 @@ func Default() *Config {
 		FailureBackoffMax: time.Minute,
 		Tracing:           Tracing{Exporter: "otlp", SampleRatio: 1},
 		HTTP:              HTTP{HealthzMargin: 10 * time.Second},
-		Components:        map[string]Component{},
+		Components:        map[string]Entry{},
 	}
 }
 
@@ -166,30 +163,43 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// Election returns the settings of the component named name: its entry
+// Settings returns the settings of the component named name: its entry
 // over code (the component's own settings) over the defaults, with the
-// lock named after the component unless set. It checks the timings'
-// order, naming the entry in the error.
-func (c *Config) Election(name string, code components.Election) (components.Election, error) {
-	e := c.Components[name].Election.Merge(code).Merge(c.Defaults)
-	if e.LockName == "" {
-		e.LockName = name
+// lock named after the component unless set. It checks the lock kind and
+// the timings' order, naming the entry in the error.
+func (c *Config) Settings(name string, code components.Settings) (components.Settings, error) {
+	s := merge(merge(c.Components[name].Settings, code), c.Defaults)
+	if s.LockName == "" {
+		s.LockName = name
 	}
-	if e.Namespace == "" {
-		e.Namespace = c.Namespace
+	if s.Namespace == "" {
+		s.Namespace = c.Namespace
 	}
-	if err := checkLockKind(e.Lock); err != nil {
-		return e, fmt.Errorf("components.%s: %w", name, err)
+	if err := checkEnum("lock", s.Lock, lockKinds...); err != nil {
+		return s, fmt.Errorf("components.%s: %w", name, err)
 	}
-	if err := election.CheckTimings(e.LeaseDuration, e.RenewDeadline, e.RetryPeriod, timingNames); err != nil {
-		return e, fmt.Errorf("components.%s: %w", name, err)
+	if err := election.CheckTimings(s.LeaseDuration, s.RenewDeadline, s.RetryPeriod, timingNames); err != nil {
+		return s, fmt.Errorf("components.%s: %w", name, err)
 	}
-	if e.RenewInterval != 0 {
-		if err := election.CheckTimings(e.LeaseDuration, e.RenewDeadline, e.RenewInterval, renewIntervalNames); err != nil {
-			return e, fmt.Errorf("components.%s: %w", name, err)
+	if s.RenewInterval != 0 {
+		if err := election.CheckTimings(s.LeaseDuration, s.RenewDeadline, s.RenewInterval, renewIntervalNames); err != nil {
+			return s, fmt.Errorf("components.%s: %w", name, err)
 		}
 	}
-	return e, nil
+	return s, nil
+}
+
+// merge returns s with each zero field taken from defaults.
+func merge(s, defaults components.Settings) components.Settings {
+	return components.Settings{
+		LockName:      cmp.Or(s.LockName, defaults.LockName),
+		Namespace:     cmp.Or(s.Namespace, defaults.Namespace),
+		Lock:          cmp.Or(s.Lock, defaults.Lock),
+		LeaseDuration: cmp.Or(s.LeaseDuration, defaults.LeaseDuration),
+		RenewDeadline: cmp.Or(s.RenewDeadline, defaults.RenewDeadline),
+		RetryPeriod:   cmp.Or(s.RetryPeriod, defaults.RetryPeriod),
+		RenewInterval: cmp.Or(s.RenewInterval, defaults.RenewInterval),
+	}
 }
 
 // Enabled says whether the component named name campaigns: true unless
@@ -218,15 +228,23 @@ func (c *Config) CheckComponents(registered []string) error {
 		strings.Join(unknown, ", components."), strings.Join(known, ", "))
 }
 
-func checkLockKind(kind string) error {
-	return checkEnum("lock", kind, LockLease, LockConfigMap, LockMemory)
-}
+// lockKinds are the values the key "lock" takes.
+var lockKinds = []locks.Kind{locks.KindLease, locks.KindConfigMap, locks.KindMemory}
 
-func checkEnum(key, v string, allowed ...string) error {
+func checkEnum[T ~string](key string, v T, allowed ...T) error {
 	if !slices.Contains(allowed, v) {
-		return fmt.Errorf("%s %q must be one of %s", key, v, strings.Join(allowed, ", "))
+		return fmt.Errorf("%s %q must be one of %s", key, v, joinEnum(allowed))
 	}
 	return nil
+}
+
+// joinEnum lists allowed values for an error message.
+func joinEnum[T ~string](allowed []T) string {
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = string(a)
+	}
+	return strings.Join(names, ", ")
 }
 
 // Names returns the names of the component entries, sorted.

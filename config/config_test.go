@@ -12,6 +12,7 @@ import (
 
 	"github.com/tenure/tenure/components"
 	"github.com/tenure/tenure/config"
+	"github.com/tenure/tenure/locks"
 )
 
 func load(t *testing.T, yaml string, environ ...string) (*config.Config, error) {
@@ -23,15 +24,15 @@ func TestDefaultsWithoutAnySource(t *testing.T) {
 	cfg, err := config.Load()
 	require.NoError(t, err)
 	assert.Equal(t, config.Default(), cfg)
-	assert.Equal(t, components.Election{Lock: "lease", LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}, cfg.Defaults)
+	assert.Equal(t, components.Settings{Lock: locks.KindLease, LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}, cfg.Defaults)
 }
 
 func TestExampleFileCoversEveryKey(t *testing.T) {
 	cfg, err := config.Load(config.File("example.yaml"))
 	require.NoError(t, err)
 	want := config.Default()
-	want.Components["billing"] = config.Component{Enabled: true, Election: components.Election{
-		LockName: "billing", Lock: "lease", LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+	want.Components["billing"] = config.Entry{Enabled: true, Settings: components.Settings{
+		LockName: "billing", Lock: locks.KindLease, LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
 	}}
 	assert.Equal(t, want, cfg, "the example states the defaults")
 }
@@ -76,16 +77,16 @@ components:
 	assert.True(t, cfg.Enabled("mailer"))
 	assert.True(t, cfg.Enabled("unlisted"))
 
-	billing, err := cfg.Election("billing", components.Election{Namespace: "from-code", RetryPeriod: 500 * time.Millisecond})
+	billing, err := cfg.Settings("billing", components.Settings{Namespace: "from-code", RetryPeriod: 500 * time.Millisecond})
 	require.NoError(t, err)
-	assert.Equal(t, components.Election{
-		LockName: "billing", Namespace: "from-code", Lock: "memory",
+	assert.Equal(t, components.Settings{
+		LockName: "billing", Namespace: "from-code", Lock: locks.KindMemory,
 		LeaseDuration: 8 * time.Second, RenewDeadline: 6 * time.Second, RetryPeriod: time.Second,
 	}, billing, "entry over code over defaults")
-	reports, err := cfg.Election("reports", components.Election{})
+	reports, err := cfg.Settings("reports", components.Settings{})
 	require.NoError(t, err)
-	assert.Equal(t, components.Election{
-		LockName: "reports", Namespace: "apps", Lock: "configmap",
+	assert.Equal(t, components.Settings{
+		LockName: "reports", Namespace: "apps", Lock: locks.KindConfigMap,
 		LeaseDuration: 30 * time.Second, RenewDeadline: 20 * time.Second, RetryPeriod: 3 * time.Second,
 	}, reports)
 }
@@ -189,10 +190,28 @@ func TestMissingFile(t *testing.T) {
 func TestComponentTimingsAreCheckedAfterMerging(t *testing.T) {
 	cfg, err := load(t, "components:\n  billing:\n    lease_duration: 5s\n")
 	require.NoError(t, err, "an entry's timings are checked with the defaults they merge with")
-	_, err = cfg.Election("billing", components.Election{})
+	_, err = cfg.Settings("billing", components.Settings{})
 	require.EqualError(t, err, "components.billing: lease_duration 5s must exceed renew_deadline 10s")
-	_, err = cfg.Election("billing", components.Election{RenewDeadline: 4 * time.Second, RetryPeriod: time.Second})
+	_, err = cfg.Settings("billing", components.Settings{RenewDeadline: 4 * time.Second, RetryPeriod: time.Second})
 	require.NoError(t, err, "the component's own timings fit the entry")
+}
+
+func TestAComponentsUnknownLockKindIsAClearError(t *testing.T) {
+	cfg, err := load(t, "")
+	require.NoError(t, err)
+	_, err = cfg.Settings("billing", components.Settings{Lock: "etcd"})
+	require.EqualError(t, err, `components.billing: lock "etcd" must be one of lease, configmap, memory`)
+}
+
+func TestZeroSettingsTakeTheNextLayer(t *testing.T) {
+	cfg, err := load(t, "namespace: apps\ncomponents:\n  billing:\n    lock_name: ledger\n    renew_deadline: 8s\n")
+	require.NoError(t, err)
+	s, err := cfg.Settings("billing", components.Settings{LockName: "from-code", Lock: locks.KindConfigMap, RenewInterval: 3 * time.Second})
+	require.NoError(t, err)
+	assert.Equal(t, components.Settings{
+		LockName: "ledger", Namespace: "apps", Lock: locks.KindConfigMap,
+		LeaseDuration: 15 * time.Second, RenewDeadline: 8 * time.Second, RetryPeriod: 2 * time.Second, RenewInterval: 3 * time.Second,
+	}, s, "each field from the first layer that sets it: entry, code, defaults")
 }
 
 func TestCheckComponents(t *testing.T) {
@@ -207,7 +226,7 @@ func TestValuesOverrideEarlierLayers(t *testing.T) {
 	cfg, err := config.Load(config.YAML("file", []byte("kubeconfig: a\n")), config.Values("flags", map[string]any{"kubeconfig": "b", "components.x.lock": "memory"}))
 	require.NoError(t, err)
 	assert.Equal(t, "b", cfg.Kubeconfig)
-	assert.Equal(t, "memory", cfg.Components["x"].Election.Lock)
+	assert.Equal(t, locks.KindMemory, cfg.Components["x"].Settings.Lock)
 	_, err = config.Load(config.Values("flags", map[string]any{"lease_duration": "x"}))
 	require.ErrorContains(t, err, `config flags: lease_duration: "x" is not a duration`)
 }

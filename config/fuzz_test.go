@@ -52,7 +52,7 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("loaded defaults an election refuses: %v", err)
 		}
 		for _, name := range cfg.Names() {
-			e, err := cfg.Election(name, components.Election{})
+			e, err := cfg.Settings(name, components.Settings{})
 			if err != nil {
 				continue // reported when the component registers
 			}

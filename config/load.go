@@ -122,7 +122,7 @@ var setters = map[string]func(c *Config, v any) error{
 		return nil
 	},
 	"lock": func(c *Config, v any) error {
-		return enum(v, &c.Defaults.Lock, LockLease, LockConfigMap, LockMemory)
+		return enum(v, &c.Defaults.Lock, lockKinds...)
 	},
 	"lease_duration":      func(c *Config, v any) error { return dur(v, &c.Defaults.LeaseDuration) },
 	"renew_deadline":      func(c *Config, v any) error { return dur(v, &c.Defaults.RenewDeadline) },
@@ -148,17 +148,17 @@ var setters = map[string]func(c *Config, v any) error{
 }
 
 // componentSetters set the keys of one entry of the components map.
-var componentSetters = map[string]func(c *Component, v any) error{
-	"enabled":   func(c *Component, v any) error { return boolean(v, &c.Enabled) },
-	"lock_name": func(c *Component, v any) error { return str(v, &c.Election.LockName) },
-	"namespace": func(c *Component, v any) error { return str(v, &c.Election.Namespace) },
-	"lock": func(c *Component, v any) error {
-		return enum(v, &c.Election.Lock, LockLease, LockConfigMap, LockMemory)
+var componentSetters = map[string]func(c *Entry, v any) error{
+	"enabled":   func(c *Entry, v any) error { return boolean(v, &c.Enabled) },
+	"lock_name": func(c *Entry, v any) error { return str(v, &c.Settings.LockName) },
+	"namespace": func(c *Entry, v any) error { return str(v, &c.Settings.Namespace) },
+	"lock": func(c *Entry, v any) error {
+		return enum(v, &c.Settings.Lock, lockKinds...)
 	},
-	"lease_duration": func(c *Component, v any) error { return dur(v, &c.Election.LeaseDuration) },
-	"renew_deadline": func(c *Component, v any) error { return dur(v, &c.Election.RenewDeadline) },
-	"retry_period":   func(c *Component, v any) error { return dur(v, &c.Election.RetryPeriod) },
-	"renew_interval": func(c *Component, v any) error { return dur(v, &c.Election.RenewInterval) },
+	"lease_duration": func(c *Entry, v any) error { return dur(v, &c.Settings.LeaseDuration) },
+	"renew_deadline": func(c *Entry, v any) error { return dur(v, &c.Settings.RenewDeadline) },
+	"retry_period":   func(c *Entry, v any) error { return dur(v, &c.Settings.RetryPeriod) },
+	"renew_interval": func(c *Entry, v any) error { return dur(v, &c.Settings.RenewInterval) },
 }
 
 // set applies one flattened key.
@@ -193,11 +193,11 @@ func (c *Config) set(key string, v any) error {
 	return set(c, v)
 }
 
-func (c *Config) entry(name string) Component {
+func (c *Config) entry(name string) Entry {
 	if e, ok := c.Components[name]; ok {
 		return e
 	}
-	return Component{Enabled: true}
+	return Entry{Enabled: true}
 }
 
 func isEmpty(v any) bool {
@@ -224,15 +224,15 @@ func str(v any, dst *string) error {
 	return nil
 }
 
-func enum(v any, dst *string, allowed ...string) error {
+func enum[T ~string](v any, dst *T, allowed ...T) error {
 	var s string
 	if err := str(v, &s); err != nil {
 		return err
 	}
-	if !slices.Contains(allowed, s) {
-		return fmt.Errorf("%q must be one of %s", s, strings.Join(allowed, ", "))
+	if !slices.Contains(allowed, T(s)) {
+		return fmt.Errorf("%q must be one of %s", s, joinEnum(allowed))
 	}
-	*dst = s
+	*dst = T(s)
 	return nil
 }
 

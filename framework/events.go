@@ -14,7 +14,6 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/tenure/tenure/components"
-	"github.com/tenure/tenure/config"
 	"github.com/tenure/tenure/locks"
 )
 
@@ -78,12 +77,12 @@ const eventFlushTimeout = 2 * time.Second
 
 // object is the lock object of a component's settings, or nil for locks
 // that are not Kubernetes objects.
-func lockObject(s components.Election) runtime.Object {
+func lockObject(s components.Settings) runtime.Object {
 	meta := metav1.ObjectMeta{Namespace: s.Namespace, Name: s.LockName}
 	switch s.Lock {
-	case config.LockLease:
+	case locks.KindLease:
 		return &coordinationv1.Lease{ObjectMeta: meta}
-	case config.LockConfigMap:
+	case locks.KindConfigMap:
 		return &corev1.ConfigMap{ObjectMeta: meta}
 	}
 	return nil

@@ -291,7 +291,7 @@ func TestBadSetUpFailsBeforeAnythingStarts(t *testing.T) {
 		},
 		"code timings in wrong order": {
 			yaml: memoryYAML,
-			opts: []fx.Option{supply(components.New("billing", nil, components.WithElection(components.Election{RetryPeriod: 2 * time.Second})))},
+			opts: []fx.Option{supply(components.New("billing", nil, components.WithSettings(components.Settings{RetryPeriod: 2 * time.Second})))},
 			want: "components.billing: renew_deadline 1.5s must exceed retry_period 2s",
 		},
 		"invalid name": {
@@ -338,7 +338,7 @@ func TestLockKindWithoutClusterIsAClearError(t *testing.T) {
 	t.Setenv("KUBECONFIG", "/nonexistent-dir/none")
 	t.Setenv("HOME", t.TempDir())
 	app := fx.New(framework.Module, framework.ConfigYAML("t", []byte("lock: memory\n")), fx.NopLogger, fx.Supply(quiet),
-		supply(components.New("billing", nil, components.WithElection(components.Election{Lock: "lease"}))))
+		supply(components.New("billing", nil, components.WithSettings(components.Settings{Lock: "lease"}))))
 	require.Error(t, app.Err())
 	assert.Contains(t, app.Err().Error(), "components.billing: lock lease needs a Kubernetes cluster, and none is configured")
 }

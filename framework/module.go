@@ -32,6 +32,7 @@ import (
 
 	"github.com/tenure/tenure/components"
 	"github.com/tenure/tenure/config"
+	"github.com/tenure/tenure/locks"
 )
 
 // Module provides the configuration (*config.Config), the Kubernetes
@@ -143,11 +144,11 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 // needsCluster says whether any lock the configuration names is in
 // Kubernetes.
 func needsCluster(cfg *config.Config) bool {
-	if cfg.Defaults.Lock != config.LockMemory {
+	if cfg.Defaults.Lock != locks.KindMemory {
 		return true
 	}
 	for _, c := range cfg.Components {
-		if c.Election.Lock != "" && c.Election.Lock != config.LockMemory {
+		if c.Settings.Lock != "" && c.Settings.Lock != locks.KindMemory {
 			return true
 		}
 	}

@@ -107,7 +107,7 @@ type Runner struct {
 type unit struct {
 	r        *Runner
 	comp     components.Component
-	settings components.Election
+	settings components.Settings
 	perms    []locks.Permission // the API requests its lock makes, if known
 	election *election.Election
 	log      *slog.Logger
@@ -192,14 +192,21 @@ func NewRunner(p RunnerParams) (*Runner, error) {
 	return r, nil
 }
 
+// withSettings is implemented by components that bring their own election
+// settings, such as those made by components.New with
+// components.WithSettings.
+type withSettings interface {
+	Settings() components.Settings
+}
+
 // newUnit makes the election of c, or returns nil if c is disabled.
 func (r *Runner) newUnit(c components.Component, ns string, p RunnerParams, space *locks.MemorySpace) (*unit, error) {
 	name := c.Name()
-	var code components.Election
-	if e, ok := c.(components.Elected); ok {
-		code = e.Election()
+	var code components.Settings
+	if s, ok := c.(withSettings); ok {
+		code = s.Settings()
 	}
-	settings, err := r.cfg.Election(name, code)
+	settings, err := r.cfg.Settings(name, code)
 	if err != nil {
 		return nil, err
 	}
@@ -244,12 +251,12 @@ func (r *Runner) newUnit(c components.Component, ns string, p RunnerParams, spac
 }
 
 // lockKey names the lock of s as "kind/namespace/name".
-func lockKey(s components.Election) string {
-	return s.Lock + "/" + s.Namespace + "/" + s.LockName
+func lockKey(s components.Settings) string {
+	return string(s.Lock) + "/" + s.Namespace + "/" + s.LockName
 }
 
-func (r *Runner) newLock(name string, s components.Election, cs kubernetes.Interface, space *locks.MemorySpace) (locks.Lock, error) {
-	if s.Lock == config.LockMemory {
+func (r *Runner) newLock(name string, s components.Settings, cs kubernetes.Interface, space *locks.MemorySpace) (locks.Lock, error) {
+	if s.Lock == locks.KindMemory {
 		return space.Lock(s.Namespace + "/" + s.LockName), nil
 	}
 	if cs == nil {
@@ -260,7 +267,7 @@ func (r *Runner) newLock(name string, s components.Election, cs kubernetes.Inter
 		err error
 	)
 	switch s.Lock {
-	case config.LockLease:
+	case locks.KindLease:
 		opts := []locks.Option{locks.WithIdentity(r.identity)}
 		if r.cfg.Watch {
 			if r.watcher == nil {
@@ -269,7 +276,7 @@ func (r *Runner) newLock(name string, s components.Election, cs kubernetes.Inter
 			opts = append(opts, locks.WithWatcher(r.watcher))
 		}
 		l, err = locks.NewLeaseLock(cs.CoordinationV1(), s.Namespace, s.LockName, opts...)
-	case config.LockConfigMap:
+	case locks.KindConfigMap:
 		l, err = locks.NewConfigMapLock(cs.CoreV1(), s.Namespace, s.LockName, locks.WithIdentity(r.identity))
 	default:
 		err = fmt.Errorf("unknown lock kind %q", s.Lock)
