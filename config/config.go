@@ -2,6 +2,13 @@
 // defaults, shutdown and failure policy, tracing, and one entry per
 // component, from YAML and TENURE_ environment variables over defaults.
 //
+// The fx module (package framework) loads it for you, from
+// framework.ConfigFile or framework.ConfigYAML and the environment. Call
+// Load yourself to use it without fx: it takes sources (File, YAML,
+// Values, Env), each over the ones before, over Default. Then
+// Config.Settings resolves a component's election settings: its Entry
+// over the component's own components.Settings over Config.Defaults.
+//
 // Every key is checked: an unknown key, a malformed duration or a wrong
 // timing order is an error that names the key, its source and its value.
 // See example.yaml in this directory for every key.

@@ -1,7 +1,13 @@
 // Package locks stores leader election records: the Lock interface that an
-// election reads and writes, and its implementations on a Kubernetes Lease
-// (recommended), on a ConfigMap annotation (legacy, shared with programs
-// that use client-go before v0.24 or the Python clients), and in memory.
+// election reads and writes, and its implementations.
+//
+// Start with NewLeaseLock: a coordination.k8s.io Lease, the recommended
+// lock, which election.New takes as its Config.Lock. NewConfigMapLock keeps
+// the record in a ConfigMap annotation instead (legacy, shared with
+// programs that use client-go before v0.24 or the Python clients), and
+// NewMemoryLock in process memory, for tests. A program's configuration
+// chooses among the three by Kind. To keep the record anywhere else,
+// implement Lock and run the suite of package locks/lockstest on your type.
 //
 // Records are kept in client-go's format, so a tenure candidate and a
 // client-go candidate can compete for the same lock.
