@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/tenure/tenure/components"
-	"github.com/tenure/tenure/election"
 )
 
 // Lock kinds.
@@ -144,20 +143,10 @@ func Default() *Config {
 	}
 }
 
-// timingNames names the timings in errors as the YAML keys do.
-var timingNames = election.TimingNames{
-	LeaseDuration: "lease_duration", RenewDeadline: "renew_deadline", RetryPeriod: "retry_period",
-}
-
-var renewIntervalNames = election.TimingNames{
-	LeaseDuration: "lease_duration", RenewDeadline: "renew_deadline", RetryPeriod: "renew_interval",
-}
-
-// validate checks what no single key can: the order of the default
-// timings, and the backoff bounds.
+// validate checks what no single key can: the default timings against
+// each other and the default lock, and the backoff bounds.
 func (c *Config) validate() error {
-	d := c.Defaults
-	if err := election.CheckTimings(d.LeaseDuration, d.RenewDeadline, d.RetryPeriod, timingNames); err != nil {
+	if err := checkTimings(c.Defaults); err != nil {
 		return err
 	}
 	if c.FailureBackoffMax < c.FailureBackoff {
@@ -168,8 +157,8 @@ func (c *Config) validate() error {
 
 // Election returns the settings of the component named name: its entry
 // over code (the component's own settings) over the defaults, with the
-// lock named after the component unless set. It checks the timings'
-// order, naming the entry in the error.
+// lock named after the component unless set. It checks the timings as
+// election.New does, naming the entry and the keys in the error.
 func (c *Config) Election(name string, code components.Election) (components.Election, error) {
 	e := c.Components[name].Election.Merge(code).Merge(c.Defaults)
 	if e.LockName == "" {
@@ -181,13 +170,8 @@ func (c *Config) Election(name string, code components.Election) (components.Ele
 	if err := checkLockKind(e.Lock); err != nil {
 		return e, fmt.Errorf("components.%s: %w", name, err)
 	}
-	if err := election.CheckTimings(e.LeaseDuration, e.RenewDeadline, e.RetryPeriod, timingNames); err != nil {
+	if err := checkTimings(e); err != nil {
 		return e, fmt.Errorf("components.%s: %w", name, err)
-	}
-	if e.RenewInterval != 0 {
-		if err := election.CheckTimings(e.LeaseDuration, e.RenewDeadline, e.RenewInterval, renewIntervalNames); err != nil {
-			return e, fmt.Errorf("components.%s: %w", name, err)
-		}
 	}
 	return e, nil
 }
