@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/tenure/tenure/components"
-	"github.com/tenure/tenure/election"
 	"github.com/tenure/tenure/locks"
 )
 
@@ -148,20 +147,10 @@ func Default() *Config {
 	}
 }
 
-// timingNames names the timings in errors as the YAML keys do.
-var timingNames = election.TimingNames{
-	LeaseDuration: "lease_duration", RenewDeadline: "renew_deadline", RetryPeriod: "retry_period",
-}
-
-var renewIntervalNames = election.TimingNames{
-	LeaseDuration: "lease_duration", RenewDeadline: "renew_deadline", RetryPeriod: "renew_interval",
-}
-
-// validate checks what no single key can: the order of the default
-// timings, and the backoff bounds.
+// validate checks what no single key can: the default timings against
+// each other and the default lock, and the backoff bounds.
 func (c *Config) validate() error {
-	d := c.Defaults
-	if err := election.CheckTimings(d.LeaseDuration, d.RenewDeadline, d.RetryPeriod, timingNames); err != nil {
+	if err := checkTimings(c.Defaults); err != nil {
 		return err
 	}
 	if c.FailureBackoffMax < c.FailureBackoff {
@@ -185,13 +174,8 @@ func (c *Config) Settings(name string, code components.Settings) (components.Set
 	if err := checkEnum("lock", s.Lock, lockKinds...); err != nil {
 		return s, fmt.Errorf("components.%s: %w", name, err)
 	}
-	if err := election.CheckTimings(s.LeaseDuration, s.RenewDeadline, s.RetryPeriod, timingNames); err != nil {
+	if err := checkTimings(s); err != nil {
 		return s, fmt.Errorf("components.%s: %w", name, err)
-	}
-	if s.RenewInterval != 0 {
-		if err := election.CheckTimings(s.LeaseDuration, s.RenewDeadline, s.RenewInterval, renewIntervalNames); err != nil {
-			return s, fmt.Errorf("components.%s: %w", name, err)
-		}
 	}
 	return s, nil
 }

@@ -1,13 +1,20 @@
 package config_test
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+	"k8s.io/client-go/kubernetes/fake"
+
 	"github.com/tenure/tenure/components"
 	"github.com/tenure/tenure/config"
 	"github.com/tenure/tenure/election"
+	"github.com/tenure/tenure/locks"
 )
 
 // maxFuzzInput bounds the YAML the fuzzer passes to Load. Go's fuzzer
@@ -21,7 +28,8 @@ import (
 const maxFuzzInput = 512
 
 // FuzzLoad: any YAML loads to a configuration whose timings an election
-// accepts, or to an error, never a panic.
+// on a real lock of the configured kind accepts, or to an error, never a
+// panic.
 func FuzzLoad(f *testing.F) {
 	example, err := os.ReadFile("example.yaml")
 	if err != nil {
@@ -38,6 +46,7 @@ func FuzzLoad(f *testing.F) {
 		}
 		f.Add([]byte(seed))
 	}
+	accepts := electionAccepts(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// Truncated rather than skipped: a skip would be a branch, new
 		// coverage the first time, and its minimization runs Load on every
@@ -47,8 +56,7 @@ func FuzzLoad(f *testing.F) {
 		if err != nil {
 			return
 		}
-		d := cfg.Defaults
-		if err := election.CheckTimings(d.LeaseDuration, d.RenewDeadline, d.RetryPeriod, election.GoNames); err != nil {
+		if err := accepts(cfg.Defaults); err != nil {
 			t.Fatalf("loaded defaults an election refuses: %v", err)
 		}
 		for _, name := range cfg.Names() {
@@ -56,7 +64,7 @@ func FuzzLoad(f *testing.F) {
 			if err != nil {
 				continue // reported when the component registers
 			}
-			if err := election.CheckTimings(e.LeaseDuration, e.RenewDeadline, e.RetryPeriod, election.GoNames); err != nil {
+			if err := accepts(e); err != nil {
 				t.Fatalf("components.%s: accepted timings an election refuses: %v", name, err)
 			}
 		}
@@ -81,4 +89,27 @@ func exampleSections(example string) []string {
 		}
 	}
 	return sections
+}
+
+// electionAccepts returns a check that election.New accepts settings on a
+// real lock of their kind (which New neither reads nor writes).
+func electionAccepts(tb testing.TB) func(components.Settings) error {
+	cs := fake.NewClientset()
+	lease, err := locks.NewLeaseLock(cs.CoordinationV1(), "default", "fuzz")
+	require.NoError(tb, err)
+	configMap, err := locks.NewConfigMapLock(cs.CoreV1(), "default", "fuzz")
+	require.NoError(tb, err)
+	byKind := map[locks.Kind]locks.Lock{locks.KindLease: lease, locks.KindConfigMap: configMap, locks.KindMemory: locks.NewMemoryLock("fuzz")}
+	return func(s components.Settings) error {
+		lock, ok := byKind[s.Lock]
+		if !ok {
+			return fmt.Errorf("lock %q is no kind of lock", s.Lock)
+		}
+		_, err := election.New(election.Config{
+			Lock: lock, Identity: "fuzz",
+			LeaseDuration: s.LeaseDuration, RenewDeadline: s.RenewDeadline, RetryPeriod: s.RetryPeriod, RenewInterval: s.RenewInterval,
+			TracerProvider: tracenoop.NewTracerProvider(), MeterProvider: metricnoop.NewMeterProvider(),
+		})
+		return err
+	}
 }

@@ -93,11 +93,11 @@ func (e *Election) attempt(ctx context.Context) (res attemptResult, err error) {
 
 	holding, expired := e.checkDeadline()
 	if expired {
-		return attemptResult{outcome: OutcomeError}, fmt.Errorf("%w: no successful renewal for the renew deadline %v", ErrNotLeader, e.cfg.RenewDeadline)
+		return attemptResult{outcome: outcomeError}, fmt.Errorf("%w: no successful renewal for the renew deadline %v", ErrNotLeader, e.cfg.RenewDeadline)
 	}
-	name, op := SpanAcquire, operationAcquire
+	name, op := spanAcquire, operationAcquire
 	if holding {
-		name, op = SpanRenew, operationRenew
+		name, op = spanRenew, operationRenew
 	}
 	ctx, sp := e.startSpan(ctx, name, op)
 	defer func() {
@@ -152,31 +152,31 @@ func (e *Election) acquire(ctx context.Context) (attemptResult, error) {
 	switch {
 	case errors.Is(err, locks.ErrNotFound):
 		if e.observeMissing(now) {
-			return attemptResult{outcome: OutcomeMissing}, nil
+			return attemptResult{outcome: outcomeMissing}, nil
 		}
 		start, token := e.cfg.Clock.Now(), e.nextToken(-1)
 		created, err := e.cfg.Lock.Create(ctx, e.record(start, start, token))
 		if errors.Is(err, locks.ErrConflict) {
-			return attemptResult{outcome: OutcomeConflict}, nil
+			return attemptResult{outcome: outcomeConflict}, nil
 		}
 		if err != nil {
 			e.triedAndLost(token, start)
-			return attemptResult{outcome: OutcomeError}, err
+			return attemptResult{outcome: outcomeError}, err
 		}
 		e.startTerm(created, start)
-		return attemptResult{holding: true, wroteAt: start, outcome: OutcomeAcquired}, nil
+		return attemptResult{holding: true, wroteAt: start, outcome: outcomeAcquired}, nil
 
 	case errors.Is(err, locks.ErrInvalidRecord):
 		// An unreadable record has an unknown holder: take it over only
 		// once it has stayed unchanged for a whole lease of our own.
 		if !e.observe(obs, false, now, e.cfg.LeaseDuration) {
-			return attemptResult{outcome: OutcomeHeld}, err
+			return attemptResult{outcome: outcomeHeld}, err
 		}
 		e.log.Warn("replacing an invalid leader election record that has not changed for a lease duration", "lock", e.cfg.Lock.Describe(), "err", err)
 		return e.takeOver(ctx, obs.Version, e.nextToken(-1))
 
 	case err != nil:
-		return attemptResult{outcome: OutcomeError}, err
+		return attemptResult{outcome: outcomeError}, err
 	}
 
 	if res, ok := e.recogniseOwnWrite(obs, now); ok {
@@ -184,7 +184,7 @@ func (e *Election) acquire(ctx context.Context) (attemptResult, error) {
 	}
 	if !e.observe(obs, true, now, obs.Record.LeaseDuration) {
 		e.warnIfOwnIdentity()
-		return attemptResult{outcome: OutcomeHeld}, nil
+		return attemptResult{outcome: outcomeHeld}, nil
 	}
 	return e.takeOver(ctx, obs.Version, e.nextToken(obs.Record.LeaderTransitions))
 }
@@ -195,13 +195,13 @@ func (e *Election) takeOver(ctx context.Context, version string, token int32) (a
 	written, err := e.cfg.Lock.Update(ctx, version, e.record(start, start, token))
 	switch {
 	case errors.Is(err, locks.ErrConflict), errors.Is(err, locks.ErrNotFound):
-		return attemptResult{outcome: OutcomeConflict}, nil // another candidate was faster
+		return attemptResult{outcome: outcomeConflict}, nil // another candidate was faster
 	case err != nil:
 		e.triedAndLost(token, start)
-		return attemptResult{outcome: OutcomeError}, err
+		return attemptResult{outcome: outcomeError}, err
 	}
 	e.startTerm(written, start)
-	return attemptResult{holding: true, wroteAt: start, outcome: OutcomeAcquired}, nil
+	return attemptResult{holding: true, wroteAt: start, outcome: outcomeAcquired}, nil
 }
 
 // triedAndLost remembers an acquiring write sent at start with token whose
@@ -226,7 +226,7 @@ func (e *Election) recogniseOwnWrite(obs locks.Observed, now time.Time) (attempt
 	}
 	e.log.Info("the lock holds this candidate's acquiring write whose answer was lost: leading", "lock", e.cfg.Lock.Describe(), "term", w.token)
 	e.startTerm(obs, w.start)
-	return attemptResult{holding: true, wroteAt: w.start, outcome: OutcomeAcquired}, true
+	return attemptResult{holding: true, wroteAt: w.start, outcome: outcomeAcquired}, true
 }
 
 // nextToken is the fencing token of a new term over a record whose
@@ -260,16 +260,16 @@ func (e *Election) renew(ctx context.Context) (attemptResult, error) {
 				// even skips such a write). No other candidate can tell it
 				// from the last one, so the deadline stays where that one
 				// put it.
-				return attemptResult{holding: e.IsLeader(), outcome: OutcomeUnchanged}, nil
+				return attemptResult{holding: e.IsLeader(), outcome: outcomeUnchanged}, nil
 			}
-			return attemptResult{holding: true, wroteAt: start, outcome: OutcomeRenewed}, nil
+			return attemptResult{holding: true, wroteAt: start, outcome: outcomeRenewed}, nil
 		}
 		if errors.Is(err, locks.ErrNotFound) {
 			e.lose(e.cfg.Clock.Now(), "the lock was deleted")
-			return attemptResult{outcome: OutcomeLost}, err
+			return attemptResult{outcome: outcomeLost}, err
 		}
 		if !errors.Is(err, locks.ErrConflict) {
-			return attemptResult{holding: e.IsLeader(), outcome: OutcomeError}, err
+			return attemptResult{holding: e.IsLeader(), outcome: outcomeError}, err
 		}
 		// Somebody wrote since our last write. It is still our term only
 		// if the record still names us with our token: our own write
@@ -279,20 +279,20 @@ func (e *Election) renew(ctx context.Context) (attemptResult, error) {
 		if gerr != nil && !errors.Is(gerr, locks.ErrInvalidRecord) {
 			if errors.Is(gerr, locks.ErrNotFound) {
 				e.lose(now, "the lock was deleted")
-				return attemptResult{outcome: OutcomeLost}, gerr
+				return attemptResult{outcome: outcomeLost}, gerr
 			}
-			return attemptResult{holding: e.IsLeader(), outcome: OutcomeError}, gerr
+			return attemptResult{holding: e.IsLeader(), outcome: outcomeError}, gerr
 		}
 		e.observe(obs, gerr == nil, now, e.cfg.LeaseDuration)
 		if gerr != nil || obs.Record.HolderIdentity != e.cfg.Identity || obs.Record.LeaderTransitions != term.FencingToken {
 			e.lose(now, "another writer replaced the record")
-			return attemptResult{outcome: OutcomeLost}, gerr
+			return attemptResult{outcome: outcomeLost}, gerr
 		}
 		version = obs.Version
 	}
 	// Our record kept changing under us: it is still ours, the next
 	// renewal may get through.
-	return attemptResult{holding: e.IsLeader(), outcome: OutcomeConflict},
+	return attemptResult{holding: e.IsLeader(), outcome: outcomeConflict},
 		fmt.Errorf("renew %s: the record changed again while it was re-read: %w", e.cfg.Lock.Describe(), locks.ErrConflict)
 }
 
@@ -429,8 +429,8 @@ func (e *Election) release(ctx context.Context) (err error) {
 	if version == "" {
 		return nil // never wrote, or the record is no longer ours
 	}
-	ctx, sp := e.startSpan(ctx, SpanRelease, operationRelease)
-	outcome := OutcomeReleased
+	ctx, sp := e.startSpan(ctx, spanRelease, operationRelease)
+	outcome := outcomeReleased
 	defer func() {
 		e.mu.Lock()
 		if err == nil {
@@ -454,31 +454,31 @@ func (e *Election) release(ctx context.Context) (err error) {
 			return nil
 		}
 		if errors.Is(err, locks.ErrNotFound) {
-			outcome = OutcomeLost
+			outcome = outcomeLost
 			return nil
 		}
 		if !errors.Is(err, locks.ErrConflict) {
-			outcome = OutcomeError
+			outcome = outcomeError
 			return err
 		}
 		obs, err := e.cfg.Lock.Get(ctx)
 		if err != nil {
 			if errors.Is(err, locks.ErrNotFound) {
-				outcome = OutcomeLost
+				outcome = outcomeLost
 				return nil
 			}
 			if !errors.Is(err, locks.ErrInvalidRecord) {
-				outcome = OutcomeError
+				outcome = outcomeError
 				return err
 			}
 		}
 		e.observe(obs, err == nil, e.cfg.Clock.Now(), e.cfg.LeaseDuration)
 		if err != nil || obs.Record.HolderIdentity != e.cfg.Identity || obs.Record.LeaderTransitions != token {
-			outcome = OutcomeHeld
+			outcome = outcomeHeld
 			return nil
 		}
 		version = obs.Version
 	}
-	outcome = OutcomeConflict
+	outcome = outcomeConflict
 	return fmt.Errorf("release %s: the record kept changing: %w", e.cfg.Lock.Describe(), locks.ErrConflict)
 }

@@ -14,23 +14,23 @@ import (
 	"github.com/tenure/tenure/locks"
 )
 
-// JitterFactor is how much longer than RetryPeriod a wait between two
+// jitterFactor is how much longer than RetryPeriod a wait between two
 // attempts may be, at most, so that candidates do not retry in lock-step:
-// each wait is RetryPeriod × (1 + a random fraction of JitterFactor − 1).
-// RenewDeadline must exceed RetryPeriod × JitterFactor so that a leader
+// each wait is RetryPeriod × (1 + a random fraction of jitterFactor − 1).
+// RenewDeadline must exceed RetryPeriod × jitterFactor so that a leader
 // makes at least one more attempt after a success before its deadline.
-const JitterFactor = 1.2
+const jitterFactor = 1.2
 
-// MaxErrorBackoff is how many RetryPeriods a candidate waits at most
+// maxErrorBackoff is how many RetryPeriods a candidate waits at most
 // between attempts to acquire that fail in a row (the API server down or
 // refusing), never more than LeaseDuration: the wait doubles from
 // RetryPeriod with each failure.
-const MaxErrorBackoff = 8
+const maxErrorBackoff = 8
 
-// MaxIdentityLength is the longest identity an election accepts, in
+// maxIdentityLength is the longest identity an election accepts, in
 // bytes: room for any pod name with a suffix, and far below what the API
 // server takes in a lock object, which it would write at every renewal.
-const MaxIdentityLength = 1024
+const maxIdentityLength = 1024
 
 // Config describes one election. LeaseDuration, RenewDeadline and
 // RetryPeriod have no defaults: the right values depend on how long a
@@ -60,8 +60,8 @@ type Config struct {
 	RetryPeriod time.Duration
 	// RenewInterval is the wait between a successful renewal and the
 	// next. Default: RetryPeriod. A longer one makes fewer requests and
-	// leaves less time for retries before RenewDeadline; it must stay below
-	// RenewDeadline / JitterFactor.
+	// leaves less time for retries before RenewDeadline, which must
+	// exceed RenewInterval × 1.2 (see TimingError).
 	RenewInterval time.Duration
 
 	// OnStartedLeading is the leader work. It runs in its own goroutine
@@ -89,11 +89,12 @@ type Config struct {
 	// real clock.
 	Clock clock.WithTicker
 	// TracerProvider makes the tracer that traces every acquire, renew and
-	// release. Default: the global provider.
+	// release, and each term (see Telemetry in the package documentation
+	// for the span names). Default: the global provider.
 	TracerProvider trace.TracerProvider
-	// MeterProvider makes the meter of the election's metrics (see
-	// MetricLeader and the other Metric names). Default: the global
-	// provider.
+	// MeterProvider makes the meter of the election's metrics, such as
+	// tenure.election.leader (see Telemetry in the package documentation
+	// for all of them). Default: the global provider.
 	MeterProvider metric.MeterProvider
 	// Logger receives the election's logs. Default: slog.Default().
 	Logger *slog.Logger
@@ -127,27 +128,15 @@ func (cfg Config) resolve() (Config, error) {
 	if cfg.Identity == "" {
 		return cfg, fmt.Errorf("election %s: Identity is empty and the lock %s has none", cfg.Name, cfg.Lock.Describe())
 	}
-	if len(cfg.Identity) > MaxIdentityLength {
+	if len(cfg.Identity) > maxIdentityLength {
 		return cfg, fmt.Errorf("election %s: Identity is %d bytes long, more than the maximum %d (it is written to the lock at every renewal; a ConfigMap's annotations hold 256 KiB at most)",
-			cfg.Name, len(cfg.Identity), MaxIdentityLength)
-	}
-	if err := CheckTimings(cfg.LeaseDuration, cfg.RenewDeadline, cfg.RetryPeriod, GoNames); err != nil {
-		return cfg, fmt.Errorf("election %s: %w", cfg.Name, err)
+			cfg.Name, len(cfg.Identity), maxIdentityLength)
 	}
 	if cfg.RenewInterval == 0 {
 		cfg.RenewInterval = cfg.RetryPeriod
 	}
-	if err := CheckTimings(cfg.LeaseDuration, cfg.RenewDeadline, cfg.RenewInterval, TimingNames{"LeaseDuration", "RenewDeadline", "RenewInterval"}); err != nil {
+	if err := checkTimings(cfg); err != nil {
 		return cfg, fmt.Errorf("election %s: %w", cfg.Name, err)
-	}
-	if res, ok := resolutionOf(cfg.Lock); ok {
-		// Renewals within one tick of the lock's clock store the same
-		// record and do not count (see renew): the leader renews again
-		// right after the tick, and needs a RetryPeriod more to retry.
-		if limit := res + time.Duration(JitterFactor*float64(cfg.RetryPeriod)); cfg.RenewDeadline <= limit {
-			return cfg, fmt.Errorf("election %s: RenewDeadline %v must exceed %v: the lock %s stores times to %v, renewals within one %v do not renew the term, and the leader needs RetryPeriod %v × %v more to retry",
-				cfg.Name, cfg.RenewDeadline, limit, cfg.Lock.Describe(), res, res, cfg.RetryPeriod, JitterFactor)
-		}
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
@@ -156,36 +145,4 @@ func (cfg Config) resolve() (Config, error) {
 		cfg.Logger = slog.Default()
 	}
 	return cfg, nil
-}
-
-// TimingNames are the names CheckTimings gives the three timings in its
-// errors, so that each caller's errors name its own fields.
-type TimingNames struct{ LeaseDuration, RenewDeadline, RetryPeriod string }
-
-// GoNames names the timings as Config's fields.
-var GoNames = TimingNames{"LeaseDuration", "RenewDeadline", "RetryPeriod"}
-
-// CheckTimings checks what New requires of the timings: all positive,
-// LeaseDuration > RenewDeadline > RetryPeriod × JitterFactor, and
-// LeaseDuration at most locks.MaxLeaseDuration. Its errors name the
-// offending fields, as names gives them, and their values.
-func CheckTimings(leaseDuration, renewDeadline, retryPeriod time.Duration, names TimingNames) error {
-	for _, d := range []struct {
-		name  string
-		value time.Duration
-	}{{names.LeaseDuration, leaseDuration}, {names.RenewDeadline, renewDeadline}, {names.RetryPeriod, retryPeriod}} {
-		if d.value <= 0 {
-			return fmt.Errorf("%s %v must be positive", d.name, d.value)
-		}
-	}
-	if leaseDuration <= renewDeadline {
-		return fmt.Errorf("%s %v must exceed %s %v", names.LeaseDuration, leaseDuration, names.RenewDeadline, renewDeadline)
-	}
-	if leaseDuration > locks.MaxLeaseDuration {
-		return fmt.Errorf("%s %v exceeds the maximum %v", names.LeaseDuration, leaseDuration, locks.MaxLeaseDuration)
-	}
-	if limit := time.Duration(JitterFactor * float64(retryPeriod)); renewDeadline <= limit {
-		return fmt.Errorf("%s %v must exceed %s %v × %v = %v", names.RenewDeadline, renewDeadline, names.RetryPeriod, retryPeriod, JitterFactor, limit)
-	}
-	return nil
 }

@@ -1,39 +1,3 @@
-// Package election runs one leader election on a locks.Lock: acquire, a
-// renew loop, release on stop, callbacks, tracing.
-//
-// As in client-go, another holder's lease expires on the local clock, a
-// lease after this candidate saw the record change. It is safer than
-// client-go's tools/leaderelection in these ways:
-//   - A term lasts until its leader work has returned: when Run's context
-//     is done or Stop is called, the work is cancelled and the leader keeps
-//     renewing while it winds down, then releases the lock.
-//   - The leader work's context is cancelled once RenewDeadline has passed
-//     since the start of the last successful write, by a timer that does
-//     not wait for a request in flight; no other candidate can consider
-//     the lease expired before LeaseDuration has passed since it saw that
-//     write. A renewal whose renew time the lock stored no later than the
-//     last one (two renewals of a ConfigMap within one second store the
-//     same bytes) does not count, since no other candidate can tell it
-//     from the last.
-//   - IsLeader, Term, TryAcquireOrRenew and Valid report a term only while
-//     its last successful write was sent less than RenewDeadline ago.
-//   - The lock is released only after the leader work has returned.
-//   - A record held under this candidate's identity is not taken as its own
-//     unless this process acquired it: a duplicate identity or a restart
-//     waits for the lease to expire.
-//   - An unreadable record is reported and taken over only after it stayed
-//     unchanged for a whole lease. A deleted lock makes its leader step
-//     down, and a missing lock is created only after it stayed missing for
-//     a whole lease, since it may have just been deleted under a leader
-//     that has not noticed yet. (So the very first election on a new lock
-//     takes one LeaseDuration.)
-//   - OnStoppedLeading is called only after a term this candidate led.
-//
-// Deleting a held lock object is outside the protocol, in tenure as in
-// client-go: a candidate whose reads both found the lock missing cannot
-// know that it was created and deleted in between, and may create it
-// while the deleted lock's leader still works; that leader stops at its
-// next renewal, within RetryPeriod. Do not delete held locks.
 package election
 
 import (
@@ -134,12 +98,6 @@ func New(cfg Config) (*Election, error) {
 		giveUp: make(chan struct{}),
 	}, nil
 }
-
-// Name returns the election's name.
-func (e *Election) Name() string { return e.cfg.Name }
-
-// Identity returns this candidate's identity.
-func (e *Election) Identity() string { return e.cfg.Identity }
 
 // IsLeader reports whether this candidate is in a leadership term whose
 // last successful write was sent less than RenewDeadline ago.
@@ -283,8 +241,9 @@ func (e *Election) Stop(ctx context.Context) error {
 // Acquire campaigns until this candidate holds the lock (true) or ctx is
 // done (false and ctx's error). Attempts are retried every RetryPeriod,
 // jittered; after failed attempts (the lock unreachable, a request
-// refused) the wait doubles with each failure in a row, up to
-// MaxErrorBackoff. Errors are logged when they change.
+// refused) the wait doubles with each failure in a row, up to 8
+// RetryPeriods and never more than LeaseDuration. Errors are logged when
+// they change.
 func (e *Election) Acquire(ctx context.Context) (bool, error) {
 	var lastErr string
 	failures := 0
@@ -320,11 +279,11 @@ func (e *Election) Acquire(ctx context.Context) (bool, error) {
 
 // errorBackoff is the wait before the next attempt after failures failed
 // attempts in a row: RetryPeriod doubled per failure after the first, at
-// most MaxErrorBackoff RetryPeriods and never more than LeaseDuration, so
+// most maxErrorBackoff RetryPeriods and never more than LeaseDuration, so
 // that a candidate tries again within a lease of the lock becoming
 // reachable.
 func (e *Election) errorBackoff(failures int) time.Duration {
-	limit := max(min(MaxErrorBackoff*e.cfg.RetryPeriod, e.cfg.LeaseDuration), e.cfg.RetryPeriod)
+	limit := max(min(maxErrorBackoff*e.cfg.RetryPeriod, e.cfg.LeaseDuration), e.cfg.RetryPeriod)
 	return backoff.Doubling(e.cfg.RetryPeriod, limit, failures)
 }
 
@@ -402,7 +361,7 @@ func (e *Election) untilSilent() (time.Duration, bool) {
 	if !o.seen || !o.exists || !o.valid || o.record.HolderIdentity == "" || e.holding {
 		return 0, false
 	}
-	limit := time.Duration(JitterFactor*float64(e.cfg.RenewInterval)) + e.cfg.RetryPeriod/2
+	limit := jittered(e.cfg.RenewInterval) + e.cfg.RetryPeriod/2
 	return o.at.Add(limit).Sub(e.cfg.Clock.Now()), true
 }
 
@@ -444,8 +403,8 @@ func (e *Election) lead(ctx context.Context) {
 	e.log.Info("started leading", "lock", e.cfg.Lock.Describe(), "term", term.FencingToken)
 	// The term's span: the work's context carries it, so that the work's
 	// own spans nest under it.
-	spanCtx, termSpan := e.tracer.Start(ctx, SpanLeadPrefix+e.cfg.Name,
-		trace.WithAttributes(append(e.attrs, AttrTransitions.Int(int(term.FencingToken)))...))
+	spanCtx, termSpan := e.tracer.Start(ctx, spanLeadPrefix+e.cfg.Name,
+		trace.WithAttributes(append(e.attrs, attrTransitions.Int(int(term.FencingToken)))...))
 	defer termSpan.End()
 	workCtx, cancelWork := context.WithCancel(withTerm(spanCtx, e, term))
 	defer cancelWork()
@@ -457,7 +416,7 @@ func (e *Election) lead(ctx context.Context) {
 
 	// hold returns when the term is over, the work cancelled.
 	reason, gaveUp := e.hold(ctx, workDone, cancelWork)
-	termSpan.SetAttributes(AttrEndReason.String(reason))
+	termSpan.SetAttributes(attrEndReason.String(reason))
 	if !gaveUp {
 		// The term is over, and the work cancelled: wait for it, unless
 		// Stop gives up first.
@@ -596,12 +555,12 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 				deadlineTimer.Reset(deadline.Sub(clk.Now()))
 				renewTimer.Reset(e.jitter(e.cfg.RenewInterval))
 				continue
-			case !r.res.holding && r.res.outcome != OutcomeLost:
+			case !r.res.holding && r.res.outcome != outcomeLost:
 				// The renewal failed after the deadline had passed.
 				return endCutOff(": " + errString(r.err)), false
 			case !r.res.holding:
 				return end("the lock was lost: " + errString(r.err)), false
-			case r.res.outcome == OutcomeUnchanged:
+			case r.res.outcome == outcomeUnchanged:
 				// Stored, but no other candidate can tell it from the last
 				// renewal: the deadline stays. Renew again after a
 				// RetryPeriod, or as soon as the lock's clock has ticked.
@@ -684,9 +643,9 @@ func (e *Election) sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // jitter returns d lengthened by a random fraction of up to
-// (JitterFactor − 1) × d.
+// (jitterFactor − 1) × d.
 func jitter(d time.Duration) time.Duration {
-	return d + time.Duration(rand.Float64()*(JitterFactor-1)*float64(d))
+	return d + time.Duration(rand.Float64()*(jitterFactor-1)*float64(d))
 }
 
 func (e *Election) setNotifier(n *notifier) {
@@ -751,6 +710,3 @@ func (e *Election) Check(margin time.Duration) error {
 	}
 	return nil
 }
-
-// Lock returns the election's lock.
-func (e *Election) Lock() locks.Lock { return e.cfg.Lock }

@@ -34,7 +34,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"lease not above deadline", func(c *Config) { c.LeaseDuration = deadline }, "LeaseDuration 10s must exceed RenewDeadline 10s"},
 		{"deadline too close to retry", func(c *Config) { c.RetryPeriod = 9 * time.Second }, "RenewDeadline 10s must exceed RetryPeriod 9s × 1.2 = 10.8s"},
 		{"huge lease", func(c *Config) { c.LeaseDuration = 100 * 365 * 24 * time.Hour }, "exceeds the maximum"},
-		{"identity too long", func(c *Config) { c.Identity = strings.Repeat("x", MaxIdentityLength+1) }, "election l: Identity is 1025 bytes long, more than the maximum 1024"},
+		{"identity too long", func(c *Config) { c.Identity = strings.Repeat("x", maxIdentityLength+1) }, "election l: Identity is 1025 bytes long, more than the maximum 1024"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := valid
@@ -46,7 +46,7 @@ func TestNewValidatesConfig(t *testing.T) {
 	}
 	e, err := New(valid)
 	require.NoError(t, err)
-	assert.Equal(t, "l", e.Name(), "Name defaults to the lock's name")
+	assert.Equal(t, "l", e.cfg.Name, "Name defaults to the lock's name")
 }
 
 type identityLock struct{ *locks.MemoryLock }
@@ -56,7 +56,7 @@ func (identityLock) Identity() string { return "from-lock" }
 func TestIdentityDefaultsToTheLocks(t *testing.T) {
 	e, err := New(Config{Lock: identityLock{locks.NewMemoryLock("l")}, LeaseDuration: lease, RenewDeadline: deadline, RetryPeriod: retry})
 	require.NoError(t, err)
-	assert.Equal(t, "from-lock", e.Identity())
+	assert.Equal(t, "from-lock", e.cfg.Identity)
 }
 
 func TestFirstCandidateAcquiresAFreeLock(t *testing.T) {
@@ -208,7 +208,7 @@ func TestRacingCandidatesHaveOneWinner(t *testing.T) {
 	require.Equal(t, int32(1), wins.Load(), "exactly one candidate wins")
 	winner := holderOf(t, lock).HolderIdentity
 	for _, c := range cands {
-		if c.Identity() == winner {
+		if c.cfg.Identity == winner {
 			continue
 		}
 		assert.False(t, c.IsLeader())
@@ -626,7 +626,7 @@ func TestUnreachableLockIsRetriedWithBackoff(t *testing.T) {
 	a.run(t)
 
 	waitFor(t, func() bool { return lock.updates.Load() == 1 }, "the first take-over fails")
-	maxBackoff := min(MaxErrorBackoff*retry, lease)
+	maxBackoff := min(maxErrorBackoff*retry, lease)
 	for i, wait := range []time.Duration{retry, 2 * retry, 4 * retry, maxBackoff, maxBackoff} {
 		a.waitTimers(t, 1)
 		a.clock.Step(wait - time.Millisecond)

@@ -174,8 +174,9 @@ func Example_customLock() {
 	if _, err := (kvLock{store, "jobs"}).Create(context.Background(), locks.Record{}); err != nil {
 		log.Fatal(err)
 	}
+	ids := []string{"a", "b"}
 	var candidates []*election.Election
-	for _, id := range []string{"a", "b"} {
+	for _, id := range ids {
 		e, err := election.New(election.Config{
 			Lock: kvLock{store, "jobs"}, Name: "jobs", Identity: id,
 			LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
@@ -186,11 +187,32 @@ func Example_customLock() {
 		}
 		candidates = append(candidates, e)
 	}
-	for _, e := range candidates {
+	for i, e := range candidates {
 		ok, err := e.TryAcquireOrRenew(context.Background())
-		fmt.Printf("%s: leader %v, err %v, sees %s lead\n", e.Identity(), ok, errors.Unwrap(err), e.Leader())
+		fmt.Printf("%s: leader %v, err %v, sees %s lead\n", ids[i], ok, errors.Unwrap(err), e.Leader())
 	}
 	// Output:
 	// a: leader true, err <nil>, sees a lead
 	// b: leader false, err <nil>, sees a lead
+}
+
+// A timing that breaks one of New's rules is a *TimingError: a program
+// that reads its timings from its own keys words the error with them.
+func ExampleTimingError() {
+	_, err := election.New(election.Config{
+		Lock:          locks.NewMemoryLock("my-controller"),
+		Identity:      "pod-a",
+		LeaseDuration: 15 * time.Second,
+		RenewDeadline: 10 * time.Second,
+		RetryPeriod:   9 * time.Second,
+	})
+	fmt.Println(err)
+	var te *election.TimingError
+	if errors.As(err, &te) {
+		flags := map[string]string{"LeaseDuration": "--lease", "RenewDeadline": "--deadline", "RetryPeriod": "--retry"}
+		fmt.Println(te.Message(func(field string) string { return flags[field] }))
+	}
+	// Output:
+	// election my-controller: RenewDeadline 10s must exceed RetryPeriod 9s × 1.2 = 10.8s
+	// --deadline 10s must exceed --retry 9s × 1.2 = 10.8s
 }

@@ -9,17 +9,17 @@ import (
 	"go.opentelemetry.io/otel/metric"
 )
 
-// Metric names, in OpenTelemetry's style; a Prometheus exporter renders
-// them as tenure_election_leader, tenure_election_attempts_total and so
-// on. Their only attributes are the election's name and, for attempts,
-// the operation and outcome: cardinality stays bounded.
+// Metric names, in OpenTelemetry's style; the package documentation
+// lists them with their Prometheus names for dashboards. Their only
+// attributes are the election's name and, for attempts, the operation and
+// outcome: cardinality stays bounded.
 const (
-	MetricLeader           = "tenure.election.leader"
-	MetricTransitions      = "tenure.election.leader_transitions"
-	MetricAttempts         = "tenure.election.attempts"
-	MetricRenewDuration    = "tenure.election.renew.duration"
-	MetricTimeToLeadership = "tenure.election.time_to_first_leadership"
-	MetricSinceLastRenewal = "tenure.election.since_last_renewal"
+	metricLeader           = "tenure.election.leader"
+	metricTransitions      = "tenure.election.leader_transitions"
+	metricAttempts         = "tenure.election.attempts"
+	metricRenewDuration    = "tenure.election.renew.duration"
+	metricTimeToLeadership = "tenure.election.time_to_first_leadership"
+	metricSinceLastRenewal = "tenure.election.since_last_renewal"
 	attrOperation          = attribute.Key("tenure.operation")
 	operationAcquire       = "acquire"
 	operationRenew         = "renew"
@@ -42,34 +42,34 @@ func newInstruments(mp metric.MeterProvider) (instruments, error) {
 	var ins instruments
 	var errs [6]error
 	ins.meter = m
-	ins.attempts, errs[0] = m.Int64Counter(MetricAttempts, metric.WithUnit("{attempt}"),
+	ins.attempts, errs[0] = m.Int64Counter(metricAttempts, metric.WithUnit("{attempt}"),
 		metric.WithDescription("Attempts to acquire, renew or release the lock, by operation and outcome."))
-	ins.renewDuration, errs[1] = m.Float64Histogram(MetricRenewDuration, metric.WithUnit("s"),
+	ins.renewDuration, errs[1] = m.Float64Histogram(metricRenewDuration, metric.WithUnit("s"),
 		metric.WithDescription("Latency of lock renewals."),
 		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-	ins.leader, errs[2] = m.Int64ObservableGauge(MetricLeader, metric.WithUnit("{leader}"),
+	ins.leader, errs[2] = m.Int64ObservableGauge(metricLeader, metric.WithUnit("{leader}"),
 		metric.WithDescription("1 while this candidate leads the election, else 0."))
-	ins.transitions, errs[3] = m.Int64ObservableGauge(MetricTransitions, metric.WithUnit("{transition}"),
+	ins.transitions, errs[3] = m.Int64ObservableGauge(metricTransitions, metric.WithUnit("{transition}"),
 		metric.WithDescription("Leader transitions of the lock's record, as last observed."))
-	ins.firstLeader, errs[4] = m.Float64ObservableGauge(MetricTimeToLeadership, metric.WithUnit("s"),
+	ins.firstLeader, errs[4] = m.Float64ObservableGauge(metricTimeToLeadership, metric.WithUnit("s"),
 		metric.WithDescription("Time from the start of Run to this candidate's first leadership."))
-	ins.sinceRenewal, errs[5] = m.Float64ObservableGauge(MetricSinceLastRenewal, metric.WithUnit("s"),
+	ins.sinceRenewal, errs[5] = m.Float64ObservableGauge(metricSinceLastRenewal, metric.WithUnit("s"),
 		metric.WithDescription("Time since this leader's last successful renewal; only while leading."))
 	return ins, errors.Join(errs[:]...)
 }
 
 // attempt counts one attempt.
 func (e *Election) countAttempt(ctx context.Context, operation, outcome string, took time.Duration) {
-	e.ins.attempts.Add(ctx, 1, metric.WithAttributes(AttrElection.String(e.cfg.Name), attrOperation.String(operation), AttrOutcome.String(outcome)))
+	e.ins.attempts.Add(ctx, 1, metric.WithAttributes(attrElection.String(e.cfg.Name), attrOperation.String(operation), attrOutcome.String(outcome)))
 	if operation == operationRenew {
-		e.ins.renewDuration.Record(ctx, took.Seconds(), metric.WithAttributes(AttrElection.String(e.cfg.Name)))
+		e.ins.renewDuration.Record(ctx, took.Seconds(), metric.WithAttributes(attrElection.String(e.cfg.Name)))
 	}
 }
 
 // observeGauges registers the callback of the gauges while Run runs; the
 // returned function unregisters it.
 func (e *Election) observeGauges(started time.Time) (func(), error) {
-	attrs := metric.WithAttributes(AttrElection.String(e.cfg.Name))
+	attrs := metric.WithAttributes(attrElection.String(e.cfg.Name))
 	reg, err := e.ins.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		e.mu.Lock()
 		holding, lastWrite, first := e.holding, e.lastWrite, e.firstLeadership

@@ -33,9 +33,9 @@ func attemptCount(t *testing.T, data metricdata.Aggregation, op, outcome string)
 	require.True(t, ok)
 	for _, dp := range sum.DataPoints {
 		o, _ := dp.Attributes.Value(attrOperation)
-		out, _ := dp.Attributes.Value(AttrOutcome)
+		out, _ := dp.Attributes.Value(attrOutcome)
 		if o.AsString() == op && out.AsString() == outcome {
-			el, _ := dp.Attributes.Value(AttrElection)
+			el, _ := dp.Attributes.Value(attrElection)
 			assert.Equal(t, "test", el.AsString())
 			assert.Equal(t, 3, dp.Attributes.Len(), "bounded attributes: election, operation, outcome")
 			return dp.Value
@@ -57,14 +57,14 @@ func TestAttemptMetrics(t *testing.T) {
 	require.NoError(t, a.release(context.Background()))
 
 	am := a.collect(t)
-	assert.Equal(t, int64(1), attemptCount(t, am[MetricAttempts], "acquire", OutcomeAcquired))
-	assert.Equal(t, int64(2), attemptCount(t, am[MetricAttempts], "renew", OutcomeRenewed))
-	assert.Equal(t, int64(1), attemptCount(t, am[MetricAttempts], "release", OutcomeReleased))
-	hist, ok := am[MetricRenewDuration].(metricdata.Histogram[float64])
+	assert.Equal(t, int64(1), attemptCount(t, am[metricAttempts], "acquire", outcomeAcquired))
+	assert.Equal(t, int64(2), attemptCount(t, am[metricAttempts], "renew", outcomeRenewed))
+	assert.Equal(t, int64(1), attemptCount(t, am[metricAttempts], "release", outcomeReleased))
+	hist, ok := am[metricRenewDuration].(metricdata.Histogram[float64])
 	require.True(t, ok)
 	require.Len(t, hist.DataPoints, 1)
 	assert.Equal(t, uint64(2), hist.DataPoints[0].Count)
-	assert.Equal(t, int64(1), attemptCount(t, b.collect(t)[MetricAttempts], "acquire", OutcomeHeld))
+	assert.Equal(t, int64(1), attemptCount(t, b.collect(t)[metricAttempts], "acquire", outcomeHeld))
 }
 
 func gauge[N int64 | float64](t *testing.T, data metricdata.Aggregation) (N, bool) {
@@ -74,7 +74,7 @@ func gauge[N int64 | float64](t *testing.T, data metricdata.Aggregation) (N, boo
 		return 0, false
 	}
 	require.Len(t, g.DataPoints, 1)
-	assert.Equal(t, attribute.NewSet(AttrElection.String("test")), g.DataPoints[0].Attributes)
+	assert.Equal(t, attribute.NewSet(attrElection.String("test")), g.DataPoints[0].Attributes)
 	return g.DataPoints[0].Value, true
 }
 
@@ -87,15 +87,15 @@ func TestGaugesWhileRunning(t *testing.T) {
 	a.clock.Step(retry / 2)
 
 	m := a.collect(t)
-	leader, ok := gauge[int64](t, m[MetricLeader])
+	leader, ok := gauge[int64](t, m[metricLeader])
 	require.True(t, ok)
 	assert.Equal(t, int64(1), leader)
-	transitions, _ := gauge[int64](t, m[MetricTransitions])
+	transitions, _ := gauge[int64](t, m[metricTransitions])
 	assert.Equal(t, int64(1), transitions)
-	first, ok := gauge[float64](t, m[MetricTimeToLeadership])
+	first, ok := gauge[float64](t, m[metricTimeToLeadership])
 	require.True(t, ok)
 	assert.Equal(t, 0.0, first, "led at once on the fake clock")
-	since, ok := gauge[float64](t, m[MetricSinceLastRenewal])
+	since, ok := gauge[float64](t, m[metricSinceLastRenewal])
 	require.True(t, ok)
 	assert.Equal(t, (retry / 2).Seconds(), since)
 
@@ -103,12 +103,12 @@ func TestGaugesWhileRunning(t *testing.T) {
 	b.run(t)
 	waitFor(t, func() bool { return b.Leader() == "a" }, "b sees a")
 	bm := b.collect(t)
-	bLeader, _ := gauge[int64](t, bm[MetricLeader])
+	bLeader, _ := gauge[int64](t, bm[metricLeader])
 	assert.Equal(t, int64(0), bLeader)
-	bTransitions, ok := gauge[int64](t, bm[MetricTransitions])
+	bTransitions, ok := gauge[int64](t, bm[metricTransitions])
 	assert.True(t, ok, "a follower reports the transitions it saw")
 	assert.Equal(t, int64(1), bTransitions)
-	_, ok = gauge[float64](t, bm[MetricSinceLastRenewal])
+	_, ok = gauge[float64](t, bm[metricSinceLastRenewal])
 	assert.False(t, ok, "only a leader reports time since renewal")
 }
 
@@ -134,13 +134,13 @@ func TestTermSpanCarriesTheWork(t *testing.T) {
 	var leadID trace.SpanID
 	for _, s := range a.spans.Ended() {
 		switch s.Name() {
-		case SpanLeadPrefix + "test":
+		case spanLeadPrefix + "test":
 			leadID = s.SpanContext().SpanID()
 			lead = append(lead, s.Name())
 			attrs := attribute.NewSet(s.Attributes()...)
-			reason, _ := attrs.Value(AttrEndReason)
+			reason, _ := attrs.Value(attrEndReason)
 			assert.Equal(t, "stopped", reason.AsString())
-			tok, _ := attrs.Value(AttrTransitions)
+			tok, _ := attrs.Value(attrTransitions)
 			assert.Equal(t, int64(1), tok.AsInt64())
 		}
 	}
@@ -150,7 +150,7 @@ func TestTermSpanCarriesTheWork(t *testing.T) {
 		case "user work":
 			assert.Equal(t, leadID, s.Parent().SpanID(), "the work's spans nest under the term")
 			user = append(user, s.Name())
-		case SpanRelease:
+		case spanRelease:
 			assert.Equal(t, leadID, s.Parent().SpanID(), "the release belongs to the term")
 			release = append(release, s.Name())
 		}

@@ -15,52 +15,53 @@ import (
 	"github.com/tenure/tenure/locks"
 )
 
-// ScopeName is the instrumentation scope of the election's tracer.
+// ScopeName is the instrumentation scope of the election's tracer and
+// meter.
 const ScopeName = "github.com/tenure/tenure/election"
 
-// Span names, one span per attempt.
+// Span names, one span per attempt (see the package documentation).
 const (
-	SpanAcquire = "acquire lease"
-	SpanRenew   = "renew lease"
-	SpanRelease = "release lease"
-	// SpanLeadPrefix starts the name of a term's span: "lead <election>".
+	spanAcquire = "acquire lease"
+	spanRenew   = "renew lease"
+	spanRelease = "release lease"
+	// spanLeadPrefix starts the name of a term's span: "lead <election>".
 	// The leader work's context carries it, so that the work's own spans
 	// nest under the term.
-	SpanLeadPrefix = "lead "
+	spanLeadPrefix = "lead "
 )
 
 // Span attribute keys.
 const (
-	AttrElection    = attribute.Key("tenure.election.name")
-	AttrIdentity    = attribute.Key("tenure.election.identity")
-	AttrLock        = attribute.Key("tenure.lock.name")
-	AttrLockKind    = attribute.Key("tenure.lock.kind")
-	AttrNamespace   = attribute.Key("k8s.namespace.name")
-	AttrHolder      = attribute.Key("tenure.lease.holder")
-	AttrOutcome     = attribute.Key("tenure.outcome")
-	AttrTransitions = attribute.Key("tenure.lease.transitions")
-	AttrErrorType   = attribute.Key("error.type")
-	// AttrEndReason says why a term ended, on its span.
-	AttrEndReason = attribute.Key("tenure.term.end_reason")
+	attrElection    = attribute.Key("tenure.election.name")
+	attrIdentity    = attribute.Key("tenure.election.identity")
+	attrLock        = attribute.Key("tenure.lock.name")
+	attrLockKind    = attribute.Key("tenure.lock.kind")
+	attrNamespace   = attribute.Key("k8s.namespace.name")
+	attrHolder      = attribute.Key("tenure.lease.holder")
+	attrOutcome     = attribute.Key("tenure.outcome")
+	attrTransitions = attribute.Key("tenure.lease.transitions")
+	attrErrorType   = attribute.Key("error.type")
+	// attrEndReason says why a term ended, on its span.
+	attrEndReason = attribute.Key("tenure.term.end_reason")
 )
 
-// Outcomes of an attempt, the value of AttrOutcome.
+// Outcomes of an attempt, the value of attrOutcome.
 const (
-	OutcomeAcquired = "acquired"
-	OutcomeRenewed  = "renewed"
-	// OutcomeUnchanged: a renewal whose renew time the lock stored no
+	outcomeAcquired = "acquired"
+	outcomeRenewed  = "renewed"
+	// outcomeUnchanged: a renewal whose renew time the lock stored no
 	// later than the last one's, as two renewals within one second of a
 	// ConfigMap lock (which keeps whole seconds) are. No other candidate
 	// can tell it from the last, so it does not extend the term.
-	OutcomeUnchanged = "unchanged"
-	OutcomeReleased  = "released"
-	OutcomeHeld      = "held by other"
-	// OutcomeMissing: the lock does not exist, and has not been missing
+	outcomeUnchanged = "unchanged"
+	outcomeReleased  = "released"
+	outcomeHeld      = "held by other"
+	// outcomeMissing: the lock does not exist, and has not been missing
 	// for a whole lease yet (see the package documentation).
-	OutcomeMissing  = "missing"
-	OutcomeConflict = "conflict"
-	OutcomeLost     = "lost"
-	OutcomeError    = "error"
+	outcomeMissing  = "missing"
+	outcomeConflict = "conflict"
+	outcomeLost     = "lost"
+	outcomeError    = "error"
 )
 
 // lockKind is the first part of a lock's description ("leases" of
@@ -74,13 +75,13 @@ func lockKind(l locks.Lock) string {
 
 func staticAttributes(cfg Config) []attribute.KeyValue {
 	attrs := []attribute.KeyValue{
-		AttrElection.String(cfg.Name),
-		AttrIdentity.String(cfg.Identity),
-		AttrLock.String(cfg.Lock.Describe()),
-		AttrLockKind.String(lockKind(cfg.Lock)),
+		attrElection.String(cfg.Name),
+		attrIdentity.String(cfg.Identity),
+		attrLock.String(cfg.Lock.Describe()),
+		attrLockKind.String(lockKind(cfg.Lock)),
 	}
 	if n, ok := cfg.Lock.(namespaced); ok {
-		attrs = append(attrs, AttrNamespace.String(n.Namespace()))
+		attrs = append(attrs, attrNamespace.String(n.Namespace()))
 	}
 	return attrs
 }
@@ -102,9 +103,9 @@ func (e *Election) startSpan(ctx context.Context, name, op string) (context.Cont
 // end closes the span with the outcome, the holder observed and the
 // record's transitions. A non-nil err marks it failed.
 func (s span) end(outcome, holder string, transitions int32, err error) {
-	s.SetAttributes(AttrOutcome.String(outcome), AttrHolder.String(holder), AttrTransitions.Int(int(transitions)))
+	s.SetAttributes(attrOutcome.String(outcome), attrHolder.String(holder), attrTransitions.Int(int(transitions)))
 	if err != nil {
-		s.SetAttributes(AttrErrorType.String(errorType(err)))
+		s.SetAttributes(attrErrorType.String(errorType(err)))
 		s.RecordError(err)
 		s.SetStatus(codes.Error, err.Error())
 	}

@@ -35,21 +35,21 @@ func checkSpan(t *testing.T, s sdktrace.ReadOnlySpan, want wantSpan) {
 	for _, kv := range s.Attributes() {
 		attrs[kv.Key] = kv.Value
 	}
-	assert.Equal(t, "test", attrs[AttrElection].AsString())
-	assert.Equal(t, want.identity, attrs[AttrIdentity].AsString())
-	assert.Equal(t, "memory/l", attrs[AttrLock].AsString())
-	assert.Equal(t, "memory", attrs[AttrLockKind].AsString())
-	assert.Equal(t, want.outcome, attrs[AttrOutcome].AsString(), "outcome of %s", want.name)
-	assert.Equal(t, want.holder, attrs[AttrHolder].AsString(), "holder of %s", want.name)
-	assert.Equal(t, int64(want.transitions), attrs[AttrTransitions].AsInt64(), "transitions of %s", want.name)
+	assert.Equal(t, "test", attrs[attrElection].AsString())
+	assert.Equal(t, want.identity, attrs[attrIdentity].AsString())
+	assert.Equal(t, "memory/l", attrs[attrLock].AsString())
+	assert.Equal(t, "memory", attrs[attrLockKind].AsString())
+	assert.Equal(t, want.outcome, attrs[attrOutcome].AsString(), "outcome of %s", want.name)
+	assert.Equal(t, want.holder, attrs[attrHolder].AsString(), "holder of %s", want.name)
+	assert.Equal(t, int64(want.transitions), attrs[attrTransitions].AsInt64(), "transitions of %s", want.name)
 	if want.errType == "" {
 		assert.Equal(t, codes.Unset, s.Status().Code, "status of %s", want.name)
-		assert.NotContains(t, attrs, AttrErrorType)
+		assert.NotContains(t, attrs, attrErrorType)
 		return
 	}
 	assert.Equal(t, codes.Error, s.Status().Code)
 	assert.NotEmpty(t, s.Status().Description)
-	assert.Equal(t, want.errType, attrs[AttrErrorType].AsString())
+	assert.Equal(t, want.errType, attrs[attrErrorType].AsString())
 	require.Len(t, s.Events(), 1)
 	assert.Equal(t, "exception", s.Events()[0].Name)
 }
@@ -80,15 +80,15 @@ func TestSpansOfEachAttempt(t *testing.T) {
 
 	aSpans := a.spans.Ended()
 	require.Len(t, aSpans, 4, "acquire, renew, renew (inside b's conflict), renew (lost)")
-	checkSpan(t, aSpans[0], wantSpan{name: SpanAcquire, identity: "a", outcome: OutcomeAcquired, holder: "a", transitions: 1})
-	checkSpan(t, aSpans[1], wantSpan{name: SpanRenew, identity: "a", outcome: OutcomeRenewed, holder: "a", transitions: 1})
-	checkSpan(t, aSpans[3], wantSpan{name: SpanRenew, identity: "a", outcome: OutcomeLost, holder: "c", transitions: 2})
+	checkSpan(t, aSpans[0], wantSpan{name: spanAcquire, identity: "a", outcome: outcomeAcquired, holder: "a", transitions: 1})
+	checkSpan(t, aSpans[1], wantSpan{name: spanRenew, identity: "a", outcome: outcomeRenewed, holder: "a", transitions: 1})
+	checkSpan(t, aSpans[3], wantSpan{name: spanRenew, identity: "a", outcome: outcomeLost, holder: "c", transitions: 2})
 
 	bSpans := b.spans.Ended()
 	require.Len(t, bSpans, 3)
-	checkSpan(t, bSpans[0], wantSpan{name: SpanAcquire, identity: "b", outcome: OutcomeHeld, holder: "a", transitions: 1})
-	checkSpan(t, bSpans[1], wantSpan{name: SpanAcquire, identity: "b", outcome: OutcomeConflict, holder: "a", transitions: 1})
-	checkSpan(t, bSpans[2], wantSpan{name: SpanAcquire, identity: "b", outcome: OutcomeHeld, errType: "invalid_record"})
+	checkSpan(t, bSpans[0], wantSpan{name: spanAcquire, identity: "b", outcome: outcomeHeld, holder: "a", transitions: 1})
+	checkSpan(t, bSpans[1], wantSpan{name: spanAcquire, identity: "b", outcome: outcomeConflict, holder: "a", transitions: 1})
+	checkSpan(t, bSpans[2], wantSpan{name: spanAcquire, identity: "b", outcome: outcomeHeld, errType: "invalid_record"})
 }
 
 func TestSpanOfRelease(t *testing.T) {
@@ -101,15 +101,15 @@ func TestSpanOfRelease(t *testing.T) {
 	require.NoError(t, a.release(context.Background()))
 	spans := a.spans.Ended()
 	require.Len(t, spans, 4)
-	checkSpan(t, spans[3], wantSpan{name: SpanRelease, identity: "a", outcome: OutcomeReleased, holder: "", transitions: 1})
+	checkSpan(t, spans[3], wantSpan{name: spanRelease, identity: "a", outcome: outcomeReleased, holder: "", transitions: 1})
 
 	// A failing release is an error span.
 	b := newCandidate(t, &testLock{Lock: mem}, "b", epoch)
 	require.True(t, b.try(t))
-	b.Lock().(*testLock).failUpdates.Store(true)
+	b.cfg.Lock.(*testLock).failUpdates.Store(true)
 	require.ErrorIs(t, b.release(context.Background()), errInjected)
 	bSpans := b.spans.Ended()
-	checkSpan(t, bSpans[len(bSpans)-1], wantSpan{name: SpanRelease, identity: "b", outcome: OutcomeError, holder: "b", transitions: 2, errType: "_OTHER"})
+	checkSpan(t, bSpans[len(bSpans)-1], wantSpan{name: spanRelease, identity: "b", outcome: outcomeError, holder: "b", transitions: 2, errType: "_OTHER"})
 }
 
 func TestErrorTypes(t *testing.T) {

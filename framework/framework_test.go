@@ -403,6 +403,7 @@ func TestStatusAndLockWrapper(t *testing.T) {
 	st := r.Status()
 	assert.ElementsMatch(t, []string{"billing", "reports"}, []string{st[0].Name, st[1].Name})
 	for _, s := range st {
+		assert.Equal(t, "memory/default/"+s.Name, s.Lock)
 		assert.Equal(t, "r1", s.Leader)
 		assert.Equal(t, "r1", s.Term.Identity)
 		assert.Equal(t, int32(1), s.Term.FencingToken)

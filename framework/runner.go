@@ -110,6 +110,7 @@ type unit struct {
 	settings components.Settings
 	perms    []locks.Permission // the API requests its lock makes, if known
 	election *election.Election
+	lock     string // the election's lock, as its Describe says
 	log      *slog.Logger
 
 	mu        sync.Mutex
@@ -231,6 +232,7 @@ func (r *Runner) newUnit(c components.Component, ns string, p RunnerParams, spac
 	if p.WrapLock != nil {
 		lock = p.WrapLock(name, lock)
 	}
+	u.lock = lock.Describe()
 	u.election, err = election.New(election.Config{
 		Lock:             lock,
 		Name:             name,
@@ -295,7 +297,7 @@ func (r *Runner) Identity() string { return r.identity }
 func (r *Runner) Status() []ComponentStatus {
 	out := make([]ComponentStatus, 0, len(r.units))
 	for _, u := range r.units {
-		st := ComponentStatus{Name: u.comp.Name(), Lock: u.election.Lock().Describe(), Leader: u.election.Leader()}
+		st := ComponentStatus{Name: u.comp.Name(), Lock: u.lock, Leader: u.election.Leader()}
 		st.Record, st.Observed = u.election.Record()
 		st.Healthy = u.election.Check(r.cfg.HTTP.HealthzMargin)
 		u.mu.Lock()
