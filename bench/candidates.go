@@ -38,7 +38,7 @@ type candidate interface {
 // implementation starts candidates.
 type implementation struct {
 	name  string
-	start func(cs kubernetes.Interface, w *locks.LeaseWatcher, ns, lease, id string, t timings, release bool, led chan<- leadEvent) candidate
+	start func(cs kubernetes.Interface, ns, lease, id string, t timings, release bool, led chan<- leadEvent) candidate
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -62,12 +62,8 @@ func report(led chan<- leadEvent, ev leadEvent) {
 	}
 }
 
-var tenure = implementation{name: "tenure", start: func(cs kubernetes.Interface, w *locks.LeaseWatcher, ns, lease, id string, t timings, release bool, led chan<- leadEvent) candidate {
-	opts := []locks.Option{locks.WithIdentity(id)}
-	if w != nil {
-		opts = append(opts, locks.WithWatcher(w))
-	}
-	lock, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, lease, opts...)
+var tenure = implementation{name: "tenure", start: func(cs kubernetes.Interface, ns, lease, id string, t timings, release bool, led chan<- leadEvent) candidate {
+	lock, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, lease, locks.WithIdentity(id))
 	if err != nil {
 		panic(err)
 	}
@@ -91,7 +87,7 @@ var tenure = implementation{name: "tenure", start: func(cs kubernetes.Interface,
 	return r
 }}
 
-var clientGo = implementation{name: "client-go", start: func(cs kubernetes.Interface, _ *locks.LeaseWatcher, ns, lease, id string, t timings, release bool, led chan<- leadEvent) candidate {
+var clientGo = implementation{name: "client-go", start: func(cs kubernetes.Interface, ns, lease, id string, t timings, release bool, led chan<- leadEvent) candidate {
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock: &resourcelock.LeaseLock{
 			LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: lease}, Client: cs.CoordinationV1(),

@@ -28,7 +28,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/tenure/tenure/internal/kubetest"
-	"github.com/tenure/tenure/locks"
 )
 
 type options struct {
@@ -124,30 +123,9 @@ func (e *env) namespace(prefix string) string {
 	return ns.Name
 }
 
-// start starts a candidate with a client (and, for tenure, a watcher) of
-// its own; stopping it stops both.
+// start starts a candidate with a client of its own.
 func (e *env) start(impl implementation, c *counter, ns, lease, id string, t timings, release bool, led chan<- leadEvent) candidate {
-	cs := e.client(c)
-	var w *locks.LeaseWatcher
-	if impl.name == tenure.name {
-		w = locks.NewLeaseWatcher(cs)
-	}
-	cand := impl.start(cs, w, ns, lease, id, t, release, led)
-	if w != nil {
-		w.Start()
-		return watched{cand, w}
-	}
-	return cand
-}
-
-type watched struct {
-	candidate
-	w *locks.LeaseWatcher
-}
-
-func (w watched) stop() {
-	w.candidate.stop()
-	w.w.Stop()
+	return impl.start(e.client(c), ns, lease, id, t, release, led)
 }
 
 func run(o options) error {
@@ -311,16 +289,8 @@ func (e *env) requests(impl implementation, n int, window time.Duration, renew t
 	var g group
 	for r := range 3 {
 		cs := e.client(c)
-		var w *locks.LeaseWatcher
-		if impl.name == tenure.name {
-			w = locks.NewLeaseWatcher(cs)
-		}
 		for i := range n {
-			g.add(impl.start(cs, w, ns, fmt.Sprintf("election-%d", i), fmt.Sprintf("r%d", r), t, true, led))
-		}
-		if w != nil {
-			w.Start()
-			defer w.Stop()
+			g.add(impl.start(cs, ns, fmt.Sprintf("election-%d", i), fmt.Sprintf("r%d", r), t, true, led))
 		}
 	}
 	seen := map[string]bool{}

@@ -48,7 +48,7 @@ func (r *benchReport) markdown() string {
 	w("Written by `go run ./bench` on %s (took %v). Both implementations ran in the same run against the same", r.started.Format("2006-01-02 15:04 MST"), time.Since(r.started).Round(time.Second))
 	w("kube-apiserver %s and etcd on loopback, client-go %s's `tools/leaderelection` against tenure's `election` with", "v1.37.2", "v0.37.2")
 	w("Lease locks; each candidate has its own client (no client-side rate limit for either); tenure's candidates read")
-	w("through their own watch cache (`locks.WithWatcher`), as the framework does by default.")
+	w("through the watch each Lease lock follows by default (`locks.LeaseLock.Watch`, shared per client and namespace).")
 	w("")
 	w("Machine: %s, %d cores (GOMAXPROCS %d), %s/%s, %s.", cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	w("The API server, etcd and the candidates share these cores, so absolute numbers include their contention;")

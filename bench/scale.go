@@ -18,8 +18,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-
-	"github.com/tenure/tenure/locks"
 )
 
 type scaleResult struct {
@@ -52,11 +50,8 @@ func runReplica(args []string) int {
 		quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	impl := tenure
-	var w *locks.LeaseWatcher
 	if *implName == clientGo.name {
 		impl = clientGo
-	} else {
-		w = locks.NewLeaseWatcher(cs)
 	}
 	led := make(chan leadEvent, 4096)
 	var mu sync.Mutex
@@ -72,18 +67,12 @@ func runReplica(args []string) int {
 	t := timings{15 * time.Second, 10 * time.Second, 2 * time.Second, 0}
 	var g group
 	for i := range *n {
-		g.add(impl.start(cs, w, *ns, fmt.Sprintf("e-%d", i), *id, t, true, blockingReport(led)))
-	}
-	if w != nil {
-		w.Start()
+		g.add(impl.start(cs, *ns, fmt.Sprintf("e-%d", i), *id, t, true, blockingReport(led)))
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 	<-sig
 	g.stopAll()
-	if w != nil {
-		w.Stop()
-	}
 	return 0
 }
 

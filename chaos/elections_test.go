@@ -42,7 +42,6 @@ type inProcess struct {
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
-	w         *locks.LeaseWatcher
 	elections []*election.Election
 }
 
@@ -196,7 +195,7 @@ func TestElectionsUnderFaults(t *testing.T) {
 		id := cand.identity()
 		// The watch has a client and a connection of its own, so that it
 		// can go silent while requests still get through.
-		cand.w = locks.NewLeaseWatcher(client(cand.watchProxy))
+		leases := kubetest.SplitLeases(cs, client(cand.watchProxy))
 		ctx, cancel := context.WithCancel(context.Background())
 		cand.cancel = cancel
 		cand.elections = nil
@@ -208,7 +207,7 @@ func TestElectionsUnderFaults(t *testing.T) {
 			cfg := election.Config{LeaseDuration: lease, RenewDeadline: deadline, RetryPeriod: retry}
 			switch kinds[name] {
 			case "lease":
-				lock, err = locks.NewLeaseLock(cs.CoordinationV1(), ns, name, locks.WithWatcher(cand.w))
+				lock, err = locks.NewLeaseLock(leases, ns, name)
 			case "stubborn":
 				var inner locks.Lock
 				inner, err = locks.NewLeaseLock(cs.CoordinationV1(), ns, name)
@@ -255,12 +254,10 @@ func TestElectionsUnderFaults(t *testing.T) {
 			cand.elections = append(cand.elections, e)
 			cand.wg.Go(func() { _ = e.Run(ctx) })
 		}
-		cand.w.Start()
 	}
 	stop := func(cand *inProcess) {
 		cand.cancel()
 		cand.wg.Wait()
-		cand.w.Stop()
 	}
 	// crash ends the candidate as a dying process would: its work stops at
 	// once, nothing more reaches the locks, no lease is released.

@@ -72,8 +72,8 @@ type Config struct {
 	// HTTP configures the operator's endpoint.
 	HTTP HTTP
 	// Watch makes Lease locks read through a shared watch cache and wake
-	// on changes (see locks.LeaseWatcher), instead of polling the API
-	// server. Default true.
+	// on changes (see locks.LeaseLock.Watch), instead of polling the API
+	// server. Default true; false makes them locks.WithoutWatch.
 	Watch bool
 	// Events records a Kubernetes Event on a component's lock when this
 	// replica starts or stops leading it, as client-go does.

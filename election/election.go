@@ -56,6 +56,9 @@ type Election struct {
 	notifyMu sync.Mutex
 	notifier *notifier // set while Run runs
 
+	followMu sync.Mutex
+	changes  <-chan struct{} // while Run or Acquire follows the lock (see follow)
+
 	runMu   sync.Mutex
 	running bool
 	stopped bool
@@ -148,6 +151,7 @@ func (e *Election) Run(ctx context.Context) error {
 		return err
 	}
 	defer finish()
+	defer e.follow()()
 	unobserve, err := e.observeGauges(e.cfg.Clock.Now())
 	if err != nil {
 		e.log.Warn("cannot report the election's gauges", "err", err)
@@ -245,6 +249,7 @@ func (e *Election) Stop(ctx context.Context) error {
 // RetryPeriods and never more than LeaseDuration. Errors are logged when
 // they change.
 func (e *Election) Acquire(ctx context.Context) (bool, error) {
+	defer e.follow()()
 	var lastErr string
 	failures := 0
 	for {
@@ -287,11 +292,47 @@ func (e *Election) errorBackoff(failures int) time.Duration {
 	return backoff.Doubling(e.cfg.RetryPeriod, limit, failures)
 }
 
-// changeNotifier is a lock that reports changes of its record, such as a
-// LeaseLock with a watcher: a candidate waits on it instead of its next
-// poll.
-type changeNotifier interface {
-	Changes() <-chan struct{}
+// follower is a lock that can follow its record's changes, such as a
+// LeaseLock (see locks.LeaseLock.Watch): a candidate waits on its channel
+// instead of its next poll. Run follows the lock for as long as it runs,
+// so that the watch is not restarted between terms; Acquire, when it is
+// called on its own.
+type follower interface {
+	Watch() (changes <-chan struct{}, stop func())
+}
+
+// follow makes the election follow its lock, if the lock can and the
+// election does not already, and returns the function that ends it.
+func (e *Election) follow() (end func()) {
+	f, ok := e.cfg.Lock.(follower)
+	if !ok {
+		return func() {}
+	}
+	e.followMu.Lock()
+	defer e.followMu.Unlock()
+	if e.changes != nil {
+		return func() {}
+	}
+	changes, stop := f.Watch()
+	if changes == nil {
+		stop()
+		return func() {}
+	}
+	e.changes = changes
+	return func() {
+		e.followMu.Lock()
+		e.changes = nil
+		e.followMu.Unlock()
+		stop()
+	}
+}
+
+// following returns the lock's change channel while the election follows
+// it, else nil.
+func (e *Election) following() <-chan struct{} {
+	e.followMu.Lock()
+	defer e.followMu.Unlock()
+	return e.changes
 }
 
 // waitToCampaign waits for the next attempt to acquire: RetryPeriod
@@ -310,10 +351,7 @@ func (e *Election) waitToCampaign(ctx context.Context, failures int) bool {
 	if until, ok := e.untilSilent(); ok && until > 0 && until < d {
 		d = until // then read past the cache
 	}
-	var changes <-chan struct{}
-	if n, ok := e.cfg.Lock.(changeNotifier); ok {
-		changes = n.Changes()
-	}
+	changes := e.following()
 	t := e.cfg.Clock.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -327,7 +365,7 @@ func (e *Election) waitToCampaign(ctx context.Context, failures int) bool {
 }
 
 // serverReader is a lock that may answer reads from a cache, such as a
-// LeaseLock with a watcher, and can read past it.
+// LeaseLock while it follows its Lease, and can read past it.
 type serverReader interface {
 	GetFromServer(ctx context.Context) (locks.Observed, error)
 }

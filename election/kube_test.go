@@ -54,19 +54,16 @@ func (c *kubeCandidate) stop() {
 type lockMaker func(t *testing.T, cs kubernetes.Interface, ns, name, id string) locks.Lock
 
 var lockKinds = map[string]lockMaker{
+	// Lease locks follow their Lease through a watch shared per client
+	// and namespace while the election runs.
 	"lease": func(t *testing.T, cs kubernetes.Interface, ns, name, id string) locks.Lock {
 		l, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, name, locks.WithIdentity(id))
 		require.NoError(t, err)
 		return l
 	},
-	// Lease locks that read a watch cache and wake on changes, one watcher
-	// per candidate as in separate processes.
-	"lease-watched": func(t *testing.T, cs kubernetes.Interface, ns, name, id string) locks.Lock {
-		w := locks.NewLeaseWatcher(cs)
-		l, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, name, locks.WithIdentity(id), locks.WithWatcher(w))
+	"lease-polling": func(t *testing.T, cs kubernetes.Interface, ns, name, id string) locks.Lock {
+		l, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, name, locks.WithIdentity(id), locks.WithoutWatch())
 		require.NoError(t, err)
-		w.Start()
-		t.Cleanup(w.Stop)
 		return l
 	},
 	"configmap": func(t *testing.T, cs kubernetes.Interface, ns, name, id string) locks.Lock {

@@ -91,8 +91,7 @@ type Runner struct {
 	clock      clock.WithTicker
 	client     kubernetes.Interface
 	units      []*unit
-	events     *events             // nil unless configured
-	watcher    *locks.LeaseWatcher // nil unless Lease locks watch
+	events     *events // nil unless configured
 
 	// forceExit ends the process on a second signal; tests replace it.
 	forceExit func(code int)
@@ -271,11 +270,8 @@ func (r *Runner) newLock(name string, s components.Settings, cs kubernetes.Inter
 	switch s.Lock {
 	case locks.KindLease:
 		opts := []locks.Option{locks.WithIdentity(r.identity)}
-		if r.cfg.Watch {
-			if r.watcher == nil {
-				r.watcher = locks.NewLeaseWatcher(cs)
-			}
-			opts = append(opts, locks.WithWatcher(r.watcher))
+		if !r.cfg.Watch {
+			opts = append(opts, locks.WithoutWatch())
 		}
 		l, err = locks.NewLeaseLock(cs.CoordinationV1(), s.Namespace, s.LockName, opts...)
 	case locks.KindConfigMap:
@@ -320,14 +316,6 @@ func (r *Runner) Start(startCtx context.Context) error {
 	if r.cfg.Events && r.client != nil {
 		r.events = newEvents(r.client, r.identity)
 	}
-	if r.watcher != nil {
-		r.watcher.Start()
-		// Until the caches are synced the locks read from the API server:
-		// waiting is not needed for safety, only saves those reads.
-		if !r.watcher.WaitForSync(5 * time.Second) {
-			r.log.Warn("lease watch caches not synced yet; reading from the API server meanwhile")
-		}
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.log.Info("starting elections", "identity", r.identity, "components", len(r.units))
@@ -349,8 +337,8 @@ func (r *Runner) Start(startCtx context.Context) error {
 // neither renewed nor released (a lease is never released under running
 // work) and expire on their own, and Stop returns an error naming them;
 // the process should then exit, since that work no longer has a term.
-// Stop returns only once every election loop, the lease watch and the
-// event recorder have stopped. A SIGTERM or SIGINT while Stop waits ends
+// Stop returns only once every election loop (with its lease watch) and
+// the event recorder have stopped. A SIGTERM or SIGINT while Stop waits ends
 // the process at once.
 func (r *Runner) Stop(ctx context.Context) error {
 	if r.cancel == nil {
@@ -391,9 +379,6 @@ func (r *Runner) Stop(ctx context.Context) error {
 		}
 	}
 	r.events.shutdown()
-	if r.watcher != nil {
-		r.watcher.Stop()
-	}
 	return err
 }
 

@@ -19,7 +19,7 @@ type Option interface {
 type objectOptions struct {
 	identity string
 	labels   map[string]string
-	watcher  *LeaseWatcher // LeaseLock only
+	noWatch  bool // LeaseLock only
 }
 
 type optionFunc func(*objectOptions)

@@ -77,20 +77,18 @@ func TestLeaseLock(t *testing.T) {
 	})
 }
 
-// TestWatchedLeaseLock runs the suite on Lease locks that read through a
-// shared watcher's cache.
+// TestWatchedLeaseLock runs the suite on Lease locks that follow their
+// Lease and read through the shared watch's cache.
 func TestWatchedLeaseLock(t *testing.T) {
 	lockstest.Run(t, func(t *testing.T) lockstest.Subject {
 		cs := kubetest.Client(t)
 		ns := kubetest.Namespace(t)
-		w := locks.NewLeaseWatcher(cs)
-		t.Cleanup(w.Stop)
-		a, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, "lock", locks.WithIdentity("a"), locks.WithWatcher(w))
+		a, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, "lock", locks.WithIdentity("a"))
 		require.NoError(t, err)
-		b, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, "lock", locks.WithIdentity("b"), locks.WithWatcher(w))
+		b, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, "lock", locks.WithIdentity("b"))
 		require.NoError(t, err)
-		w.Start()
-		require.True(t, w.WaitForSync(10*time.Second))
+		follow(t, a)
+		follow(t, b)
 		leases := cs.CoordinationV1().Leases(ns)
 		return lockstest.Subject{
 			Lock:  a,
@@ -452,7 +450,12 @@ func TestPermissionsNameWhatTheLocksDo(t *testing.T) {
 		`get leases.coordination.k8s.io "billing" in namespace "ns"`,
 		`create leases.coordination.k8s.io in namespace "ns"`,
 		`patch leases.coordination.k8s.io "billing" in namespace "ns"`,
-	}, got)
+		`list leases.coordination.k8s.io in namespace "ns"`,
+		`watch leases.coordination.k8s.io in namespace "ns"`,
+	}, got, "a Lease lock follows its Lease through a watch by default")
+	polling, err := locks.NewLeaseLock(cs.CoordinationV1(), "ns", "billing", locks.WithoutWatch())
+	require.NoError(t, err)
+	assert.Len(t, polling.Permissions(), 3, "WithoutWatch: no list or watch")
 	cm, err := locks.NewConfigMapLock(cs.CoreV1(), "ns", "legacy")
 	require.NoError(t, err)
 	assert.Equal(t, locks.Permission{Verb: "patch", Resource: "configmaps", Namespace: "ns", Name: "legacy"}, cm.Permissions()[2])
@@ -485,19 +488,16 @@ func TestWatchedLeaseLockReadsTheCacheAndReportsChanges(t *testing.T) {
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter }
 	cs, err := kubernetes.NewForConfig(cfg)
 	require.NoError(t, err)
-	w := locks.NewLeaseWatcher(cs)
-	defer w.Stop()
-	follower, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, "lock", locks.WithWatcher(w))
+	follower, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, "lock")
 	require.NoError(t, err)
-	w.Start()
-	require.True(t, w.WaitForSync(10*time.Second))
+	changes := follow(t, follower)
 
 	leader, err := locks.NewLeaseLock(kubetest.Client(t).CoordinationV1(), ns, "lock")
 	require.NoError(t, err)
 	obs, err := leader.Create(bg(t), lockstest.Held("leader", time.Now(), 0))
 	require.NoError(t, err)
 	select {
-	case <-follower.Changes():
+	case <-changes:
 	case <-time.After(5 * time.Second):
 		t.Fatal("no change reported for the creation")
 	}
@@ -512,7 +512,7 @@ func TestWatchedLeaseLockReadsTheCacheAndReportsChanges(t *testing.T) {
 	_, err = leader.Update(bg(t), obs.Version, lockstest.Held("", time.Now(), 0))
 	require.NoError(t, err)
 	select {
-	case <-follower.Changes():
+	case <-changes:
 	case <-time.After(5 * time.Second):
 		t.Fatal("no change reported for the release")
 	}
@@ -563,20 +563,17 @@ func must[T any](v T, err error) T {
 func TestBrokenWatchFallsBackToTheAPIServer(t *testing.T) {
 	ns := kubetest.Namespace(t)
 	proxy, watchClient := kubetest.ViaProxy(t, 0)
-	w := locks.NewLeaseWatcher(watchClient)
-	defer w.Stop()
 	direct := kubetest.Client(t)
-	follower, err := locks.NewLeaseLock(direct.CoordinationV1(), ns, "lock", locks.WithWatcher(w))
+	follower, err := locks.NewLeaseLock(kubetest.SplitLeases(direct, watchClient), ns, "lock")
 	require.NoError(t, err)
-	leader, err := locks.NewLeaseLock(direct.CoordinationV1(), ns, "lock")
+	leader, err := locks.NewLeaseLock(direct.CoordinationV1(), ns, "lock", locks.WithoutWatch())
 	require.NoError(t, err)
 	obs, err := leader.Create(bg(t), lockstest.Held("a", time.Now(), 0))
 	require.NoError(t, err)
-	w.Start()
-	require.True(t, w.WaitForSync(10*time.Second))
+	follow(t, follower)
 
 	proxy.Block()
-	require.Eventually(t, func() bool { return w.WatchBroken(ns) }, time.Minute, 50*time.Millisecond, "the informer reports the failure")
+	require.Eventually(t, func() bool { return locks.WatchBroken(follower) }, time.Minute, 50*time.Millisecond, "the informer reports the failure")
 	obs, err = leader.Update(bg(t), obs.Version, lockstest.Held("b", time.Now(), 1))
 	require.NoError(t, err)
 	got, err := follower.Get(bg(t))
@@ -584,7 +581,7 @@ func TestBrokenWatchFallsBackToTheAPIServer(t *testing.T) {
 	assert.Equal(t, "b", got.Record.HolderIdentity, "a change made while the watch is broken is read from the API server")
 
 	proxy.Heal()
-	require.Eventually(t, func() bool { return !w.WatchBroken(ns) }, time.Minute, 50*time.Millisecond, "the watch recovers")
+	require.Eventually(t, func() bool { return !locks.WatchBroken(follower) }, time.Minute, 50*time.Millisecond, "the watch recovers")
 	_, err = leader.Update(bg(t), obs.Version, lockstest.Held("c", time.Now(), 2))
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
@@ -613,4 +610,14 @@ func TestSameSecondWritesOfAConfigMap(t *testing.T) {
 	next, err := l.Update(bg(t), again.Version, lockstest.Held("a", at.Add(time.Second), 1))
 	require.NoError(t, err)
 	assert.NotEqual(t, first.Version, next.Version)
+}
+
+// follow makes l follow its Lease until the test ends, and waits until
+// the watch has listed the namespace.
+func follow(t *testing.T, l *locks.LeaseLock) <-chan struct{} {
+	t.Helper()
+	changes, stop := l.Watch()
+	t.Cleanup(stop)
+	require.Eventually(t, func() bool { return locks.WatchSynced(l) && !locks.WatchBroken(l) }, 10*time.Second, 5*time.Millisecond, "the watch lists the namespace")
+	return changes
 }

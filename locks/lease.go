@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"runtime"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -23,14 +23,24 @@ import (
 // spec.preferredHolder, and never overwrites a write it has not seen.
 type LeaseLock struct {
 	objectRef
-	client  coordinationv1client.LeasesGetter
-	changes chan struct{} // with a watcher: a change of the Lease
-	fresh   freshness     // with a watcher: what the cache must be newer than
+	client coordinationv1client.LeasesGetter
+	fresh  freshness // what the watch cache must be at least as new as
+
+	mu        sync.Mutex
+	following int             // subscriptions to the watch (see Watch)
+	watch     *namespaceWatch // while following
 }
 
 // NewLeaseLock returns a lock on the Lease namespace/name, which it creates
 // on first acquisition. It validates the names but does not contact the
 // API server.
+//
+// While an election runs on the lock, the lock follows its Lease through a
+// watch shared by every LeaseLock of the same client and namespace (see
+// Watch), so that a standby learns of a release or a renewal at once and
+// reads without requests. That needs list and watch on leases in the
+// namespace, besides get, create and patch on the Lease (see
+// Permissions); WithoutWatch turns it off.
 func NewLeaseLock(client coordinationv1client.LeasesGetter, namespace, name string, opts ...Option) (*LeaseLock, error) {
 	if client == nil {
 		return nil, fmt.Errorf("leases lock %s/%s: client is nil", namespace, name)
@@ -39,31 +49,64 @@ func NewLeaseLock(client coordinationv1client.LeasesGetter, namespace, name stri
 	if err != nil {
 		return nil, err
 	}
-	l := &LeaseLock{objectRef: ref, client: client}
-	if w := ref.watcher; w != nil {
-		l.changes = w.subscribe(namespace, name)
-		// Locks have no Close: a lock that is gone (garbage) leaves the
-		// watcher's subscribers, so that making locks over time does not
-		// grow the list. The cleanup must not keep l alive: it gets the
-		// channel alone.
-		runtime.AddCleanup(l, func(ch chan struct{}) { w.unsubscribe(namespace, name, ch) }, l.changes)
-	}
-	return l, nil
+	return &LeaseLock{objectRef: ref, client: client}, nil
 }
 
-// Changes is a channel that receives when the Lease changes, if the lock
-// has a watcher (see WithWatcher); nil otherwise. An election waits on it
-// instead of its next poll.
-func (l *LeaseLock) Changes() <-chan struct{} { return l.changes }
+// WithoutWatch makes a LeaseLock read from the API server every time and
+// never watch: an election on it then polls every retry period, as
+// client-go's does, and needs no list or watch permission. Other locks
+// ignore it.
+func WithoutWatch() Option {
+	return optionFunc(func(o *objectOptions) { o.noWatch = true })
+}
 
-// Get implements Lock. With a watcher it reads the cache when the cache
-// is at least as new as what this lock has seen, else the API server.
+// Watch makes the lock follow its Lease until stop is called, and returns
+// a channel that receives after the Lease changes. Meanwhile Get reads from
+// the watch's cache whenever that is at least as new as what this lock
+// has read or written, and from the API server otherwise (while the watch
+// is down, not yet listed, or behind). Every LeaseLock of the same client
+// and namespace shares one watch, which starts with the first
+// subscription and stops with the last: stop waits until it has stopped
+// if it was the last. An election calls Watch for as long as Run or
+// Acquire runs; a lock made WithoutWatch returns a nil channel.
+func (l *LeaseLock) Watch() (changes <-chan struct{}, stop func()) {
+	if l.noWatch {
+		return nil, func() {}
+	}
+	nw, ch := watches.subscribe(l.client, l, l.namespace, l.name)
+	l.mu.Lock()
+	l.following++
+	l.watch = nw
+	l.mu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			l.mu.Lock()
+			if l.following--; l.following == 0 {
+				l.watch = nil
+			}
+			l.mu.Unlock()
+			watches.unsubscribe(nw, l.name, ch)
+		})
+	}
+}
+
+// followed returns the watch the lock follows, or nil.
+func (l *LeaseLock) followed() *namespaceWatch {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.watch
+}
+
+// Get implements Lock. While the lock follows its Lease (see Watch), it
+// reads the watch's cache when that is at least as new as what this lock
+// has seen, else the API server.
 func (l *LeaseLock) Get(ctx context.Context) (Observed, error) {
 	if err := ctx.Err(); err != nil {
 		return Observed{}, l.apiError("get", err)
 	}
-	if l.watcher != nil {
-		lease, found, usable := l.watcher.cached(l.namespace, l.name)
+	if nw := l.followed(); nw != nil {
+		lease, found, usable := watches.cached(nw, l.name)
 		if usable && l.fresh.trusts(found, versionOf(lease)) {
 			if !found {
 				return Observed{}, fmt.Errorf("get %s: %w", l.Describe(), ErrNotFound)
@@ -74,7 +117,7 @@ func (l *LeaseLock) Get(ctx context.Context) (Observed, error) {
 	return l.GetFromServer(ctx)
 }
 
-// GetFromServer reads the record from the API server, past the watcher's
+// GetFromServer reads the record from the API server, past the watch's
 // cache. An election reads this way when the holder it observes has been
 // silent for longer than its renewals take: a watch can be established
 // and still deliver nothing (a half-open connection), and the cache then
@@ -251,11 +294,12 @@ func RecordFromLeaseSpec(spec *coordinationv1.LeaseSpec) (Record, error) {
 	return r, nil
 }
 
-// Permissions returns the API requests the lock makes: with a watcher,
-// also list and watch of the leases in its namespace.
+// Permissions returns the API requests the lock makes: get, create and
+// patch of its Lease and, unless made WithoutWatch, list and watch of the
+// leases in its namespace.
 func (l *LeaseLock) Permissions() []Permission {
 	perms := l.permissions("coordination.k8s.io")
-	if l.watcher != nil {
+	if !l.noWatch {
 		for _, verb := range []string{"list", "watch"} {
 			perms = append(perms, Permission{Verb: verb, Group: "coordination.k8s.io", Resource: "leases", Namespace: l.namespace})
 		}

@@ -3,6 +3,7 @@ package locks
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -18,29 +19,35 @@ import (
 type MemoryLock struct {
 	name string
 
-	mu      sync.Mutex
-	exists  bool
-	raw     []byte
-	version uint64
-	changed chan struct{} // closed at the next write; made on demand
+	mu       sync.Mutex
+	exists   bool
+	raw      []byte
+	version  uint64
+	watchers []chan struct{} // see Watch
 }
 
-// Changes returns a channel that is closed at the next write to the lock,
-// so that every candidate waiting on it wakes.
-func (m *MemoryLock) Changes() <-chan struct{} {
+// Watch returns a channel that receives after each write to the lock,
+// until stop is called, as LeaseLock.Watch does: an election waits on it
+// instead of its next poll.
+func (m *MemoryLock) Watch() (changes <-chan struct{}, stop func()) {
+	ch := make(chan struct{}, 1)
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.changed == nil {
-		m.changed = make(chan struct{})
+	m.watchers = append(m.watchers, ch)
+	m.mu.Unlock()
+	return ch, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.watchers = slices.DeleteFunc(m.watchers, func(c chan struct{}) bool { return c == ch })
 	}
-	return m.changed
 }
 
-// wrote wakes the waiters of Changes; m.mu must be held.
+// wrote tells the watchers of a write; m.mu must be held.
 func (m *MemoryLock) wrote() {
-	if m.changed != nil {
-		close(m.changed)
-		m.changed = nil
+	for _, ch := range m.watchers {
+		select {
+		case ch <- struct{}{}:
+		default: // a change is already pending
+		}
 	}
 }
 

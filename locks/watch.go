@@ -2,170 +2,171 @@ package locks
 
 import (
 	"context"
+	"reflect"
 	"slices"
 	"sync"
-	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/tools/cache"
 )
 
-// LeaseWatcher keeps the Leases of the namespaces its locks use in a cache,
-// filled by one client-go informer per namespace and shared by every
-// LeaseLock made WithWatcher: their reads come from the cache instead of
-// the API server, and they are told of each change at once, so that
-// followers neither poll the API server nor wait for their next poll.
+// The shared Lease watches. A LeaseLock follows its Lease through the
+// watch of its client and namespace (see LeaseLock.Watch): one client-go
+// informer per client and namespace, started by the first subscription
+// and stopped, its goroutines joined, by the last. Reads come from the
+// informer's cache instead of the API server, and each lock is told of
+// every change of its Lease at once, so that followers neither poll the
+// API server nor wait for their next poll.
 //
 // A read from the cache is never older than what the lock handle has
 // itself read or written (resourceVersions are compared, as the API
 // allows since Kubernetes 1.35); when the cache lags behind, is not synced,
 // or cannot tell, the read goes to the API server. While a namespace has
 // no established watch (it ended, broke, or is being listed again), its
-// locks read from the API server, polling as without a watcher, so that
+// locks read from the API server, polling as without a watch, so that
 // neither safety nor liveness depends on the watch. A stale cache can
 // only delay what a follower sees, which delays its take-over: never
 // earlier than safe, and a write on a stale version conflicts.
-type LeaseWatcher struct {
-	client kubernetes.Interface
-	stop   chan struct{}
-	wg     sync.WaitGroup
+var watches = &watchRegistry{byKey: map[watchKey]*namespaceWatch{}}
 
-	mu      sync.Mutex
-	started bool
-	stopped bool
-	byNS    map[string]*namespaceWatch
+type watchRegistry struct {
+	mu    sync.Mutex
+	byKey map[watchKey]*namespaceWatch
 }
 
+// watchKey identifies a shared watch: the client and the namespace.
+type watchKey struct {
+	client    any
+	namespace string
+}
+
+// namespaceWatch is the informer of one client and namespace, from its
+// first subscription to its last. Its fields are guarded by
+// watchRegistry.mu.
 type namespaceWatch struct {
+	key      watchKey
 	informer cache.SharedIndexInformer
-	subs     map[string][]chan struct{} // by Lease name
+	stop     chan struct{} // closed when the last subscription ends
+	done     chan struct{} // closed when the informer has stopped
+
+	users int
+	subs  map[string][]chan struct{} // by Lease name
 	// broken: no watch is established, so the cache may be falling
 	// behind; gen counts the lists and watches begun, so that the end of
-	// an old watch does not mark a newer one broken. Both are guarded by
-	// LeaseWatcher.mu.
+	// an old watch does not mark a newer one broken.
 	broken bool
 	gen    int
 }
 
-// NewLeaseWatcher returns a watcher that makes its informers with client.
-// Its informers run from Start to Stop; until Start, locks read from the
-// API server.
-func NewLeaseWatcher(client kubernetes.Interface) *LeaseWatcher {
-	return &LeaseWatcher{client: client, stop: make(chan struct{}), byNS: map[string]*namespaceWatch{}}
-}
-
-// WithWatcher makes a LeaseLock read through w's cache and report changes
-// on its Changes channel. It needs list and watch on leases in the lock's
-// namespace (see LeaseLock.Permissions).
-func WithWatcher(w *LeaseWatcher) Option {
-	return optionFunc(func(o *objectOptions) { o.watcher = w })
-}
-
-// Start runs the informers of the namespaces subscribed so far, and of
-// those subscribed later.
-func (w *LeaseWatcher) Start() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.started || w.stopped {
-		return
+// subscribe registers a lock on the Lease namespace/name with the shared
+// watch of client (of the lock itself, own, if client cannot key a map),
+// starting it on first use, and returns the watch and the lock's change
+// channel.
+func (r *watchRegistry) subscribe(client coordinationv1client.LeasesGetter, own any, namespace, name string) (*namespaceWatch, chan struct{}) {
+	key := watchKey{client: client, namespace: namespace}
+	if v := reflect.ValueOf(client); !v.Comparable() {
+		key.client = own
 	}
-	w.started = true
-	for _, nw := range w.byNS {
-		w.run(nw)
-	}
-}
-
-// run runs nw's informer until Stop; w.mu must be held.
-func (w *LeaseWatcher) run(nw *namespaceWatch) {
-	w.wg.Go(func() { nw.informer.Run(w.stop) })
-}
-
-// Stop stops every informer and waits for them. Locks made with the
-// watcher read from the API server afterwards.
-func (w *LeaseWatcher) Stop() {
-	w.mu.Lock()
-	if !w.stopped {
-		w.stopped = true
-		close(w.stop)
-	}
-	w.mu.Unlock()
-	w.wg.Wait()
-}
-
-// subscribe registers a lock on namespace/name, starting the namespace's
-// informer on first use, and returns its change channel.
-func (w *LeaseWatcher) subscribe(namespace, name string) chan struct{} {
 	ch := make(chan struct{}, 1)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	nw, ok := w.byNS[namespace]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	nw, ok := r.byKey[key]
 	if !ok {
-		nw = &namespaceWatch{subs: map[string][]chan struct{}{}, broken: true}
-		nw.informer = w.newInformer(namespace, nw)
-		notify := func(obj any) {
-			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = t.Obj
-			}
-			if lease, ok := obj.(*coordinationv1.Lease); ok {
-				w.notify(nw, lease.Name)
-			}
-		}
-		_ = nw.informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
-			w.begin(nw)
-			cache.DefaultWatchErrorHandler(ctx, r, err)
-		})
-		_, _ = nw.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    notify,
-			UpdateFunc: func(_, obj any) { notify(obj) },
-			DeleteFunc: notify,
-		})
-		w.byNS[namespace] = nw
-		if w.started && !w.stopped {
-			w.run(nw)
-		}
+		nw = &namespaceWatch{key: key, stop: make(chan struct{}), done: make(chan struct{}), subs: map[string][]chan struct{}{}, broken: true}
+		nw.informer = r.newInformer(client.Leases(namespace), nw)
+		r.byKey[key] = nw
+		go func() {
+			defer close(nw.done)
+			nw.informer.Run(nw.stop)
+		}()
 	}
+	nw.users++
 	nw.subs[name] = append(nw.subs[name], ch)
-	return ch
+	return nw, ch
 }
 
-// newInformer makes the informer of namespace as client-go's generated
-// Lease informer does, but with its watches tracked: nw is broken from the
+// unsubscribe removes ch, the change channel of a lock on the Lease name;
+// the last subscription stops the watch and waits until it has stopped.
+func (r *watchRegistry) unsubscribe(nw *namespaceWatch, name string, ch chan struct{}) {
+	r.mu.Lock()
+	nw.subs[name] = slices.DeleteFunc(nw.subs[name], func(c chan struct{}) bool { return c == ch })
+	if len(nw.subs[name]) == 0 {
+		delete(nw.subs, name)
+	}
+	nw.users--
+	last := nw.users == 0
+	if last {
+		delete(r.byKey, nw.key)
+		close(nw.stop)
+	}
+	r.mu.Unlock()
+	if last {
+		<-nw.done
+	}
+}
+
+// watchListUnsupported makes an informer list and then watch, rather than
+// stream its list through the watch (client-go's WatchListClient): a
+// namespace's Leases are few, so streaming saves nothing, and plain lists
+// work with every API server and with client-go's fake clients.
+type watchListUnsupported struct{}
+
+func (watchListUnsupported) IsWatchListSemanticsUnSupported() bool { return true }
+
+// newInformer makes the informer of leases as client-go's generated Lease
+// informer does, but with its watches tracked: nw is broken from the
 // moment a watch ends (or a list or watch starts) until a new watch is
 // established, so that reads go to the API server while the cache may be
 // falling behind. client-go's informers do not tell when their watch is
 // down: a reflector retries a failing list for minutes before it reports
 // an error.
-func (w *LeaseWatcher) newInformer(namespace string, nw *namespaceWatch) cache.SharedIndexInformer {
-	leases := func() coordinationv1client.LeaseInterface { return w.client.CoordinationV1().Leases(namespace) }
+func (r *watchRegistry) newInformer(leases coordinationv1client.LeaseInterface, nw *namespaceWatch) cache.SharedIndexInformer {
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			w.begin(nw)
-			return leases().List(ctx, opts)
+			r.begin(nw)
+			return leases.List(ctx, opts)
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			gen := w.begin(nw)
-			wi, err := leases().Watch(ctx, opts)
+			gen := r.begin(nw)
+			wi, err := leases.Watch(ctx, opts)
 			if err != nil {
 				return nil, err
 			}
-			w.mark(nw, gen, false)
-			return newTrackedWatch(wi, func() { w.mark(nw, gen, true) }), nil
+			r.mark(nw, gen, false)
+			return newTrackedWatch(wi, func() { r.mark(nw, gen, true) }), nil
 		},
 	}
-	return cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, w.client), &coordinationv1.Lease{}, 0, cache.Indexers{})
+	informer := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, watchListUnsupported{}), &coordinationv1.Lease{}, 0, cache.Indexers{})
+	notify := func(obj any) {
+		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = t.Obj
+		}
+		if lease, ok := obj.(*coordinationv1.Lease); ok {
+			r.notify(nw, lease.Name)
+		}
+	}
+	_ = informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, refl *cache.Reflector, err error) {
+		r.begin(nw)
+		cache.DefaultWatchErrorHandler(ctx, refl, err)
+	})
+	_, _ = informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    notify,
+		UpdateFunc: func(_, obj any) { notify(obj) },
+		DeleteFunc: notify,
+	})
+	return informer
 }
 
 // begin marks nw broken as a list or watch begins and returns its
 // generation.
-func (w *LeaseWatcher) begin(nw *namespaceWatch) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+func (r *watchRegistry) begin(nw *namespaceWatch) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	nw.gen++
 	nw.broken = true
 	return nw.gen
@@ -173,9 +174,9 @@ func (w *LeaseWatcher) begin(nw *namespaceWatch) int {
 
 // mark sets whether nw is broken, if gen is still its latest list or
 // watch.
-func (w *LeaseWatcher) mark(nw *namespaceWatch, gen int, broken bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+func (r *watchRegistry) mark(nw *namespaceWatch, gen int, broken bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if nw.gen == gen {
 		nw.broken = broken
 	}
@@ -215,24 +216,9 @@ func (t *trackedWatch) Stop() {
 	t.inner.Stop()
 }
 
-// unsubscribe removes ch, the change channel of a lock on namespace/name
-// that is gone.
-func (w *LeaseWatcher) unsubscribe(namespace, name string, ch chan struct{}) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	nw, ok := w.byNS[namespace]
-	if !ok {
-		return
-	}
-	nw.subs[name] = slices.DeleteFunc(nw.subs[name], func(c chan struct{}) bool { return c == ch })
-	if len(nw.subs[name]) == 0 {
-		delete(nw.subs, name)
-	}
-}
-
-func (w *LeaseWatcher) notify(nw *namespaceWatch, name string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+func (r *watchRegistry) notify(nw *namespaceWatch, name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for _, ch := range nw.subs[name] {
 		select {
 		case ch <- struct{}{}:
@@ -241,41 +227,24 @@ func (w *LeaseWatcher) notify(nw *namespaceWatch, name string) {
 	}
 }
 
-// cached returns the cached Lease, whether it is cached, and whether the
-// cache can answer at all (synced and running).
-func (w *LeaseWatcher) cached(namespace, name string) (lease *coordinationv1.Lease, found, usable bool) {
-	w.mu.Lock()
-	nw, ok := w.byNS[namespace]
-	running := w.started && !w.stopped
-	broken := ok && nw.broken
-	w.mu.Unlock()
-	if !ok || !running || broken || !nw.informer.HasSynced() {
+// cached returns the cached Lease name, whether it is cached, and whether
+// the cache can answer at all (running, synced and watching).
+func (r *watchRegistry) cached(nw *namespaceWatch, name string) (lease *coordinationv1.Lease, found, usable bool) {
+	r.mu.Lock()
+	unusable := nw.users == 0 || nw.broken
+	r.mu.Unlock()
+	if unusable || !nw.informer.HasSynced() {
 		return nil, false, false
 	}
-	obj, exists, err := nw.informer.GetStore().GetByKey(namespace + "/" + name)
+	obj, exists, err := nw.informer.GetStore().GetByKey(nw.key.namespace + "/" + name)
 	if err != nil {
 		return nil, false, false
 	}
 	if !exists {
 		return nil, false, true
 	}
-	lease, ok = obj.(*coordinationv1.Lease)
+	lease, ok := obj.(*coordinationv1.Lease)
 	return lease, ok, ok
-}
-
-// WaitForSync waits up to timeout for the informers started so far to
-// list their namespaces; it reports whether they did.
-func (w *LeaseWatcher) WaitForSync(timeout time.Duration) bool {
-	w.mu.Lock()
-	var synced []cache.InformerSynced
-	for _, nw := range w.byNS {
-		synced = append(synced, nw.informer.HasSynced)
-	}
-	w.mu.Unlock()
-	stop := make(chan struct{})
-	t := time.AfterFunc(timeout, func() { close(stop) })
-	defer t.Stop()
-	return cache.WaitForCacheSync(stop, synced...)
 }
 
 // freshness is what a lock handle knows of its object's versions, so that
