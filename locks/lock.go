@@ -9,6 +9,13 @@
 // chooses among the three by Kind. To keep the record anywhere else,
 // implement Lock and run the suite of package locks/lockstest on your type.
 //
+// While an election runs on a LeaseLock, the lock follows its Lease through
+// a watch shared by every LeaseLock of the same client and namespace: a
+// standby learns of a release at once and reads from the watch's cache
+// instead of the API server. The watch needs list and watch on leases in
+// the lock's namespace (see LeaseLock.Permissions); WithoutWatch makes a
+// lock poll instead, as client-go's does.
+//
 // Records are kept in client-go's format, so a tenure candidate and a
 // client-go candidate can compete for the same lock.
 package locks
@@ -51,7 +58,18 @@ type Observed struct {
 //
 // Implement it to keep a record on another resource; the suite in
 // package locks/lockstest checks that an implementation behaves as the
-// election expects.
+// election expects. An election also uses these methods when a lock has
+// them, as the locks of this package do:
+//
+//	// Watch: wake on changes instead of polling (see LeaseLock.Watch).
+//	Watch() (changes <-chan struct{}, stop func())
+//	// GetFromServer: read past a cache that Get may answer from.
+//	GetFromServer(ctx context.Context) (Observed, error)
+//	// TimeResolution: how finely the record's times are stored.
+//	TimeResolution() time.Duration
+//
+// A wrapper that embeds the Lock interface hides them: embed the concrete
+// type instead to keep them.
 type Lock interface {
 	// Get reads the record. A missing object or record is an error
 	// wrapping ErrNotFound. A record that cannot be decoded is an error
