@@ -1,7 +1,8 @@
 # The test command of the README. kubebins builds kube-apiserver and etcd
 # into ~/.cache/tenure (or $TENURE_CACHE_DIR) when they are not cached yet,
 # so that the cold build (about 13 minutes on 2 cores) does not count
-# against a test timeout.
+# against a test timeout; with $KUBEBUILDER_ASSETS set it only checks the
+# binaries there.
 .PHONY: test test-short binaries fuzz bench chaos-long
 
 test: binaries

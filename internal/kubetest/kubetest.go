@@ -1,6 +1,14 @@
 // Package kubetest runs a real kube-apiserver and etcd on loopback for
-// tests, built from Go modules (see hack/) and cached outside the
-// repository.
+// tests.
+//
+// The binaries are those that $KUBEBUILDER_ASSETS names, as
+// controller-runtime's envtest finds them (a folder holding kube-apiserver
+// and etcd, such as `setup-envtest use -p path` prints; or one file each
+// in $TEST_ASSET_KUBE_APISERVER and $TEST_ASSET_ETCD), from kube-apiserver
+// v1.33 to KubernetesVersion. When none of these is set, kubetest builds
+// KubernetesVersion and its etcd from Go modules (see hack/; about 13
+// minutes on two cores) and caches them outside the repository (see
+// CacheDir). See EnsureBinaries.
 //
 // A test package that needs it calls Main from TestMain; its tests call
 // Config, Client or Namespace. The servers start at the first such call,
@@ -8,11 +16,13 @@
 //
 // With -short those tests are skipped. Otherwise, if the servers cannot
 // start, the tests fail when CI=true and are skipped with the reason when
-// not.
+// not; binaries that the environment names but that are missing, not
+// executable or of another version fail the tests either way.
 package kubetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -57,6 +67,9 @@ func Shared(t testing.TB) *Server {
 	}
 	startOnce.Do(func() { shared, startErr = startShared() })
 	if startErr != nil {
+		if errors.Is(startErr, errAssets) {
+			t.Fatalf("cannot start the test kube-apiserver: %v", startErr)
+		}
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("cannot start the test kube-apiserver (CI=true, so this fails instead of skipping): %v", startErr)
 		}

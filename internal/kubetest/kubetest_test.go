@@ -32,7 +32,9 @@ func TestNamespaceIsReadyForWork(t *testing.T) {
 	require.NoError(t, err)
 	v, err := cs.Discovery().ServerVersion()
 	require.NoError(t, err)
-	assert.Equal(t, kubetest.KubernetesVersion, v.GitVersion)
+	bins, err := kubetest.EnsureBinaries(context.Background(), nil)
+	require.NoError(t, err)
+	assert.Equal(t, bins.APIServerVersion, v.GitVersion)
 }
 
 // alive reports whether pid is a running (not zombie) process.

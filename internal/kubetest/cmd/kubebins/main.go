@@ -1,7 +1,8 @@
-// Command kubebins builds the kube-apiserver and etcd that tenure's tests
-// run, if they are not cached yet, and prints their paths. The test
-// command runs it first so that a cold build is not charged to a test's
-// timeout.
+// Command kubebins prints the paths of the kube-apiserver and etcd that
+// tenure's tests run: those $KUBEBUILDER_ASSETS names, once checked, or
+// else the cached ones, built first if missing. The test command runs it
+// first so that a cold build is not charged to a test's timeout, and a
+// bad $KUBEBUILDER_ASSETS stops it before any test runs.
 package main
 
 import (
