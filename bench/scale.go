@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/tenure/tenure/internal/kubeconfig"
 )
 
 type scaleResult struct {
@@ -37,9 +39,9 @@ func runReplica(args []string) int {
 	n := fs.Int("n", 1000, "elections")
 	ns := fs.String("ns", "", "namespace")
 	id := fs.String("id", "", "identity")
-	kubeconfig := fs.String("kubeconfig", "", "kubeconfig")
+	kubeconfigPath := fs.String("kubeconfig", "", "kubeconfig")
 	_ = fs.Parse(args)
-	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	cfg, err := kubeconfig.RESTConfig(*kubeconfigPath)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -98,13 +100,13 @@ func (e *env) scaleRun(impl implementation, n int, window time.Duration) (scaleR
 		return scaleResult{}, err
 	}
 	defer os.RemoveAll(dir)
-	kubeconfig := filepath.Join(dir, "kubeconfig")
+	kubeconfigPath := filepath.Join(dir, "kubeconfig")
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters["b"] = &clientcmdapi.Cluster{Server: e.srv.URL, CertificateAuthority: e.srv.CAFile}
 	kc.AuthInfos["b"] = &clientcmdapi.AuthInfo{Token: e.srv.AdminToken}
 	kc.Contexts["b"] = &clientcmdapi.Context{Cluster: "b", AuthInfo: "b"}
 	kc.CurrentContext = "b"
-	if err := clientcmd.WriteToFile(*kc, kubeconfig); err != nil {
+	if err := clientcmd.WriteToFile(*kc, kubeconfigPath); err != nil {
 		return scaleResult{}, err
 	}
 	self, err := os.Executable()
@@ -122,7 +124,7 @@ func (e *env) scaleRun(impl implementation, n int, window time.Duration) (scaleR
 	var cmds []*exec.Cmd
 	var readers sync.WaitGroup
 	for r := range 3 {
-		cmd := exec.Command(self, "-replica", "--", "-impl", impl.name, "-n", strconv.Itoa(n), "-ns", ns, "-id", fmt.Sprintf("r%d", r), "-kubeconfig", kubeconfig)
+		cmd := exec.Command(self, "-replica", "--", "-impl", impl.name, "-n", strconv.Itoa(n), "-ns", ns, "-id", fmt.Sprintf("r%d", r), "-kubeconfig", kubeconfigPath)
 		cmd.Stderr = os.Stderr
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {

@@ -49,8 +49,8 @@ type Config struct {
 	// Namespace of the locks. Default: the pod's namespace in a cluster,
 	// else "default".
 	Namespace string
-	// Kubeconfig is the path of a kubeconfig file. Default: in-cluster
-	// configuration, else $KUBECONFIG or ~/.kube/config.
+	// Kubeconfig is the path of a kubeconfig file. Default: $KUBECONFIG,
+	// else ~/.kube/config, else in-cluster configuration, as kubectl.
 	Kubeconfig string
 	// KubeQPS and KubeBurst limit the Kubernetes client's request rate
 	// (client-go's default of 5 and 10 is too low for many elections).
@@ -93,7 +93,7 @@ type Entry struct {
 }
 
 // HTTP configures the operator's endpoint: /metrics (Prometheus),
-// /healthz, /readyz and /leaders.
+// /healthz, /healthz/<component>, /readyz and /leaders.
 type HTTP struct {
 	// Address to listen on, such as ":8080". Empty: no endpoint.
 	Address string

@@ -3,9 +3,9 @@ package framework_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/tenure/tenure/components"
+	"github.com/tenure/tenure/config"
 	"github.com/tenure/tenure/election"
 	"github.com/tenure/tenure/framework"
 	"github.com/tenure/tenure/internal/leadertest"
@@ -82,8 +83,14 @@ func supply(c components.Component) fx.Option {
 	return framework.Component(func() components.Component { return c })
 }
 
+// withClient provides cs to the app, as an app with a client of its own
+// does.
+func withClient(cs kubernetes.Interface) fx.Option {
+	return fx.Provide(func() kubernetes.Interface { return cs })
+}
+
 // replica makes an app with the identity id; where is where its locks
-// are: fx.Supply(a *locks.MemorySpace) or framework.WithClient.
+// are: fx.Supply(a *locks.MemorySpace) or withClient.
 func replica(t *testing.T, id, yaml string, where fx.Option, comps ...components.Component) *fxtest.App {
 	opts := []fx.Option{
 		framework.Module,
@@ -334,43 +341,68 @@ func TestBadSetUpFailsBeforeAnythingStarts(t *testing.T) {
 	}
 }
 
-func TestLockKindWithoutClusterIsAClearError(t *testing.T) {
-	t.Setenv("KUBECONFIG", "/nonexistent-dir/none")
-	t.Setenv("HOME", t.TempDir())
-	app := fx.New(framework.Module, framework.ConfigYAML("t", []byte("lock: memory\n")), fx.NopLogger, fx.Supply(quiet),
-		supply(components.New("billing", nil, components.WithSettings(components.Settings{Lock: "lease"}))))
-	require.Error(t, app.Err())
-	assert.Contains(t, app.Err().Error(), "components.billing: lock lease needs a Kubernetes cluster, and none is configured")
+// noCluster points every place a cluster could be configured at nothing.
+// (clientcmd reads $HOME once, when the program starts, so it is
+// $KUBECONFIG that keeps a developer's ~/.kube/config out of the test.)
+func noCluster(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("HOME", dir)
+	t.Setenv("KUBECONFIG", filepath.Join(dir, "none"))
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
 }
 
-// Example shows the about ten lines a program writes.
-func Example() {
-	newBilling := func() components.Component {
-		return components.New("billing", func(ctx context.Context) error {
-			term, _ := election.TermFromContext(ctx)
-			fmt.Println("billing leads, fencing token", term.FencingToken)
-			<-ctx.Done() // bill until leadership is lost or the program stops
-			return nil
+func TestNoClusterIsAClearError(t *testing.T) {
+	noCluster(t)
+	ok := func(name string, lock locks.Kind) fx.Option {
+		return supply(components.New(name, nil, components.WithSettings(components.Settings{Lock: lock})))
+	}
+	for name, tc := range map[string]struct {
+		yaml string
+		opts []fx.Option
+		want string
+	}{
+		"defaults on leases": {
+			yaml: "identity: r1\n",
+			opts: []fx.Option{ok("billing", ""), ok("reports", "")},
+			want: "tenure: no Kubernetes cluster configured for components billing, reports (lock lease): set kubeconfig (--kubeconfig) or $KUBECONFIG, run in a cluster, provide a kubernetes.Interface to the app, or set lock: memory",
+		},
+		"one lock in a cluster": {
+			yaml: "lock: memory\n",
+			opts: []fx.Option{ok("billing", "lease"), ok("reports", "")},
+			want: "no Kubernetes cluster configured for component billing (lock lease):",
+		},
+		"kinds apart": {
+			yaml: "lock: memory\n",
+			opts: []fx.Option{ok("legacy", "configmap"), ok("billing", "lease"), ok("reports", "lease"), ok("cache", "")},
+			want: "no Kubernetes cluster configured for components legacy (lock configmap), billing, reports (lock lease):",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			app := fx.New(append([]fx.Option{framework.Module, framework.ConfigYAML("t", []byte(tc.yaml)), fx.NopLogger, fx.Supply(quiet)}, tc.opts...)...)
+			require.Error(t, app.Err())
+			assert.Contains(t, app.Err().Error(), tc.want)
+			assert.NotContains(t, app.Err().Error(), "KUBERNETES_MASTER")
 		})
 	}
-	app := fx.New(
-		framework.Module,
-		framework.ConfigYAML("tenure.yaml", []byte("lock: memory\nidentity: pod-a\n")),
-		framework.Component(newBilling),
-		fx.NopLogger,
-	)
-	// A program calls app.Run(), which stops on SIGTERM or SIGINT; here
-	// the example starts and stops it by hand.
-	if err := app.Start(context.Background()); err != nil {
-		fmt.Println(err)
-		return
-	}
-	time.Sleep(100 * time.Millisecond)
-	if err := app.Stop(context.Background()); err != nil {
-		fmt.Println(err)
-	}
-	// Output:
-	// billing leads, fencing token 1
+}
+
+// TestMemoryLocksNeedNoClient: with every lock in memory the module makes
+// no client and provides none, so a constructor that wants one fails to
+// build rather than receive nil.
+func TestMemoryLocksNeedNoClient(t *testing.T) {
+	noCluster(t)
+	app := fx.New(framework.Module, framework.ConfigYAML("t", []byte("lock: memory\n")), fx.NopLogger, fx.Supply(quiet),
+		framework.Component(func(cs kubernetes.Interface) components.Component { return components.New("billing", nil) }))
+	require.Error(t, app.Err())
+	assert.Contains(t, app.Err().Error(), "missing type: kubernetes.Interface")
+}
+
+// TestModuleKeepsItsOwnValuesPrivate: the app sees only the Runner.
+func TestModuleKeepsItsOwnValuesPrivate(t *testing.T) {
+	var cfg *config.Config
+	app := fx.New(framework.Module, framework.ConfigYAML("t", []byte("lock: memory\n")), fx.NopLogger, fx.Supply(quiet), fx.Populate(&cfg))
+	require.Error(t, app.Err())
+	assert.Contains(t, app.Err().Error(), "missing type: *config.Config")
 }
 
 func kubernetesFor(cfg *rest.Config) (kubernetes.Interface, error) {

@@ -5,18 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
 	"go.uber.org/fx"
-
-	"github.com/tenure/tenure/config"
 )
 
-// LeaderStatus is one election in the /leaders document.
-type LeaderStatus struct {
+// leaderStatus is one election in the /leaders document.
+type leaderStatus struct {
 	Election string `json:"election"`
 	Lock     string `json:"lock"`
 	// Holder is the holder of the lock as this replica last saw it.
@@ -32,30 +29,23 @@ type LeaderStatus struct {
 	LastRenew *time.Time `json:"lastRenew,omitempty"`
 }
 
-// Handler serves the operator's endpoint: /metrics (if metrics is not
-// nil), /healthz, /readyz and /leaders.
-func (r *Runner) Handler(metrics http.Handler) http.Handler {
+// Handler serves the operator's endpoints, to mount on the app's own mux:
+// /healthz and /healthz/<component> (see HealthChecks; ?verbose lists
+// every check, as Kubernetes components do), /readyz (ok between start
+// and stop) and /leaders (JSON: each election's lock, holder, whether it
+// is this replica, fencing token, term start and last renewal). The
+// endpoint on http.address serves it, and /metrics.
+func (r *Runner) Handler() http.Handler {
 	mux := http.NewServeMux()
-	if metrics != nil {
-		mux.Handle("GET /metrics", metrics)
-	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		var errs []error
-		for _, st := range r.Status() {
-			errs = append(errs, st.Healthy)
-		}
-		if err := errors.Join(errs...); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
+	mux.HandleFunc("GET /healthz", r.healthz)
+	mux.HandleFunc("GET /healthz/{component}", r.healthzOf)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !r.running.Load() {
 			http.Error(w, "not running", http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintln(w, "ok")
+		plainText(w)
+		fmt.Fprint(w, "ok")
 	})
 	mux.HandleFunc("GET /leaders", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -64,10 +54,10 @@ func (r *Runner) Handler(metrics http.Handler) http.Handler {
 	return mux
 }
 
-func (r *Runner) leaders() []LeaderStatus {
-	out := []LeaderStatus{}
+func (r *Runner) leaders() []leaderStatus {
+	out := []leaderStatus{}
 	for _, st := range r.Status() {
-		ls := LeaderStatus{Election: st.Name, Lock: st.Lock, Holder: st.Leader, Self: st.Leading}
+		ls := leaderStatus{Election: st.Name, Lock: st.Lock, Holder: st.Leader, Self: st.Leading}
 		if st.Observed {
 			ls.Holder, ls.FencingToken = st.Record.HolderIdentity, st.Record.LeaderTransitions
 			if !st.Record.RenewTime.IsZero() {
@@ -83,41 +73,28 @@ func (r *Runner) leaders() []LeaderStatus {
 	return out
 }
 
-// HTTPParams are registerHTTP's dependencies.
-type HTTPParams struct {
-	fx.In
-	Lifecycle fx.Lifecycle
-	Config    *config.Config
-	Runner    *Runner
-	Telemetry *Telemetry
-	Logger    *slog.Logger `optional:"true"`
-}
-
-// registerHTTP serves Runner.Handler on the configured address, if any,
-// from start to after the elections have stopped.
-func registerHTTP(p HTTPParams) {
-	addr := p.Config.HTTP.Address
-	if addr == "" {
-		return
+// httpHook serves Handler, and metrics on /metrics if it is not nil, on
+// the configured address.
+func (r *Runner) httpHook(metrics http.Handler) fx.Hook {
+	mux := http.NewServeMux()
+	mux.Handle("/", r.Handler())
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
 	}
-	log := p.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	srv := &http.Server{Handler: p.Runner.Handler(p.Telemetry.Metrics), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan struct{})
-	p.Lifecycle.Append(fx.Hook{
+	return fx.Hook{
 		OnStart: func(ctx context.Context) error {
-			ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+			ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", r.cfg.HTTP.Address)
 			if err != nil {
 				return fmt.Errorf("http.address: %w", err)
 			}
-			p.Runner.httpAddr.Store(ln.Addr().String())
-			log.Info("serving /metrics, /healthz, /readyz, /leaders", "address", ln.Addr().String())
+			r.httpAddr.Store(ln.Addr().String())
+			r.log.Info("serving /healthz, /readyz, /leaders", "address", ln.Addr().String(), "metrics", metrics != nil)
 			go func() {
 				defer close(done)
 				if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-					log.Error("http endpoint", "err", err)
+					r.log.Error("http endpoint", "err", err)
 				}
 			}()
 			return nil
@@ -127,12 +104,5 @@ func registerHTTP(p HTTPParams) {
 			<-done
 			return err
 		},
-	})
-}
-
-// HTTPAddress is the address the HTTP endpoint listens on (useful with
-// port 0), or "" if it does not.
-func (r *Runner) HTTPAddress() string {
-	s, _ := r.httpAddr.Load().(string)
-	return s
+	}
 }

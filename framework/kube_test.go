@@ -50,7 +50,7 @@ components:
 		for _, n := range names {
 			comps = append(comps, recorded(led, n))
 		}
-		apps[id] = replica(t, id, yaml, framework.WithClient(cs), comps...)
+		apps[id] = replica(t, id, yaml, withClient(cs), comps...)
 		apps[id].RequireStart()
 	}
 	// The first election on a new lock waits one lease (see package
@@ -94,7 +94,7 @@ func TestMissingPermissionsFailTheStart(t *testing.T) {
 	app := fx.New(
 		framework.Module,
 		framework.ConfigYAML("t", []byte(fmt.Sprintf("namespace: %s\nidentity: r1\n", ns))),
-		framework.WithClient(reader),
+		withClient(reader),
 		fx.Supply(quiet),
 		fx.NopLogger,
 		supply(recorded(led, "billing")),
@@ -122,7 +122,7 @@ func TestUnreachableAPIServerAtStartUp(t *testing.T) {
 
 	led := newLedgers()
 	app := replica(t, "r1", fmt.Sprintf("namespace: %s\nlease_duration: 2s\nrenew_deadline: 1500ms\nretry_period: 200ms\n", ns),
-		framework.WithClient(cs), recorded(led, "billing"))
+		withClient(cs), recorded(led, "billing"))
 	app.RequireStart() // within the access check's bound, despite the black hole
 	require.Never(t, func() bool { return len(led.of("billing").Leaders()) > 0 }, time.Second, 50*time.Millisecond)
 	proxy.Heal()

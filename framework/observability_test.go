@@ -140,7 +140,7 @@ renew_deadline: 1500ms
 retry_period: 100ms
 tracing:
   enabled: true
-%s`, ns, tracing), framework.WithClient(cs), recorded(led, "billing"))
+%s`, ns, tracing), withClient(cs), recorded(led, "billing"))
 			app.RequireStart()
 			led.of("billing").Leader(t)
 			time.Sleep(300 * time.Millisecond) // a few renewals
@@ -209,7 +209,7 @@ func TestMetricsFollowAFailOver(t *testing.T) {
 	apps := map[string]*fxtest.App{}
 	for _, id := range []string{"r1", "r2"} {
 		var r *framework.Runner
-		apps[id] = replica(t, id, fmt.Sprintf(httpYAML, ns), fx.Options(framework.WithClient(cs), fx.Populate(&r)), recorded(led, "billing"))
+		apps[id] = replica(t, id, fmt.Sprintf(httpYAML, ns), fx.Options(withClient(cs), fx.Populate(&r)), recorded(led, "billing"))
 		apps[id].RequireStart()
 		runners[id] = r
 	}
@@ -249,7 +249,7 @@ func TestHealthzFailsForALeaderCutOff(t *testing.T) {
 
 	led := newLedgers()
 	var r *framework.Runner
-	app := replica(t, "r1", fmt.Sprintf(httpYAML, ns), fx.Options(framework.WithClient(cs), fx.Populate(&r)), recorded(led, "billing"))
+	app := replica(t, "r1", fmt.Sprintf(httpYAML, ns), fx.Options(withClient(cs), fx.Populate(&r)), recorded(led, "billing"))
 	app.RequireStart()
 	led.of("billing").Leader(t)
 	healthz := func() int { code, _ := proctest.Get(t, "http://"+r.HTTPAddress()+"/healthz"); return code }
@@ -259,16 +259,30 @@ func TestHealthzFailsForALeaderCutOff(t *testing.T) {
 
 	cut := time.Now()
 	proxy.Block()
-	require.Eventually(t, func() bool { return healthz() == http.StatusServiceUnavailable }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return healthz() == http.StatusInternalServerError }, 10*time.Second, 20*time.Millisecond)
 	assert.GreaterOrEqual(t, time.Since(cut), 1500*time.Millisecond, "not before the renew deadline")
 	assert.Empty(t, led.of("billing").Leaders(), "the cut-off leader stopped its work")
 	_, body := proctest.Get(t, "http://"+r.HTTPAddress()+"/healthz")
-	assert.Contains(t, body, "election billing: no successful call to leases/"+ns+"/billing")
+	assert.Contains(t, body, "[-]billing failed: election billing: no successful call to leases/"+ns+"/billing")
+	assert.True(t, strings.HasSuffix(body, "\nhealthz check failed\n"), body)
+	code, body = proctest.Get(t, "http://"+r.HTTPAddress()+"/healthz/billing")
+	assert.Equal(t, http.StatusInternalServerError, code)
+	assert.Contains(t, body, "internal server error: election billing: no successful call")
 
 	proxy.Heal()
 	require.Eventually(t, func() bool { return healthz() == http.StatusOK }, 10*time.Second, 20*time.Millisecond, "healthy again")
 	led.of("billing").Leader(t)
 	app.RequireStop()
+}
+
+// leaderStatus is one election in the /leaders document.
+type leaderStatus struct {
+	Election     string     `json:"election"`
+	Lock         string     `json:"lock"`
+	Holder       string     `json:"holder"`
+	Self         bool       `json:"self"`
+	FencingToken int32      `json:"fencingToken"`
+	TermStart    *time.Time `json:"termStart"`
 }
 
 // TestLeadersMatchTheLeases compares /leaders with the Leases.
@@ -285,16 +299,16 @@ func TestLeadersMatchTheLeases(t *testing.T) {
 		}
 		return out
 	}
-	a1 := replica(t, "r1", fmt.Sprintf(httpYAML, ns), fx.Options(framework.WithClient(cs), fx.Populate(&r1)), comps()...)
+	a1 := replica(t, "r1", fmt.Sprintf(httpYAML, ns), fx.Options(withClient(cs), fx.Populate(&r1)), comps()...)
 	a1.RequireStart()
 	for _, n := range names {
 		led.of(n).Leader(t)
 	}
-	a2 := replica(t, "r2", fmt.Sprintf(httpYAML, ns), fx.Options(framework.WithClient(cs), fx.Populate(&r2)), comps()...)
+	a2 := replica(t, "r2", fmt.Sprintf(httpYAML, ns), fx.Options(withClient(cs), fx.Populate(&r2)), comps()...)
 	a2.RequireStart()
 	for _, r := range []*framework.Runner{r1, r2} {
 		require.Eventually(t, func() bool {
-			var doc []framework.LeaderStatus
+			var doc []leaderStatus
 			_, body := proctest.Get(t, "http://"+r.HTTPAddress()+"/leaders")
 			require.NoError(t, json.Unmarshal([]byte(body), &doc))
 			if len(doc) != len(names) {
@@ -325,7 +339,7 @@ func TestEventsOnTheLock(t *testing.T) {
 	ns := kubetest.Namespace(t)
 	led := newLedgers()
 	app := replica(t, "r1", fmt.Sprintf("namespace: %s\nevents: true\nlease_duration: 2s\nrenew_deadline: 1500ms\nretry_period: 100ms\n", ns),
-		framework.WithClient(cs), recorded(led, "billing"))
+		withClient(cs), recorded(led, "billing"))
 	app.RequireStart()
 	led.of("billing").Leader(t)
 	app.RequireStop()

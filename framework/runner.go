@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"go.uber.org/fx"
@@ -26,38 +23,28 @@ import (
 	"github.com/tenure/tenure/locks"
 )
 
-// RunnerParams are NewRunner's dependencies. Only Lifecycle, Shutdowner
-// and Config are required.
-type RunnerParams struct {
+// runnerParams are newRunner's dependencies.
+type runnerParams struct {
 	fx.In
-	Lifecycle  fx.Lifecycle
 	Shutdowner fx.Shutdowner
 	Config     *config.Config
-	// Client is needed by lease and configmap locks.
-	Client kubernetes.Interface `optional:"true"`
+	Identity   identity
+	Telemetry  *telemetry
 	// Components are the registered components (see Component).
 	Components []components.Component `group:"components"`
+	// Client is the app's, if it provides one (see Runner.clusterClient).
+	Client kubernetes.Interface `optional:"true"`
 	// Logger receives the logs. Default: slog.Default().
 	Logger *slog.Logger `optional:"true"`
-	// Identity is this replica's identity.
-	Identity Identity
-	// Telemetry receives the elections' spans and metrics.
-	Telemetry *Telemetry
 	// MemorySpace holds the memory locks; supply one to share them
 	// between apps in one process. Default: one of the app's own.
 	MemorySpace *locks.MemorySpace `optional:"true"`
-	// Clock drives the failure backoff. Default: the real clock.
-	Clock clock.WithTicker `optional:"true"`
 	// WrapLock, if set, wraps every component's lock (see WrapLocks).
 	WrapLock LockWrapper `optional:"true"`
+	// SecondSignal, if set, ends the process on a signal while stopping
+	// (see ExitOnSecondSignal).
+	SecondSignal *secondSignal `optional:"true"`
 }
-
-// LockWrapper wraps the lock of the named component: to instrument it, or
-// to inject faults in tests and demos.
-type LockWrapper func(component string, l locks.Lock) locks.Lock
-
-// WrapLocks makes the app wrap every component's lock with wrap.
-func WrapLocks(wrap LockWrapper) fx.Option { return fx.Supply(wrap) }
 
 // ComponentStatus is what this replica knows of one component's election.
 type ComponentStatus struct {
@@ -77,28 +64,28 @@ type ComponentStatus struct {
 	// is false until it has seen one.
 	Record   locks.Record
 	Observed bool
-	// Healthy is the election's Check with the configured margin.
+	// Healthy is the component's health check (see Runner.HealthChecks):
+	// nil, or why it fails.
 	Healthy error
 }
 
 // Runner runs one election per enabled component, and each component's
-// leader work while this replica leads it.
+// leader work while this replica leads it. Module provides it, and starts
+// and stops it with the app; a program reads it for status and health.
 type Runner struct {
-	cfg        *config.Config
-	identity   string
-	log        *slog.Logger
-	shutdowner fx.Shutdowner
-	clock      clock.WithTicker
-	client     kubernetes.Interface
-	units      []*unit
-	events     *events // nil unless configured
-
-	// forceExit ends the process on a second signal; tests replace it.
-	forceExit func(code int)
+	cfg          *config.Config
+	identity     string
+	log          *slog.Logger
+	shutdowner   fx.Shutdowner
+	clock        clock.WithTicker
+	client       kubernetes.Interface // nil when every lock is in memory
+	units        []*unit
+	events       *events       // nil unless configured
+	secondSignal *secondSignal // nil unless ExitOnSecondSignal
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
-	running  atomic.Bool  // between Start and Stop: ready
+	running  atomic.Bool  // between start and stop: ready
 	httpAddr atomic.Value // string: where the HTTP endpoint listens
 }
 
@@ -121,24 +108,20 @@ type unit struct {
 	stopped atomic.Bool // its loop has returned
 }
 
-// NewRunner checks the components against the configuration and makes
+// newRunner checks the components against the configuration and makes
 // their elections; every problem found is in its error, and nothing has
 // started. fx calls it when the app is built.
-func NewRunner(p RunnerParams) (*Runner, error) {
+func newRunner(p runnerParams) (*Runner, error) {
 	r := &Runner{
-		cfg:        p.Config,
-		identity:   string(p.Identity),
-		log:        p.Logger,
-		shutdowner: p.Shutdowner,
-		clock:      p.Clock,
-		client:     p.Client,
-		forceExit:  os.Exit,
+		cfg:          p.Config,
+		identity:     string(p.Identity),
+		log:          p.Logger,
+		shutdowner:   p.Shutdowner,
+		clock:        clock.RealClock{},
+		secondSignal: p.SecondSignal,
 	}
 	if r.log == nil {
 		r.log = slog.Default()
-	}
-	if r.clock == nil {
-		r.clock = clock.RealClock{}
 	}
 	space := p.MemorySpace
 	if space == nil {
@@ -164,7 +147,7 @@ func NewRunner(p RunnerParams) (*Runner, error) {
 			continue
 		}
 		names = append(names, name)
-		u, err := r.newUnit(c, ns, p, space)
+		u, err := r.newUnit(c, ns)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -182,13 +165,26 @@ func NewRunner(p RunnerParams) (*Runner, error) {
 		lockUsers[key] = name
 		r.units = append(r.units, u)
 	}
+	// fx gives a value group in no set order: sort for status and health
+	// that read the same on every replica.
+	slices.SortFunc(r.units, func(a, b *unit) int { return strings.Compare(a.comp.Name(), b.comp.Name()) })
 	if err := p.Config.CheckComponents(names); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("tenure: %w", err)
 	}
-	p.Lifecycle.Append(fx.Hook{OnStart: r.Start, OnStop: r.Stop})
+	cs, err := r.clusterClient(p.Client)
+	if err != nil {
+		return nil, fmt.Errorf("tenure: %w", err)
+	}
+	r.client = cs
+	for _, u := range r.units {
+		errs = append(errs, u.elect(p, space))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("tenure: %w", err)
+	}
 	return r, nil
 }
 
@@ -200,7 +196,18 @@ type withSettings interface {
 }
 
 // newUnit makes the election of c, or returns nil if c is disabled.
-func (r *Runner) newUnit(c components.Component, ns string, p RunnerParams, space *locks.MemorySpace) (*unit, error) {
+// runWithApp starts the HTTP endpoint, if configured, and the runner with
+// the app, and stops them in the reverse order: the endpoint answers
+// until the elections have stopped.
+func runWithApp(lc fx.Lifecycle, r *Runner, t *telemetry) {
+	if r.cfg.HTTP.Address != "" {
+		lc.Append(r.httpHook(t.metrics))
+	}
+	lc.Append(fx.Hook{OnStart: r.start, OnStop: r.stop})
+}
+
+// newUnit returns c's unit with its settings, or nil if c is disabled.
+func (r *Runner) newUnit(c components.Component, ns string) (*unit, error) {
 	name := c.Name()
 	var code components.Settings
 	if s, ok := c.(withSettings); ok {
@@ -217,15 +224,20 @@ func (r *Runner) newUnit(c components.Component, ns string, p RunnerParams, spac
 		r.log.Info("component disabled by configuration", "component", name)
 		return nil, nil
 	}
-	lock, err := r.newLock(name, settings, p.Client, space)
+	return &unit{r: r, comp: c, settings: settings, log: r.log.With("component", name)}, nil
+}
+
+// elect makes the unit's lock and election.
+func (u *unit) elect(p runnerParams, space *locks.MemorySpace) error {
+	r, name := u.r, u.comp.Name()
+	lock, err := r.newLock(name, u.settings, r.client, space)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	u := &unit{r: r, comp: c, settings: settings, log: r.log.With("component", name)}
 	if pl, ok := lock.(permissioned); ok {
 		u.perms = pl.Permissions()
 		if r.cfg.Events {
-			u.perms = append(u.perms, eventPermissions(settings.Namespace)...)
+			u.perms = append(u.perms, eventPermissions(u.settings.Namespace)...)
 		}
 	}
 	if p.WrapLock != nil {
@@ -236,19 +248,19 @@ func (r *Runner) newUnit(c components.Component, ns string, p RunnerParams, spac
 		Lock:             lock,
 		Name:             name,
 		Identity:         r.identity,
-		LeaseDuration:    settings.LeaseDuration,
-		RenewDeadline:    settings.RenewDeadline,
-		RetryPeriod:      settings.RetryPeriod,
-		RenewInterval:    settings.RenewInterval,
+		LeaseDuration:    u.settings.LeaseDuration,
+		RenewDeadline:    u.settings.RenewDeadline,
+		RetryPeriod:      u.settings.RetryPeriod,
+		RenewInterval:    u.settings.RenewInterval,
 		OnStartedLeading: u.work,
-		TracerProvider:   p.Telemetry.TracerProvider,
-		MeterProvider:    p.Telemetry.MeterProvider,
+		TracerProvider:   p.Telemetry.tracerProvider,
+		MeterProvider:    p.Telemetry.meterProvider,
 		Logger:           u.log,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("components.%s: %w", name, err)
+		return fmt.Errorf("components.%s: %w", name, err)
 	}
-	return u, nil
+	return nil
 }
 
 // lockKey names the lock of s as "kind/namespace/name".
@@ -259,9 +271,6 @@ func lockKey(s components.Settings) string {
 func (r *Runner) newLock(name string, s components.Settings, cs kubernetes.Interface, space *locks.MemorySpace) (locks.Lock, error) {
 	if s.Lock == locks.KindMemory {
 		return space.Lock(s.Namespace + "/" + s.LockName), nil
-	}
-	if cs == nil {
-		return nil, fmt.Errorf("components.%s: lock %s needs a Kubernetes cluster, and none is configured: set kubeconfig, run in a cluster, or use lock memory", name, s.Lock)
 	}
 	var (
 		l   locks.Lock
@@ -288,14 +297,13 @@ func (r *Runner) newLock(name string, s components.Settings, cs kubernetes.Inter
 // Identity is this replica's identity in every election.
 func (r *Runner) Identity() string { return r.identity }
 
-// Status returns the status of every enabled component, in the order
-// they were registered.
+// Status returns the status of every enabled component, by name.
 func (r *Runner) Status() []ComponentStatus {
 	out := make([]ComponentStatus, 0, len(r.units))
 	for _, u := range r.units {
 		st := ComponentStatus{Name: u.comp.Name(), Lock: u.lock, Leader: u.election.Leader()}
 		st.Record, st.Observed = u.election.Record()
-		st.Healthy = u.election.Check(r.cfg.HTTP.HealthzMargin)
+		st.Healthy = u.check()
 		u.mu.Lock()
 		st.Leading, st.Failures = u.working, u.failures
 		u.mu.Unlock()
@@ -307,9 +315,9 @@ func (r *Runner) Status() []ComponentStatus {
 	return out
 }
 
-// Start checks that this program may make the requests its locks make
+// start checks that this program may make the requests its locks make
 // (see checkAccess), then starts every election and returns at once.
-func (r *Runner) Start(startCtx context.Context) error {
+func (r *Runner) start(startCtx context.Context) error {
 	if err := r.checkAccess(startCtx, r.client); err != nil {
 		return err
 	}
@@ -329,21 +337,23 @@ func (r *Runner) Start(startCtx context.Context) error {
 	return nil
 }
 
-// Stop cancels every component's leader work and waits for it to return,
+// stop cancels every component's leader work and waits for it to return,
 // at most the configured shutdown timeout (or until ctx is done). Each
 // election keeps renewing its lease while its work winds down and
 // releases it as soon as the work has returned, all at once. If some work
-// does not return in time, Stop gives those terms up: their leases are
+// does not return in time, stop gives those terms up: their leases are
 // neither renewed nor released (a lease is never released under running
-// work) and expire on their own, and Stop returns an error naming them;
+// work) and expire on their own, and stop returns an error naming them;
 // the process should then exit, since that work no longer has a term.
-// Stop returns only once every election loop (with its lease watch) and
-// the event recorder have stopped. A SIGTERM or SIGINT while Stop waits ends
-// the process at once.
-func (r *Runner) Stop(ctx context.Context) error {
+// stop returns only once every election loop (with its lease watch) and
+// the event recorder have stopped. It does not handle signals (see
+// ExitOnSecondSignal).
+func (r *Runner) stop(ctx context.Context) error {
 	if r.cancel == nil {
 		return nil
 	}
+	stopListening := r.secondSignal.listen(r)
+	defer stopListening()
 	r.running.Store(false)
 	r.cancel()
 	done := make(chan struct{})
@@ -351,32 +361,22 @@ func (r *Runner) Stop(ctx context.Context) error {
 		r.wg.Wait()
 		close(done)
 	}()
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(signals)
 	timeout := r.clock.NewTimer(r.cfg.ShutdownTimeout)
 	defer timeout.Stop()
 	var err error
 	select {
 	case <-done:
 		r.log.Info("stopped: all leader work returned and leases released", "identity", r.identity)
-	case sig := <-signals:
-		r.log.Warn("second signal during shutdown: exiting now, leases left to expire", "signal", sig.String(), "leading", r.working())
-		r.forceExit(1)
-		err = fmt.Errorf("tenure: %v during shutdown", sig)
 	case <-timeout.C():
 		err = fmt.Errorf("tenure: %s within shutdown_timeout %v; those leases were not released and expire on their own", r.notStopped(), r.cfg.ShutdownTimeout)
 	case <-ctx.Done():
 		err = fmt.Errorf("tenure: %s before the stop deadline; those leases were not released and expire on their own: %w", r.notStopped(), ctx.Err())
 	}
 	if err != nil {
+		// Given up, every election's Run returns without waiting for its
+		// work or a request in flight: the loops end.
 		r.giveUp()
-		select {
-		case <-done:
-		case sig := <-signals:
-			r.log.Warn("second signal during shutdown: exiting now", "signal", sig.String())
-			r.forceExit(1)
-		}
+		<-done
 	}
 	r.events.shutdown()
 	return err

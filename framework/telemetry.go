@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -28,52 +30,84 @@ import (
 	"github.com/tenure/tenure/config"
 )
 
-// Telemetry holds the providers the elections report to, as configured:
-// traces exported over OTLP (or to standard output) when tracing is
-// enabled, and metrics served for Prometheus on the HTTP endpoint when it
-// is. Whatever is off is a no-op provider, at no cost.
-type Telemetry struct {
-	TracerProvider trace.TracerProvider
-	MeterProvider  metric.MeterProvider
-	// Metrics serves the metrics in the Prometheus text format; nil when
-	// the HTTP endpoint is off.
-	Metrics http.Handler
+// telemetry holds the providers the elections report to, and what
+// /metrics serves.
+type telemetry struct {
+	tracerProvider trace.TracerProvider
+	meterProvider  metric.MeterProvider
+	// metrics serves the metrics in the Prometheus text format on
+	// http.address; nil when there is nothing to serve there.
+	metrics http.Handler
 }
 
-// TelemetryParams are NewTelemetry's dependencies.
-type TelemetryParams struct {
+// telemetryParams are newTelemetry's dependencies: the configuration, and
+// what the app provides of its own.
+type telemetryParams struct {
 	fx.In
-	Lifecycle fx.Lifecycle
-	Config    *config.Config
-	Identity  Identity
+	Lifecycle      fx.Lifecycle
+	Config         *config.Config
+	Identity       identity
+	Logger         *slog.Logger          `optional:"true"`
+	TracerProvider trace.TracerProvider  `optional:"true"`
+	MeterProvider  metric.MeterProvider  `optional:"true"`
+	Registerer     prometheus.Registerer `optional:"true"`
 }
 
-// NewTelemetry builds the providers and registers their flush on stop,
-// after the elections have stopped (and released their leases).
-func NewTelemetry(p TelemetryParams) (*Telemetry, error) {
-	t := &Telemetry{TracerProvider: tracenoop.NewTracerProvider(), MeterProvider: metricnoop.NewMeterProvider()}
+// newTelemetry chooses the providers and registers the flush of those it
+// makes on stop, after the elections have stopped (and released their
+// leases).
+//
+// Spans go to the app's TracerProvider if it provides one, else as the
+// tracing section says, else nowhere. Metrics go to the app's
+// MeterProvider if it provides one; else to the app's Registerer if it
+// provides one; else, with http.address, to a registry of the module's
+// own with the Go and process collectors, served on /metrics; else
+// nowhere. What is off is a no-op provider, at no cost.
+func newTelemetry(p telemetryParams) (*telemetry, error) {
+	log := p.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	t := &telemetry{tracerProvider: tracenoop.NewTracerProvider(), meterProvider: metricnoop.NewMeterProvider()}
 	var shutdowns []func(context.Context) error
-	if p.Config.Tracing.Enabled {
+	switch {
+	case p.TracerProvider != nil:
+		t.tracerProvider = p.TracerProvider
+		if p.Config.Tracing.Enabled {
+			log.Info("tracing section ignored: spans go to the app's TracerProvider")
+		}
+	case p.Config.Tracing.Enabled:
 		tp, err := newTracerProvider(p.Config, string(p.Identity))
 		if err != nil {
 			return nil, err
 		}
-		t.TracerProvider = tp
+		t.tracerProvider = tp
 		shutdowns = append(shutdowns, tp.Shutdown)
 	}
-	if p.Config.HTTP.Address != "" {
-		reg := prometheus.NewRegistry()
-		exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
-		if err != nil {
-			return nil, fmt.Errorf("metrics: %w", err)
-		}
-		res, err := newResource(p.Config.Tracing.ServiceName, string(p.Identity))
+	switch {
+	case p.MeterProvider != nil:
+		t.meterProvider = p.MeterProvider
+	case p.Registerer != nil:
+		// The app's registry describes the process already, and may hold
+		// another OpenTelemetry exporter's target_info.
+		mp, err := newMeterProvider(p.Config, string(p.Identity), p.Registerer, otelprom.WithoutTargetInfo())
 		if err != nil {
 			return nil, err
 		}
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res))
-		t.MeterProvider = mp
-		t.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+		t.meterProvider = mp
+		shutdowns = append(shutdowns, mp.Shutdown)
+		if g, ok := p.Registerer.(prometheus.Gatherer); ok {
+			t.metrics = promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+		}
+	case p.Config.HTTP.Address != "":
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		mp, err := newMeterProvider(p.Config, string(p.Identity), reg)
+		if err != nil {
+			return nil, err
+		}
+		t.meterProvider = mp
+		t.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 		shutdowns = append(shutdowns, mp.Shutdown)
 	}
 	p.Lifecycle.Append(fx.StopHook(func(ctx context.Context) error {
@@ -87,6 +121,19 @@ func NewTelemetry(p TelemetryParams) (*Telemetry, error) {
 		return nil
 	}))
 	return t, nil
+}
+
+// newMeterProvider exports the metrics to reg in the Prometheus format.
+func newMeterProvider(cfg *config.Config, identity string, reg prometheus.Registerer, opts ...otelprom.Option) (*sdkmetric.MeterProvider, error) {
+	exp, err := otelprom.New(append([]otelprom.Option{otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo()}, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	res, err := newResource(cfg.Tracing.ServiceName, identity)
+	if err != nil {
+		return nil, err
+	}
+	return sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res)), nil
 }
 
 // newTracerProvider exports spans as the configuration says; the standard

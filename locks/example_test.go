@@ -17,7 +17,8 @@ import (
 // (kubernetes.NewForConfig) and hands the lock to election.New, which
 // makes these calls itself; here a fake clientset stands for the API
 // server. Permissions lists the requests the lock makes, for the
-// program's RBAC Role.
+// program's RBAC Role: list and watch are for the watch the lock follows
+// while an election runs (see LeaseLock.Watch; WithoutWatch drops them).
 func ExampleNewLeaseLock() {
 	ctx := context.Background()
 	clientset := fake.NewClientset()
@@ -59,6 +60,8 @@ func ExampleNewLeaseLock() {
 	// get leases.coordination.k8s.io "billing" in namespace "default"
 	// create leases.coordination.k8s.io in namespace "default"
 	// patch leases.coordination.k8s.io "billing" in namespace "default"
+	// list leases.coordination.k8s.io in namespace "default"
+	// watch leases.coordination.k8s.io in namespace "default"
 }
 
 // loggedLock is a custom Lock: it keeps the record in another Lock (a

@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/tenure/tenure/config"
-	"github.com/tenure/tenure/framework"
 )
 
 //go:embed demo.yaml
@@ -43,10 +42,10 @@ type options struct {
 }
 
 // sources returns the configuration layers with overrides last.
-func (o options) sources(overrides map[string]any) framework.ConfigSources {
-	srcs := framework.ConfigSources{config.YAML("demo.yaml (embedded)", defaultConfig)}
+func (o options) sources(overrides map[string]any) []config.Source {
+	srcs := []config.Source{config.YAML("demo.yaml (embedded)", defaultConfig)}
 	if o.configFile != "" {
-		srcs = framework.ConfigSources{config.File(o.configFile)}
+		srcs = []config.Source{config.File(o.configFile)}
 	}
 	srcs = append(srcs, config.Values("demo", overrides), config.Env(nil))
 	return srcs

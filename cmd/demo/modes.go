@@ -169,7 +169,9 @@ func runCluster(ctx context.Context, o options, ev *events, logger *slog.Logger,
 	var runner *framework.Runner
 	opts := []fx.Option{
 		framework.Module,
-		fx.Supply(o.sources(map[string]any{"lock": "lease", "kubeconfig": o.kubeconfig}), logger),
+		framework.Config(o.sources(map[string]any{"lock": "lease", "kubeconfig": o.kubeconfig})...),
+		fx.Supply(logger),
+		framework.ExitOnSecondSignal(), // a second Ctrl-C while the leases are handed over
 		fx.Populate(&runner),
 		fx.NopLogger,
 	}

@@ -112,7 +112,7 @@ func (s *sim) start(r *replica) error {
 	var runner *framework.Runner
 	opts := []fx.Option{
 		framework.Module,
-		fx.Supply(s.opts.sources(map[string]any{"lock": "memory", "identity": r.id})),
+		framework.Config(s.opts.sources(map[string]any{"lock": "memory", "identity": r.id})...),
 		fx.Supply(s.space, s.log),
 		framework.WrapLocks(func(_ string, l locks.Lock) locks.Lock { return faultLock{Lock: l, r: r} }),
 		fx.Populate(&runner),

@@ -31,7 +31,7 @@ import (
 var defaultConfig []byte
 
 func main() {
-	kubeconfig := flag.String("kubeconfig", "", "kubeconfig file (default: in-cluster, else $KUBECONFIG or ~/.kube/config)")
+	kubeconfig := flag.String("kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)")
 	flag.DurationVar(&actPeriod, "act-period", 0, "act this often as leader (default: each component's own period)")
 	flag.BoolVar(&logActs, "log-acts", false, "print a line for each act as leader")
 	flag.DurationVar(&windDown, "wind-down", 0, "once stopping, keep acting for a random time up to this long before returning, as a flush would (the term is renewed meanwhile)")
@@ -46,14 +46,16 @@ func main() {
 	if *kubeconfig != "" {
 		srcs = append(srcs, config.Values("--kubeconfig", map[string]any{"kubeconfig": *kubeconfig}))
 	}
-	os.Exit(run(framework.ConfigSources(srcs)))
+	os.Exit(run(srcs))
 }
 
-// run runs the app until SIGTERM or SIGINT and returns the exit code.
-func run(srcs framework.ConfigSources) int {
+// run runs the app until SIGTERM or SIGINT and returns the exit code; a
+// second signal while it stops exits at once.
+func run(srcs []config.Source) int {
 	app := fx.New(
 		framework.Module,
-		fx.Supply(srcs),
+		framework.Config(srcs...),
+		framework.ExitOnSecondSignal(),
 		framework.Component(newComponent("billing", time.Second)),
 		framework.Component(newComponent("reports", 5*time.Second)),
 		framework.Component(newComponent("janitor", 10*time.Second)),

@@ -4,6 +4,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -12,10 +13,9 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tenure/tenure/election"
+	"github.com/tenure/tenure/internal/kubeconfig"
 	"github.com/tenure/tenure/locks"
 )
 
@@ -29,7 +29,7 @@ type Flags struct {
 // namespace and name.
 func Register(fs *flag.FlagSet, namespace, name string) *Flags {
 	f := &Flags{}
-	fs.StringVar(&f.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster)")
+	fs.StringVar(&f.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)")
 	fs.StringVar(&f.Namespace, "namespace", namespace, "namespace of the lock")
 	fs.StringVar(&f.Name, "name", name, "name of the lock")
 	fs.StringVar(&f.Identity, "identity", defaultIdentity(), "this candidate's identity (default: $POD_NAME, else the host name)")
@@ -47,19 +47,15 @@ func defaultIdentity() string {
 	return h
 }
 
-// Client makes a clientset from --kubeconfig, or in-cluster.
+// Client makes a clientset from --kubeconfig, else $KUBECONFIG, else
+// ~/.kube/config, else in-cluster, as kubectl does.
 func (f *Flags) Client() (kubernetes.Interface, error) {
-	var (
-		cfg *rest.Config
-		err error
-	)
-	if f.Kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", f.Kubeconfig)
-	} else {
-		cfg, err = rest.InClusterConfig()
+	cfg, err := kubeconfig.RESTConfig(f.Kubeconfig)
+	if errors.Is(err, kubeconfig.ErrNoCluster) {
+		return nil, fmt.Errorf("%w: pass --kubeconfig, set $KUBECONFIG, or run in a cluster", err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes client (set --kubeconfig outside a cluster): %w", err)
+		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	return kubernetes.NewForConfig(cfg)
 }
