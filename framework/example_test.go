@@ -6,6 +6,9 @@ import (
 	"slices"
 
 	"go.uber.org/fx"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tenure/tenure/components"
 	"github.com/tenure/tenure/election"
@@ -52,4 +55,35 @@ func Example() {
 	// Output:
 	// billing leads, fencing token 1
 	// reports leads, fencing token 1
+}
+
+// An app that has its own Kubernetes client provides it, and tenure's
+// locks use it too; a component asks for it as any fx constructor asks
+// for what it needs. (Compiled, not run: it needs a cluster.)
+func Example_appClient() {
+	newClient := func() (kubernetes.Interface, error) {
+		rules := clientcmd.NewDefaultClientConfigLoadingRules() // $KUBECONFIG, ~/.kube/config
+		cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+		if err != nil {
+			return nil, err
+		}
+		return kubernetes.NewForConfig(cfg)
+	}
+	newCleaner := func(cs kubernetes.Interface) components.Component {
+		return components.New("cleaner", func(ctx context.Context) error {
+			pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "status.phase=Failed"})
+			if err != nil {
+				return err
+			}
+			fmt.Println(len(pods.Items), "failed pods")
+			<-ctx.Done()
+			return nil
+		})
+	}
+	fx.New(
+		framework.Module,
+		framework.ConfigFile("tenure.yaml"),
+		fx.Provide(newClient),
+		framework.Component(newCleaner),
+	).Run()
 }
