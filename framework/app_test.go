@@ -1,7 +1,6 @@
 package framework_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -39,25 +38,7 @@ import (
 	"github.com/tenure/tenure/locks"
 )
 
-// lockedBuffer is a bytes.Buffer safe for concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newLogger(w *lockedBuffer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+func newLogger(w *framework.LockedBuffer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
 
 // cutLocks wraps each component's lock so that a test can cut it off: its
 // requests then fail.
@@ -159,7 +140,7 @@ func TestJoinsAnAppWithItsOwnClientAndTelemetry(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	spans := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
-	var logs lockedBuffer
+	var logs framework.LockedBuffer
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Log(logs.String())

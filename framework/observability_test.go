@@ -275,16 +275,6 @@ func TestHealthzFailsForALeaderCutOff(t *testing.T) {
 	app.RequireStop()
 }
 
-// leaderStatus is one election in the /leaders document.
-type leaderStatus struct {
-	Election     string     `json:"election"`
-	Lock         string     `json:"lock"`
-	Holder       string     `json:"holder"`
-	Self         bool       `json:"self"`
-	FencingToken int32      `json:"fencingToken"`
-	TermStart    *time.Time `json:"termStart"`
-}
-
 // TestLeadersMatchTheLeases compares /leaders with the Leases.
 func TestLeadersMatchTheLeases(t *testing.T) {
 	cs := kubetest.Client(t)
@@ -308,7 +298,7 @@ func TestLeadersMatchTheLeases(t *testing.T) {
 	a2.RequireStart()
 	for _, r := range []*framework.Runner{r1, r2} {
 		require.Eventually(t, func() bool {
-			var doc []leaderStatus
+			var doc []framework.LeaderStatus
 			_, body := proctest.Get(t, "http://"+r.HTTPAddress()+"/leaders")
 			require.NoError(t, json.Unmarshal([]byte(body), &doc))
 			if len(doc) != len(names) {
