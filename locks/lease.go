@@ -126,7 +126,7 @@ func (l *LeaseLock) GetFromServer(ctx context.Context) (Observed, error) {
 	lease, err := l.client.Leases(l.namespace).Get(ctx, l.name, metav1.GetOptions{})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			l.fresh.gone()
+			l.fresh.gone("")
 		}
 		return Observed{}, l.apiError("get", err)
 	}
@@ -189,7 +189,7 @@ func (l *LeaseLock) Update(ctx context.Context, version string, r Record) (Obser
 		case apierrors.IsConflict(err):
 			l.fresh.conflicted(version)
 		case apierrors.IsNotFound(err):
-			l.fresh.gone()
+			l.fresh.gone(version)
 		}
 		return Observed{}, l.apiError("update", err)
 	}

@@ -202,3 +202,22 @@ func TestReviewFreshnessWithIncomparableVersions(t *testing.T) {
 	f.saw("b7")
 	assert.False(t, f.trusts(true, "a1"), "a cached version that cannot be compared with what this handle saw is not trusted")
 }
+
+// TestReviewFreshnessAfterGone: once the API server said the object is
+// gone, the cache answers only with its absence or with a re-creation
+// (a version newer than any the handle knew).
+func TestReviewFreshnessAfterGone(t *testing.T) {
+	var f freshness
+	f.saw("10")
+	f.gone("12") // an update at 12 found nothing
+	assert.True(t, f.trusts(false, ""), "absent")
+	assert.False(t, f.trusts(true, "10"), "the deleted object as this handle saw it")
+	assert.False(t, f.trusts(true, "12"), "the deleted object as the update knew it")
+	assert.True(t, f.trusts(true, "13"), "a re-creation")
+
+	var g freshness
+	g.saw("10")
+	g.gone("") // a read found nothing
+	assert.False(t, g.trusts(true, "10"))
+	assert.True(t, g.trusts(true, "11"))
+}

@@ -281,11 +281,18 @@ func (f *freshness) conflicted(version string) {
 	}
 }
 
-// gone records that the API server said the object does not exist.
-func (f *freshness) gone() {
+// gone records that the API server said the object does not exist, which
+// this handle last knew at version (empty if none): a cached object is
+// trusted only if newer than every version the handle knew, a re-creation.
+func (f *freshness) gone(version string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.exists = false
+	for _, v := range []string{f.floor, version} {
+		if v != "" && (f.above == "" || newer(v, f.above)) {
+			f.above = v
+		}
+	}
 }
 
 // trusts says whether a cached version (found or not) may answer a read.
@@ -295,7 +302,7 @@ func (f *freshness) trusts(found bool, version string) bool {
 	if !found {
 		return !f.exists
 	}
-	if f.floor != "" && newer(f.floor, version) {
+	if f.floor != "" && version != f.floor && !newer(version, f.floor) {
 		return false
 	}
 	if f.above != "" && !newer(version, f.above) {
