@@ -5,6 +5,7 @@ package election_test
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -262,4 +264,39 @@ func TestReviewLeaseDeletedUnderAStalledWatchAfterARelease(t *testing.T) {
 	lease, err := direct.CoordinationV1().Leases(ns).Get(context.Background(), "lock", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, "a", *lease.Spec.HolderIdentity)
+}
+
+// TestReviewRunAndAcquireLeaveNoGoroutines: elections on Lease locks of
+// one fake client (one shared watch) that run, lead, stop, and campaign
+// with Acquire on their own, concurrently and more than once, leave no
+// goroutine behind.
+func TestReviewRunAndAcquireLeaveNoGoroutines(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	leases := fake.NewClientset().CoordinationV1()
+	newElection := func(id string) *election.Election {
+		l, err := locks.NewLeaseLock(leases, "ns", "lock", locks.WithIdentity(id))
+		require.NoError(t, err)
+		e, err := election.New(election.Config{Lock: l, LeaseDuration: kLease, RenewDeadline: kDeadline, RetryPeriod: kRetry, Logger: quiet})
+		require.NoError(t, err)
+		return e
+	}
+	for round := range 3 {
+		var wg sync.WaitGroup
+		runner := newElection("runner")
+		ctx, cancel := context.WithCancel(context.Background())
+		wg.Go(func() { _ = runner.Run(ctx) })
+		for i := range 3 {
+			wg.Go(func() {
+				actx, acancel := context.WithTimeout(context.Background(), time.Duration(i+1)*100*time.Millisecond)
+				defer acancel()
+				_, _ = newElection(fmt.Sprint("acquirer", round, i)).Acquire(actx)
+			})
+		}
+		time.Sleep(300 * time.Millisecond)
+		stopCtx, stopCancel := context.WithTimeout(context.Background(), 5*time.Second)
+		require.NoError(t, runner.Stop(stopCtx))
+		stopCancel()
+		cancel()
+		wg.Wait()
+	}
 }

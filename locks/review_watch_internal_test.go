@@ -221,3 +221,32 @@ func TestReviewFreshnessAfterGone(t *testing.T) {
 	assert.False(t, g.trusts(true, "10"))
 	assert.True(t, g.trusts(true, "11"))
 }
+
+// TestReviewFakeClientsetGivesEachLockItsOwnWatch: client-go's fake
+// clientset returns a new CoordinationV1 value on each call, so locks
+// made from separate calls do not share a watch; each still follows its
+// Lease.
+func TestReviewFakeClientsetGivesEachLockItsOwnWatch(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	cs := fake.NewClientset()
+	a, err := NewLeaseLock(cs.CoordinationV1(), "ns", "lock")
+	require.NoError(t, err)
+	b, err := NewLeaseLock(cs.CoordinationV1(), "ns", "lock")
+	require.NoError(t, err)
+	changesA, stopA := a.Watch()
+	defer stopA()
+	changesB, stopB := b.Watch()
+	defer stopB()
+	assert.NotSame(t, a.followed(), b.followed(), "a watch each")
+	assert.Equal(t, 2, SharedWatches())
+	require.Eventually(t, func() bool { return WatchSynced(a) && WatchSynced(b) && !WatchBroken(a) && !WatchBroken(b) }, 10*time.Second, time.Millisecond)
+	_, err = cs.CoordinationV1().Leases("ns").Create(t.Context(), reviewLease("lock", "x"), metav1.CreateOptions{})
+	require.NoError(t, err)
+	for _, ch := range []<-chan struct{}{changesA, changesB} {
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no change reported")
+		}
+	}
+}
