@@ -238,7 +238,13 @@ func (e *Election) Stop(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
+	e.mu.Lock()
+	held := e.holding
+	e.mu.Unlock()
 	e.giveUpOnce.Do(func() { close(e.giveUp) })
+	if !held {
+		return fmt.Errorf("election %s: %w before Run returned (it held no term then)", e.cfg.Name, context.Cause(ctx))
+	}
 	return fmt.Errorf("election %s: %w before the leader work returned: the term was given up and the lock %s left to expire", e.cfg.Name, context.Cause(ctx), e.cfg.Lock.Describe())
 }
 

@@ -5,14 +5,17 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/apimachinery/pkg/watch"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 )
 
 // The shared Lease watches. A LeaseLock follows its Lease through the
@@ -61,6 +64,8 @@ type namespaceWatch struct {
 	// an old watch does not mark a newer one broken.
 	broken bool
 	gen    int
+	// forbidden: a list or watch was refused, and said so once.
+	forbidden atomic.Bool
 }
 
 // subscribe registers a lock on the Lease namespace/name with the shared
@@ -133,7 +138,7 @@ func (r *watchRegistry) newInformer(leases coordinationv1client.LeaseInterface, 
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			gen := r.begin(nw)
-			wi, err := leases.Watch(ctx, opts)
+			wi, err := watchUntilDone(ctx, leases, opts)
 			if err != nil {
 				return nil, err
 			}
@@ -152,7 +157,19 @@ func (r *watchRegistry) newInformer(leases coordinationv1client.LeaseInterface, 
 	}
 	_ = informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, refl *cache.Reflector, err error) {
 		r.begin(nw)
-		cache.DefaultWatchErrorHandler(ctx, refl, err)
+		switch {
+		case ctx.Err() != nil:
+			// The watch is stopping: nothing to report.
+		case apierrors.IsForbidden(err):
+			// Once, not at every retry: the locks work on without the
+			// watch, reading from the API server.
+			if nw.forbidden.CompareAndSwap(false, true) {
+				klog.FromContext(ctx).Error(err, "Lease locks cannot watch their namespace and poll the API server instead: grant list and watch on leases, or make the locks WithoutWatch",
+					"namespace", nw.key.namespace)
+			}
+		default:
+			cache.DefaultWatchErrorHandler(ctx, refl, err)
+		}
 	})
 	_, _ = informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    notify,
@@ -160,6 +177,34 @@ func (r *watchRegistry) newInformer(leases coordinationv1client.LeaseInterface, 
 		DeleteFunc: notify,
 	})
 	return informer
+}
+
+// watchUntilDone starts a watch of leases, and gives up on it when ctx
+// ends first: the last subscription's stop waits for the informer, which
+// waits for its Watch call, so a client whose call ignores cancellation
+// must not hold up election.Run and Stop. (client-go's reflector gives up
+// on a List the same way.) A watch that arrives late is stopped.
+func watchUntilDone(ctx context.Context, leases coordinationv1client.LeaseInterface, opts metav1.ListOptions) (watch.Interface, error) {
+	type result struct {
+		w   watch.Interface
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		w, err := leases.Watch(ctx, opts)
+		got <- result{w, err}
+	}()
+	select {
+	case res := <-got:
+		return res.w, res.err
+	case <-ctx.Done():
+		go func() {
+			if res := <-got; res.w != nil {
+				res.w.Stop()
+			}
+		}()
+		return nil, ctx.Err()
+	}
 }
 
 // begin marks nw broken as a list or watch begins and returns its
@@ -196,9 +241,19 @@ func newTrackedWatch(inner watch.Interface, ended func()) *trackedWatch {
 	go func() {
 		defer close(t.out)
 		defer ended()
-		for ev := range inner.ResultChan() {
+		for {
+			// Stop ends the watch even if the inner one does not close
+			// its channel, as watch.Interface says it must.
 			select {
-			case t.out <- ev:
+			case ev, ok := <-inner.ResultChan():
+				if !ok {
+					return
+				}
+				select {
+				case t.out <- ev:
+				case <-t.stop:
+					return
+				}
 			case <-t.stop:
 				return
 			}

@@ -16,7 +16,7 @@ import (
 	"github.com/tenure/tenure/locks/lockstest"
 )
 
-// TestReviewCacheNotTrustedAfterTheServerSaidNotFound: once the API
+// TestCacheNotTrustedAfterTheServerSaidNotFound: once the API
 // server has told a handle that its Lease is gone (an update or a read
 // answered NotFound), the handle's reads must not return the Lease from a
 // cache that has not seen the deletion (here the watch connection is
@@ -24,7 +24,7 @@ import (
 // last knowledge is a free record keeps patching a deleted Lease, every
 // retry period, and never observes it missing (so never re-creates it),
 // for as long as the watch stays silent.
-func TestReviewCacheNotTrustedAfterTheServerSaidNotFound(t *testing.T) {
+func TestCacheNotTrustedAfterTheServerSaidNotFound(t *testing.T) {
 	ns := kubetest.Namespace(t)
 	proxy, watchClient := kubetest.ViaProxy(t, 0)
 	direct := kubetest.Client(t)

@@ -29,11 +29,11 @@ func reviewLease(name, holder string) *coordinationv1.Lease {
 	}
 }
 
-// TestReviewSubscriptionsRaceWithReadsAndWrites: handles on one client
+// TestSubscriptionsRaceWithReadsAndWrites: handles on one client
 // subscribe and unsubscribe at random while others read and the Leases
 // change; nothing races, panics or leaks, and the last subscription
 // leaves no watch behind.
-func TestReviewSubscriptionsRaceWithReadsAndWrites(t *testing.T) {
+func TestSubscriptionsRaceWithReadsAndWrites(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cs := fake.NewClientset()
 	leases := cs.CoordinationV1() // one pointer: shared watches
@@ -111,9 +111,9 @@ type taggedLeases struct {
 	tag any
 }
 
-// TestReviewNonComparableGetters: a client that cannot key a map gives
+// TestNonComparableGetters: a client that cannot key a map gives
 // each lock a watch of its own, with no panic.
-func TestReviewNonComparableGetters(t *testing.T) {
+func TestNonComparableGetters(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	inner := fake.NewClientset().CoordinationV1()
 	getters := map[string]coordinationv1client.LeasesGetter{
@@ -169,11 +169,11 @@ func (l gatedLease) Watch(ctx context.Context, opts metav1.ListOptions) (watch.I
 	return l.LeaseInterface.Watch(ctx, opts)
 }
 
-// TestReviewLastStopWaitsForAWatchCallThatIgnoresItsContext: the last
-// subscription's stop joins the informer, so a client whose Watch call
-// does not return on cancellation holds stop (and with it election.Run,
-// Stop and a standalone Acquire) until that call returns.
-func TestReviewLastStopWaitsForAWatchCallThatIgnoresItsContext(t *testing.T) {
+// TestLastStopDoesNotWaitForAWatchCallThatIgnoresItsContext: the last
+// subscription's stop joins the informer, which gives up on a Watch call
+// that does not return on cancellation, so such a client does not hold up
+// stop (and with it election.Run, Stop and a standalone Acquire).
+func TestLastStopDoesNotWaitForAWatchCallThatIgnoresItsContext(t *testing.T) {
 	g := gatedLeases{inner: fake.NewClientset().CoordinationV1(), release: make(chan struct{}), entered: make(chan struct{}), once: &sync.Once{}}
 	l, err := NewLeaseLock(g, "ns", "lock")
 	require.NoError(t, err)
@@ -194,19 +194,19 @@ func TestReviewLastStopWaitsForAWatchCallThatIgnoresItsContext(t *testing.T) {
 	close(g.release)
 }
 
-// TestReviewFreshnessWithIncomparableVersions: freshness documents that
+// TestFreshnessWithIncomparableVersions: freshness documents that
 // versions which cannot be compared make the cache distrusted; the floor
 // check trusts them instead.
-func TestReviewFreshnessWithIncomparableVersions(t *testing.T) {
+func TestFreshnessWithIncomparableVersions(t *testing.T) {
 	var f freshness
 	f.saw("b7")
 	assert.False(t, f.trusts(true, "a1"), "a cached version that cannot be compared with what this handle saw is not trusted")
 }
 
-// TestReviewFreshnessAfterGone: once the API server said the object is
+// TestFreshnessAfterGone: once the API server said the object is
 // gone, the cache answers only with its absence or with a re-creation
 // (a version newer than any the handle knew).
-func TestReviewFreshnessAfterGone(t *testing.T) {
+func TestFreshnessAfterGone(t *testing.T) {
 	var f freshness
 	f.saw("10")
 	f.gone("12") // an update at 12 found nothing
@@ -222,11 +222,11 @@ func TestReviewFreshnessAfterGone(t *testing.T) {
 	assert.True(t, g.trusts(true, "11"))
 }
 
-// TestReviewFakeClientsetGivesEachLockItsOwnWatch: client-go's fake
+// TestFakeClientsetGivesEachLockItsOwnWatch: client-go's fake
 // clientset returns a new CoordinationV1 value on each call, so locks
 // made from separate calls do not share a watch; each still follows its
 // Lease.
-func TestReviewFakeClientsetGivesEachLockItsOwnWatch(t *testing.T) {
+func TestFakeClientsetGivesEachLockItsOwnWatch(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cs := fake.NewClientset()
 	a, err := NewLeaseLock(cs.CoordinationV1(), "ns", "lock")

@@ -37,11 +37,11 @@ func informers() int {
 	return strings.Count(string(buf), "cache.(*sharedIndexInformer).RunWithContext(")
 }
 
-// TestReviewElectionWithoutListOrWatchPermission: a user allowed get,
+// TestElectionWithoutListOrWatchPermission: a user allowed get,
 // create and patch on leases but not list or watch (the RBAC a
 // client-go election needs) still elects, hands over at a release by
 // polling, and stops promptly.
-func TestReviewElectionWithoutListOrWatchPermission(t *testing.T) {
+func TestElectionWithoutListOrWatchPermission(t *testing.T) {
 	cs := kubetest.Client(t)
 	ns := kubetest.Namespace(t)
 	ctx := context.Background()
@@ -78,10 +78,10 @@ func TestReviewElectionWithoutListOrWatchPermission(t *testing.T) {
 	led.Check(t)
 }
 
-// TestReviewStopWhileTheWatchStalls: a leader whose watch connection
+// TestStopWhileTheWatchStalls: a leader whose watch connection
 // stalls (the API server still answers its other requests) stops at once
 // and releases; Stop does not wait on the stalled watch.
-func TestReviewStopWhileTheWatchStalls(t *testing.T) {
+func TestStopWhileTheWatchStalls(t *testing.T) {
 	for _, fault := range []string{"stall", "block"} {
 		t.Run(fault, func(t *testing.T) {
 			ns := kubetest.Namespace(t)
@@ -112,10 +112,10 @@ func TestReviewStopWhileTheWatchStalls(t *testing.T) {
 	}
 }
 
-// TestReviewStandaloneAcquireStopsItsWatch: Acquire on its own (the step
+// TestStandaloneAcquireStopsItsWatch: Acquire on its own (the step
 // API) follows the lock only while it campaigns: once it returns, no
 // informer is left running, and it returned promptly.
-func TestReviewStandaloneAcquireStopsItsWatch(t *testing.T) {
+func TestStandaloneAcquireStopsItsWatch(t *testing.T) {
 	cs := kubetest.Client(t)
 	ns := kubetest.Namespace(t)
 	before := informers()
@@ -184,11 +184,11 @@ func (l gatedLease) Watch(ctx context.Context, opts metav1.ListOptions) (watch.I
 	return l.LeaseInterface.Watch(ctx, opts)
 }
 
-// TestReviewStopIsNotHeldByTheWatch: the leader work returned and the
+// TestStopIsNotHeldByTheWatch: the leader work returned and the
 // lock was released, so Stop has nothing to give up; the watch, which a
 // client holds up, must not make Stop report a term given up and its
 // lock left to expire.
-func TestReviewStopIsNotHeldByTheWatch(t *testing.T) {
+func TestStopIsNotHeldByTheWatch(t *testing.T) {
 	g := gatedLeases{inner: fake.NewClientset().CoordinationV1(), release: make(chan struct{}), entered: make(chan struct{}), once: &sync.Once{}}
 	defer close(g.release)
 	l, err := locks.NewLeaseLock(g, "ns", "lock", locks.WithIdentity("a"))
@@ -209,14 +209,14 @@ func TestReviewStopIsNotHeldByTheWatch(t *testing.T) {
 	}
 }
 
-// TestReviewLeaseDeletedUnderAStalledWatchAfterARelease: a lone candidate
+// TestLeaseDeletedUnderAStalledWatchAfterARelease: a lone candidate
 // releases its Lease (its work returned), then the Lease is deleted while
 // the candidate's watch connection is half-open. The candidate's last
 // knowledge is its own release, which the stale cache still shows, so it
 // patches the deleted Lease every retry period and gets NotFound; it must
 // still observe the Lease missing and create it again after a lease, not
 // wait for the watch to be torn down.
-func TestReviewLeaseDeletedUnderAStalledWatchAfterARelease(t *testing.T) {
+func TestLeaseDeletedUnderAStalledWatchAfterARelease(t *testing.T) {
 	ns := kubetest.Namespace(t)
 	proxy, watchClient := kubetest.ViaProxy(t, 0)
 	direct := kubetest.Client(t)
@@ -266,11 +266,11 @@ func TestReviewLeaseDeletedUnderAStalledWatchAfterARelease(t *testing.T) {
 	assert.Equal(t, "a", *lease.Spec.HolderIdentity)
 }
 
-// TestReviewRunAndAcquireLeaveNoGoroutines: elections on Lease locks of
+// TestRunAndAcquireLeaveNoGoroutines: elections on Lease locks of
 // one fake client (one shared watch) that run, lead, stop, and campaign
 // with Acquire on their own, concurrently and more than once, leave no
 // goroutine behind.
-func TestReviewRunAndAcquireLeaveNoGoroutines(t *testing.T) {
+func TestRunAndAcquireLeaveNoGoroutines(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	leases := fake.NewClientset().CoordinationV1()
 	newElection := func(id string) *election.Election {
