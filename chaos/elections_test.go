@@ -16,6 +16,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -439,6 +441,23 @@ func TestElectionsUnderFaults(t *testing.T) {
 			b.heal()
 			stop(b)
 			start(b)
+			healWatches()
+		}},
+		{"silence every watch, delete every Lease: its leader steps down, the Lease is made again", func() {
+			silenceWatches()
+			admin, err := kubernetes.NewForConfig(srv.Config())
+			require.NoError(t, err)
+			for _, name := range names {
+				if kinds[name] == "lease" || kinds[name] == "stubborn" {
+					err := admin.CoordinationV1().Leases(ns).Delete(context.Background(), name, metav1.DeleteOptions{})
+					if !apierrors.IsNotFound(err) {
+						require.NoError(t, err)
+					}
+				}
+			}
+			// Candidates wait a lease before making a missing lock (it
+			// may have just been deleted under a working leader).
+			time.Sleep(lease + time.Second)
 			healWatches()
 		}},
 	}
