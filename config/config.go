@@ -60,7 +60,8 @@ type Config struct {
 	// neither the component nor its entry sets them. LockName is unused.
 	Defaults components.Settings
 	// ShutdownTimeout bounds how long shutdown waits for leader work to
-	// return before it gives up (and leaves those leases to expire).
+	// return; past it the stop fails and waits no longer, the leases of
+	// that work renewed until it returns or the process exits.
 	ShutdownTimeout time.Duration
 	// OnFailure is FailureRecampaign or FailureExit.
 	OnFailure string

@@ -59,9 +59,10 @@
 // cancelled, the leader keeps renewing while the work winds down, then it
 // releases the lock so that a standby takes over at once, and Run returns.
 // Stop waits for all that; give its context a deadline (a shutdown
-// timeout) to bound the wait, and past it Stop gives the term up and
-// leaves the lock to expire. Called from a callback, Stop does not wait:
-// Run itself waits for that callback.
+// timeout) to bound the wait: past it Stop returns an error, and the term
+// goes on until the work returns (renewed, then released), as a term lasts
+// until its work has returned; exit the process to end it sooner. Called
+// from a callback, Stop does not wait: Run itself waits for that callback.
 //
 // # Safety
 //

@@ -59,16 +59,11 @@ type Election struct {
 	followMu sync.Mutex
 	changes  <-chan struct{} // while Run or Acquire follows the lock (see follow)
 
-	runMu   sync.Mutex
-	running bool
-	stopped bool
-	cancel  context.CancelFunc
-	done    chan struct{}
-	// giveUp is closed when Stop's context ends before the leader work has
-	// returned: the term is given up unreleased.
-	giveUp     chan struct{}
-	giveUpOnce sync.Once
-
+	runMu     sync.Mutex
+	running   bool
+	stopped   bool
+	cancel    context.CancelFunc
+	done      chan struct{}
 	callbacks callbackGoroutines
 }
 
@@ -98,7 +93,6 @@ func New(cfg Config) (*Election, error) {
 		ins:    ins,
 		attrs:  staticAttributes(cfg),
 		jitter: jitter,
-		giveUp: make(chan struct{}),
 	}, nil
 }
 
@@ -209,13 +203,15 @@ func (e *Election) begin(ctx context.Context) (context.Context, func(), error) {
 // once Run has returned. Later calls to Run return ErrStopped. Stop may be
 // called more than once, and before Run.
 //
-// If ctx ends before Run has returned, Stop gives the term up: renewals
-// stop, the lock is left to expire rather than released (the work may
-// still be acting) and Valid fails from then on; Stop returns an error
-// saying so at once, and Run returns without waiting for the work or a
-// request in flight any longer (a callback or a lock that ignores
-// cancellation can still hold it up). OnStoppedLeading is not called. A
-// process should exit then: its work no longer has a term.
+// If ctx ends before Run has returned, Stop stops waiting and returns an
+// error saying why. Run goes on all the same, since a term lasts until its
+// work has returned: the leader keeps renewing while the work runs on
+// (Valid holds), releases the lock once it returns, and Run returns then.
+// If renewals fail meanwhile, the term ends at the renew deadline as
+// always; work that outlives it (or a request that ignores its
+// cancellation) holds up Run, not Stop. A process that cannot wait for
+// its work should exit: its lease then expires on its own, with the work
+// gone.
 //
 // Called from one of the election's own callbacks (the leader work,
 // OnNewLeader, OnStoppedLeading), Stop cannot wait for Run, which waits
@@ -241,11 +237,10 @@ func (e *Election) Stop(ctx context.Context) error {
 	e.mu.Lock()
 	held := e.holding
 	e.mu.Unlock()
-	e.giveUpOnce.Do(func() { close(e.giveUp) })
 	if !held {
 		return fmt.Errorf("election %s: %w before Run returned (it held no term then)", e.cfg.Name, context.Cause(ctx))
 	}
-	return fmt.Errorf("election %s: %w before the leader work returned: the term was given up and the lock %s left to expire", e.cfg.Name, context.Cause(ctx), e.cfg.Lock.Describe())
+	return fmt.Errorf("election %s: %w before the leader work returned: its term, on %s, is renewed until it returns", e.cfg.Name, context.Cause(ctx), e.cfg.Lock.Describe())
 }
 
 // Acquire campaigns until this candidate holds the lock (true) or ctx is
@@ -459,21 +454,11 @@ func (e *Election) lead(ctx context.Context) {
 	}()
 
 	// hold returns when the term is over, the work cancelled.
-	reason, gaveUp := e.hold(ctx, workDone, cancelWork)
+	reason := e.hold(ctx, workDone, cancelWork)
 	termSpan.SetAttributes(attrEndReason.String(reason))
-	if !gaveUp {
-		// The term is over, and the work cancelled: wait for it, unless
-		// Stop gives up first.
-		select {
-		case <-workDone:
-		case <-e.giveUp:
-			gaveUp = true
-		}
-	}
-	if gaveUp {
-		e.log.Warn("gave up the term before the leader work returned; the lock is left to expire", "lock", e.cfg.Lock.Describe(), "term", term.FencingToken)
-		return
-	}
+	// The term is over, and the work cancelled: wait for it. Work that
+	// outlives a term that ended at its deadline holds up Run, not Stop.
+	<-workDone
 	cancelWork() // whatever the work left running stops before the release
 	e.mu.Lock()
 	e.holding = false
@@ -500,14 +485,14 @@ func (e *Election) releaseDetached(ctx context.Context) {
 
 // hold renews the lock until the term is over and says why it ended. With
 // leader work (workDone and cancelWork set, as Run leads), the term is
-// over when the work has returned, the record was lost, the renew
-// deadline passed, or Stop gave the term up (gaveUp); ctx done only
-// cancels the work, which winds down while renewals go on. hold cancels
+// over when the work has returned, the record was lost, or the renew
+// deadline passed; ctx done and Stop only cancel the work, which winds
+// down while renewals go on. hold cancels
 // the work itself the moment the term ends, before anything else (such as
 // a request in flight) can delay it, and marks the candidate as no longer
 // leading first, so that Valid fails before the work's context is done.
 // Without work (RenewLoop), ctx done ends it.
-func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWork context.CancelFunc) (reason string, gaveUp bool) {
+func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWork context.CancelFunc) (reason string) {
 	if cancelWork == nil {
 		cancelWork = func() {}
 	}
@@ -525,21 +510,9 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 	var inflight sync.WaitGroup
 	defer func() {
 		cancelAttempts()
-		if gaveUp {
-			return // giving up does not wait on the lock
-		}
 		// A request that ignores its cancellation is waited for here,
-		// after the work was cancelled, unless Stop gives up meanwhile.
-		joined := make(chan struct{})
-		go func() {
-			inflight.Wait()
-			close(joined)
-		}()
-		select {
-		case <-joined:
-		case <-e.giveUp:
-			gaveUp = true
-		}
+		// after the work was cancelled.
+		inflight.Wait()
 	}()
 	type result struct {
 		res attemptResult
@@ -567,20 +540,18 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 		select {
 		case <-stop:
 			if workDone == nil {
-				return "stopped", false
+				return "stopped"
 			}
 			stop, stopping = nil, true
 			e.log.Info("stopping: the leader work winds down, the lock is renewed until it returns", "lock", e.cfg.Lock.Describe())
 			cancelWork()
-		case <-e.giveUp:
-			return end("stopped: gave up before the leader work returned"), true
 		case <-workDone:
 			if stopping || ctx.Err() != nil { // the work may see ctx first
-				return "stopped", false
+				return "stopped"
 			}
-			return "the leader work returned", false
+			return "the leader work returned"
 		case <-deadlineTimer.C():
-			return endCutOff(""), false
+			return endCutOff("")
 		case <-renewTimer.C():
 			// An attempt may take until the deadline: a slow API server
 			// still renews, and the deadline timer ends the term on time
@@ -601,9 +572,9 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 				continue
 			case !r.res.holding && r.res.outcome != outcomeLost:
 				// The renewal failed after the deadline had passed.
-				return endCutOff(": " + errString(r.err)), false
+				return endCutOff(": " + errString(r.err))
 			case !r.res.holding:
-				return end("the lock was lost: " + errString(r.err)), false
+				return end("the lock was lost: " + errString(r.err))
 			case r.res.outcome == outcomeUnchanged:
 				// Stored, but no other candidate can tell it from the last
 				// renewal: the deadline stays. Renew again after a

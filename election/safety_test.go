@@ -108,6 +108,39 @@ func TestWindDownKeepsTheTerm(t *testing.T) {
 	require.True(t, b.try(t), "b leads at once after the release")
 }
 
+// TestStopThatGivesUpKeepsTheTerm (issue 15 review): Stop(ctx) returns
+// when ctx ends, but the term lasts until the work has returned: the
+// leader keeps renewing while its work runs on, so no other candidate
+// takes over while the process lives (a program whose stop runs on after
+// the framework gave up, flushing telemetry, say), and the lock is
+// released once the work returns. Before, giving up stopped the renewals
+// and b took over a lease later while a's work still ran.
+func TestStopThatGivesUpKeepsTheTerm(t *testing.T) {
+	noLeaks(t)
+	mem, lock, w, a, b, workCtx := windDownSetUp(t)
+	require.False(t, b.try(t), "b sees a's first write")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() { stopped <- a.Stop(ctx) }()
+	<-w.cancelled
+	cancel() // Stop gives up waiting
+	err := <-stopped
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "renewed until it returns")
+	for i := range int(2 * lease / retry) {
+		eventually(func() bool { return a.clock.Waiters() == 2 })
+		a.clock.Step(retry)
+		b.clock.Step(retry)
+		eventually(func() bool { return lock.updates.Load() == int32(i+2) })
+		require.False(t, b.try(t), "b took over at %v while a's work still ran after Stop gave up", time.Duration(i+1)*retry)
+		assert.NoError(t, Valid(workCtx), "Valid at %v", time.Duration(i+1)*retry)
+	}
+	w.end()
+	require.True(t, eventually(func() bool { return holderOf(t, mem).HolderIdentity == "" }), "released once the work returned: %+v", holderOf(t, mem))
+	require.True(t, b.try(t), "b leads at once after the release")
+}
+
 // TestWindDownEndsAtTheRenewDeadlineWhenRenewalsFail (hole 1): during a
 // wind-down whose renewals fail, the term ends at the renew deadline as
 // always and Valid says so, before any other candidate can take over; the

@@ -46,11 +46,13 @@
 //
 // When the app stops, every component's leader work is cancelled; each
 // election keeps renewing its lease while its work winds down and
-// releases it as soon as the work has returned. Work that has not
-// returned within shutdown_timeout (or before the app's stop deadline) is
-// given up: its lease is neither renewed nor released, and expires on its
-// own; the stop returns an error naming it, and the process should exit.
-// Set fx.StopTimeout above shutdown_timeout (fx's default is 15 seconds).
+// releases it as soon as the work has returned. If some work has not
+// returned within shutdown_timeout (or before the app's stop deadline),
+// the stop returns an error naming it and waits no longer; its term goes
+// on, since a term lasts until its work has returned: its lease is renewed
+// while the work runs and released after. fx.App.Run then exits the
+// process, and the lease expires on its own, with the work gone. Set
+// fx.StopTimeout above shutdown_timeout (fx's default is 15 seconds).
 //
 // # Signals
 //

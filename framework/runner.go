@@ -341,13 +341,12 @@ func (r *Runner) start(startCtx context.Context) error {
 // at most the configured shutdown timeout (or until ctx is done). Each
 // election keeps renewing its lease while its work winds down and
 // releases it as soon as the work has returned, all at once. If some work
-// does not return in time, stop gives those terms up: their leases are
-// neither renewed nor released (a lease is never released under running
-// work) and expire on their own, and stop returns an error naming them;
-// the process should then exit, since that work no longer has a term.
-// stop returns only once every election loop (with its lease watch) and
-// the event recorder have stopped. It does not handle signals (see
-// ExitOnSecondSignal).
+// does not return in time, stop returns an error naming it without
+// waiting longer; those terms go on, since a term lasts until its work has
+// returned: their leases are renewed until then and released after, and
+// the process should exit to end them (the leases then expire, with the
+// work gone). The event recorder stops on every path. stop does not handle
+// signals (see ExitOnSecondSignal).
 func (r *Runner) stop(ctx context.Context) error {
 	if r.cancel == nil {
 		return nil
@@ -368,31 +367,19 @@ func (r *Runner) stop(ctx context.Context) error {
 	case <-done:
 		r.log.Info("stopped: all leader work returned and leases released", "identity", r.identity)
 	case <-timeout.C():
-		err = fmt.Errorf("tenure: %s within shutdown_timeout %v; those leases were not released and expire on their own", r.notStopped(), r.cfg.ShutdownTimeout)
+		err = fmt.Errorf("tenure: %s within shutdown_timeout %v%s", r.notStopped(), r.cfg.ShutdownTimeout, stillHeld)
 	case <-ctx.Done():
-		err = fmt.Errorf("tenure: %s before the stop deadline; those leases were not released and expire on their own: %w", r.notStopped(), ctx.Err())
+		err = fmt.Errorf("tenure: %s before the stop deadline%s: %w", r.notStopped(), stillHeld, ctx.Err())
 	}
-	if err != nil {
-		// Given up, every election's Run returns without waiting for its
-		// work or a request in flight: the loops end.
-		r.giveUp()
-		<-done
-	}
+	// Stopped or not, the event recorder stops: an election still running
+	// records nothing more.
 	r.events.shutdown()
 	return err
 }
 
-// giveUp gives up the terms whose work has not returned (see
-// election.Election.Stop), so that every election loop returns.
-func (r *Runner) giveUp() {
-	expired, cancel := context.WithCancel(context.Background())
-	cancel()
-	var wg sync.WaitGroup
-	for _, u := range r.units {
-		wg.Go(func() { _ = u.election.Stop(expired) })
-	}
-	wg.Wait()
-}
+// stillHeld is what a stop that did not wait for every election says of
+// them.
+const stillHeld = "; a term lasts until its work has returned, so their leases are renewed until then and released after (exit the process to end them sooner: the leases then expire)"
 
 // notStopped says which components have not stopped: those whose leader
 // work is still running or, if none is, whose election is (a request to
