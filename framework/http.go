@@ -81,14 +81,19 @@ func (r *Runner) httpHook(metrics http.Handler) fx.Hook {
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
+	// A server and its done channel per start: an http.Server does not
+	// serve again after Shutdown, and fx may start a stopped app again.
+	var (
+		srv  *http.Server
+		done chan struct{}
+	)
 	return fx.Hook{
 		OnStart: func(ctx context.Context) error {
 			ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", r.cfg.HTTP.Address)
 			if err != nil {
 				return fmt.Errorf("http.address: %w", err)
 			}
+			srv, done = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, make(chan struct{})
 			r.httpAddr.Store(ln.Addr().String())
 			r.log.Info("serving /healthz, /readyz, /leaders", "address", ln.Addr().String(), "metrics", metrics != nil)
 			go func() {
@@ -101,6 +106,9 @@ func (r *Runner) httpHook(metrics http.Handler) fx.Hook {
 		},
 		OnStop: func(ctx context.Context) error {
 			err := srv.Shutdown(ctx)
+			if err != nil {
+				_ = srv.Close() // the stop's deadline passed: drop the connections still busy
+			}
 			<-done
 			return err
 		},
