@@ -321,6 +321,11 @@ func (r *Runner) start(startCtx context.Context) error {
 	if err := r.checkAccess(startCtx, r.client); err != nil {
 		return err
 	}
+	// fx reports a start past its deadline as failed, and nobody would
+	// stop elections started after it.
+	if err := startCtx.Err(); err != nil {
+		return fmt.Errorf("tenure: start: %w", err)
+	}
 	if r.cfg.Events && r.client != nil {
 		r.events = newEvents(r.client, r.identity)
 	}
