@@ -391,3 +391,101 @@ func (k *keptSpans) names() map[string]int {
 	defer k.mu.Unlock()
 	return maps.Clone(k.by)
 }
+
+// TestRestartedAppKeepsItsSpans stops an app that sends spans to an OTLP
+// collector with the module's own TracerProvider, and starts it again: the
+// second term's spans reach the collector too. The module shuts its
+// TracerProvider down on the first stop, so after a restart every span is
+// dropped.
+func TestRestartedAppKeepsItsSpans(t *testing.T) {
+	recv, endpoint := startReceiver(t)
+	led := newLedgers()
+	app := replica(t, "r1", memoryYAML+"tracing:\n  enabled: true\n  insecure: true\n  endpoint: "+endpoint+"\n",
+		fx.Supply(locks.NewMemorySpace()), recorded(led, "billing"))
+	releases := func() int {
+		recv.mu.Lock()
+		defer recv.mu.Unlock()
+		n := 0
+		for _, s := range recv.spans {
+			if s.name == "release lease" {
+				n++
+			}
+		}
+		return n
+	}
+	app.RequireStart()
+	led.of("billing").Leader(t)
+	app.RequireStop()
+	require.Equal(t, 1, releases())
+
+	app.RequireStart()
+	led.of("billing").Leader(t)
+	app.RequireStop()
+	assert.Equal(t, 2, releases(), "the second term's release reached the collector")
+}
+
+// hungGets wraps a lock so that its reads hang, ignoring their context,
+// once hang is closed, until unhang is.
+type hungGets struct {
+	locks.Lock
+	hang, unhang chan struct{}
+	hung         chan struct{} // receives when a read hangs
+}
+
+func (l hungGets) Get(ctx context.Context) (locks.Observed, error) {
+	select {
+	case <-l.hang:
+		select {
+		case l.hung <- struct{}{}:
+		default:
+		}
+		<-l.unhang
+		return locks.Observed{}, context.Canceled
+	default:
+		return l.Lock.Get(ctx)
+	}
+}
+
+// TestStopReturnsDespiteAHungReadWhileCampaigning: a standby's read of its
+// lock hangs, ignoring cancellation (a custom lock, or a WrapLocks
+// wrapper). The stop gives up after shutdown_timeout, as it does for a
+// hung renewal, and returns. It waits instead for the election loop, which
+// waits for the read, for as long as the read hangs.
+func TestStopReturnsDespiteAHungReadWhileCampaigning(t *testing.T) {
+	space := locks.NewMemorySpace()
+	led := newLedgers()
+	leader := replica(t, "r1", memoryYAML, fx.Supply(space), recorded(led, "billing"))
+	leader.RequireStart()
+	defer leader.RequireStop()
+	led.of("billing").Leader(t)
+
+	l := hungGets{hang: make(chan struct{}), unhang: make(chan struct{}), hung: make(chan struct{}, 1)}
+	defer close(l.unhang)
+	standby := fx.New(
+		framework.Module,
+		framework.ConfigYAML("t", []byte(memoryYAML+"identity: r2\nshutdown_timeout: 200ms\n")),
+		fx.Supply(space, quiet),
+		fx.NopLogger,
+		framework.WrapLocks(func(_ string, inner locks.Lock) locks.Lock { l.Lock = inner; return l }),
+		supply(recorded(led, "billing")),
+	)
+	require.NoError(t, standby.Start(context.Background()))
+	close(l.hang)
+	select {
+	case <-l.hung:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no read hung")
+	}
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		stopped <- standby.Stop(ctx)
+	}()
+	select {
+	case err := <-stopped:
+		assert.NotErrorIs(t, err, context.DeadlineExceeded, "the stop returned only at the app's stop deadline")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stop hangs")
+	}
+}
