@@ -489,3 +489,25 @@ func TestStopReturnsDespiteAHungReadWhileCampaigning(t *testing.T) {
 		t.Fatal("the stop hangs")
 	}
 }
+
+// TestAppsOneAfterAnotherOnOneRegistry builds, runs and stops an app on a
+// registry, then another on the same registry (as tests on
+// prometheus.DefaultRegisterer do): the registry gathers throughout, and
+// shows the running app's metrics.
+func TestAppsOneAfterAnotherOnOneRegistry(t *testing.T) {
+	noLeaks(t)
+	reg := prometheus.NewRegistry()
+	for _, id := range []string{"r1", "r2"} {
+		led := newLedgers()
+		app := replica(t, id, memoryYAML, fx.Options(
+			fx.Supply(locks.NewMemorySpace()),
+			fx.Provide(func() prometheus.Registerer { return reg }),
+		), recorded(led, "billing"))
+		app.RequireStart()
+		led.of("billing").Leader(t)
+		require.Eventually(t, func() bool { return leaderGauges(t, reg)["billing"] == 1 }, 5*time.Second, 10*time.Millisecond)
+		app.RequireStop()
+		_, err := reg.Gather()
+		require.NoError(t, err, "after %s stopped", id)
+	}
+}
