@@ -53,9 +53,9 @@ type telemetryParams struct {
 	Registerer     prometheus.Registerer `optional:"true"`
 }
 
-// newTelemetry chooses the providers and registers the flush of the
-// tracer provider it makes on stop, after the elections have stopped (and
-// released their leases).
+// newTelemetry chooses the providers and registers the flush of those it
+// makes on stop, after the elections have stopped (and released their
+// leases).
 //
 // Spans go to the app's TracerProvider if it provides one, else as the
 // tracing section says, else nowhere. Metrics go to the app's
@@ -95,6 +95,7 @@ func newTelemetry(p telemetryParams) (*telemetry, error) {
 			return nil, err
 		}
 		t.meterProvider = mp
+		shutdowns = append(shutdowns, mp.Shutdown)
 		if g, ok := p.Registerer.(prometheus.Gatherer); ok {
 			t.metrics = promhttp.HandlerFor(g, promhttp.HandlerOpts{})
 		}
@@ -107,10 +108,8 @@ func newTelemetry(p telemetryParams) (*telemetry, error) {
 		}
 		t.meterProvider = mp
 		t.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+		shutdowns = append(shutdowns, mp.Shutdown)
 	}
-	// The Prometheus readers are pulled: there is nothing to flush, and
-	// shutting them down would leave a restarted app (fx allows Start
-	// after Stop) without metrics.
 	p.Lifecycle.Append(fx.StopHook(func(ctx context.Context) error {
 		var errs []error
 		for _, s := range shutdowns {
