@@ -517,3 +517,71 @@ func TestAppsOneAfterAnotherOnOneRegistry(t *testing.T) {
 		require.NoError(t, err, "after %s stopped", id)
 	}
 }
+
+// TestHealthFailsWhileWorkOutlivesItsTerm: r1's leader work ignores
+// cancellation; r1 is cut off from its lock, its term ends at the renew
+// deadline, and r2 takes over once the lease expires. r1's work still
+// runs: two leaders act, which only ending r1's process can stop. r1's
+// health check fails while r1 is cut off; once the network heals it
+// passes again, though r1's work still outlives its term, and a liveness
+// probe never restarts r1.
+func TestHealthFailsWhileWorkOutlivesItsTerm(t *testing.T) {
+	space := locks.NewMemorySpace()
+	led := newLedgers()
+	cut := &cutLocks{}
+	stuck, release := stuckWork(led, "billing", "r1")
+	defer release()
+	var r1 *framework.Runner
+	app1 := replica(t, "r1", memoryYAML+"http:\n  healthz_margin: 100ms\n",
+		fx.Options(fx.Supply(space), framework.WrapLocks(cut.wrap), fx.Populate(&r1)), stuck)
+	app1.RequireStart()
+	require.Equal(t, "r1", led.of("billing").Leader(t))
+	app2 := replica(t, "r2", memoryYAML, fx.Supply(space), recorded(led, "billing"))
+	app2.RequireStart()
+	defer app2.RequireStop()
+	check := r1.HealthChecks()["billing"]
+
+	cut.of("billing").Store(true)
+	require.Eventually(t, func() bool { return check(nil) != nil }, 5*time.Second, 10*time.Millisecond, "fails while cut off")
+	require.Eventually(t, func() bool { return len(led.of("billing").Leaders()) == 2 }, 10*time.Second, 10*time.Millisecond,
+		"r2 takes over; r1's work ignores its cancellation")
+	cut.of("billing").Store(false)
+	assert.Never(t, func() bool { return check(nil) == nil }, 2*time.Second, 10*time.Millisecond,
+		"r1 passes its health check while its work runs past its term, beside r2's")
+	release()
+	app1.RequireStop()
+}
+
+// TestHealthFailsWhileWorkOutlivesALostTerm: r1's leader work ignores
+// cancellation, and r1 loses its lock to another writer (here: the record
+// is replaced by a released one, as an operator's edit or a
+// misconfigured replica would). r2 takes over while r1's work still
+// runs: two leaders, which only ending r1's process can stop. r1's health
+// check should say so, so that a liveness probe restarts r1; it passes,
+// since r1 was not cut off from its lock.
+func TestHealthFailsWhileWorkOutlivesALostTerm(t *testing.T) {
+	space := locks.NewMemorySpace()
+	led := newLedgers()
+	stuck, release := stuckWork(led, "billing", "r1")
+	defer release()
+	var r1 *framework.Runner
+	app1 := replica(t, "r1", memoryYAML+"http:\n  healthz_margin: 100ms\n",
+		fx.Options(fx.Supply(space), fx.Populate(&r1)), stuck)
+	app1.RequireStart()
+	require.Equal(t, "r1", led.of("billing").Leader(t))
+	app2 := replica(t, "r2", memoryYAML, fx.Supply(space), recorded(led, "billing"))
+	app2.RequireStart()
+	defer app2.RequireStop()
+	check := r1.HealthChecks()["billing"]
+
+	now := time.Now()
+	raw, err := locks.Record{LeaseDuration: time.Second, AcquireTime: now, RenewTime: now, LeaderTransitions: 5}.Encode()
+	require.NoError(t, err)
+	space.Lock("default/billing").Put(raw)
+	require.Eventually(t, func() bool { return len(led.of("billing").Leaders()) == 2 }, 10*time.Second, 10*time.Millisecond,
+		"r2 takes over; r1's work ignores its cancellation")
+	assert.Eventually(t, func() bool { return check(nil) != nil }, 3*time.Second, 10*time.Millisecond,
+		"r1's work runs past its term, beside r2's, and r1 passes its health check")
+	release()
+	app1.RequireStop()
+}
