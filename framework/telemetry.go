@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -53,8 +54,8 @@ type telemetryParams struct {
 	Registerer     prometheus.Registerer `optional:"true"`
 }
 
-// newTelemetry chooses the providers and registers the flush of those it
-// makes on stop, after the elections have stopped (and released their
+// newTelemetry chooses the providers and registers the flush of the
+// tracer provider it makes on stop, after the elections have stopped (and released their
 // leases).
 //
 // Spans go to the app's TracerProvider if it provides one, else as the
@@ -70,6 +71,7 @@ func newTelemetry(p telemetryParams) (*telemetry, error) {
 	}
 	t := &telemetry{tracerProvider: tracenoop.NewTracerProvider(), meterProvider: metricnoop.NewMeterProvider()}
 	var shutdowns []func(context.Context) error
+	var onApp *whileRunning // the app's registry, if it gets the metrics
 	switch {
 	case p.TracerProvider != nil:
 		t.tracerProvider = p.TracerProvider
@@ -90,12 +92,12 @@ func newTelemetry(p telemetryParams) (*telemetry, error) {
 	case p.Registerer != nil:
 		// The app's registry describes the process already, and may hold
 		// another OpenTelemetry exporter's target_info.
-		mp, err := newMeterProvider(p.Config, string(p.Identity), p.Registerer, otelprom.WithoutTargetInfo())
+		onApp = &whileRunning{reg: p.Registerer}
+		mp, err := newMeterProvider(p.Config, string(p.Identity), onApp, otelprom.WithoutTargetInfo())
 		if err != nil {
 			return nil, err
 		}
 		t.meterProvider = mp
-		shutdowns = append(shutdowns, mp.Shutdown)
 		if g, ok := p.Registerer.(prometheus.Gatherer); ok {
 			t.metrics = promhttp.HandlerFor(g, promhttp.HandlerOpts{})
 		}
@@ -108,19 +110,96 @@ func newTelemetry(p telemetryParams) (*telemetry, error) {
 		}
 		t.meterProvider = mp
 		t.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-		shutdowns = append(shutdowns, mp.Shutdown)
 	}
-	p.Lifecycle.Append(fx.StopHook(func(ctx context.Context) error {
-		var errs []error
-		for _, s := range shutdowns {
-			errs = append(errs, s(ctx))
-		}
-		if err := errors.Join(errs...); err != nil {
-			return fmt.Errorf("telemetry: flush: %w", err)
-		}
-		return nil
-	}))
+	// The MeterProviders export to Prometheus, which pulls: there is
+	// nothing to flush, and one shut down would export nothing after a
+	// restart (fx allows Start after Stop).
+	p.Lifecycle.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			onApp.start()
+			return nil
+		},
+		OnStop: func(ctx context.Context) error {
+			onApp.stop()
+			return flush(ctx, shutdowns)
+		},
+	})
 	return t, nil
+}
+
+// flush shuts down the providers the module made, which flushes them.
+func flush(ctx context.Context, shutdowns []func(context.Context) error) error {
+	var errs []error
+	for _, s := range shutdowns {
+		errs = append(errs, s(ctx))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("telemetry: flush: %w", err)
+	}
+	return nil
+}
+
+// whileRunning is the app's Registerer as the module's Prometheus exporter
+// sees it: the exporter's collector goes on the app's registry behind a
+// gate that lets its metrics through only from the app's start to its
+// stop. So an app that failed to build or has stopped exports nothing
+// that would collide with another app's metrics on the same registry
+// (tests that run app after app on prometheus.DefaultRegisterer), and an
+// app started again exports again. (The exporter's collector describes
+// nothing, and a registry cannot unregister such a collector.) A nil
+// whileRunning does nothing.
+type whileRunning struct {
+	reg prometheus.Registerer
+	on  atomic.Bool
+}
+
+// gate is a collector that collects from inner while its whileRunning is
+// on.
+type gate struct {
+	w     *whileRunning
+	inner prometheus.Collector
+}
+
+// Describe implements prometheus.Collector: like the exporter's
+// collector, it describes nothing.
+func (gate) Describe(chan<- *prometheus.Desc) {}
+
+// Collect implements prometheus.Collector.
+func (g gate) Collect(ch chan<- prometheus.Metric) {
+	if g.w.on.Load() {
+		g.inner.Collect(ch)
+	}
+}
+
+// Register implements prometheus.Registerer.
+func (w *whileRunning) Register(c prometheus.Collector) error {
+	return w.reg.Register(gate{w: w, inner: c})
+}
+
+// MustRegister implements prometheus.Registerer.
+func (w *whileRunning) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := w.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// Unregister implements prometheus.Registerer.
+func (w *whileRunning) Unregister(c prometheus.Collector) bool {
+	return w.reg.Unregister(gate{w: w, inner: c})
+}
+
+func (w *whileRunning) start() {
+	if w != nil {
+		w.on.Store(true)
+	}
+}
+
+func (w *whileRunning) stop() {
+	if w != nil {
+		w.on.Store(false)
+	}
 }
 
 // newMeterProvider exports the metrics to reg in the Prometheus format.
