@@ -49,6 +49,8 @@ type Election struct {
 	lastOK            time.Time  // when an attempt last succeeded
 	lostContact       bool       // a term ended at its renew deadline, and no attempt succeeded since
 	tried             triedWrite // the last acquiring write whose answer was lost
+	working           bool       // the leader work runs
+	termEnded         time.Time  // when the last term ended (holding went false in hold)
 
 	// jitter lengthens a wait; tests replace it to get exact schedules.
 	jitter func(time.Duration) time.Duration
@@ -448,8 +450,16 @@ func (e *Election) lead(ctx context.Context) {
 	workCtx, cancelWork := context.WithCancel(withTerm(spanCtx, e, term))
 	defer cancelWork()
 	workDone := make(chan struct{})
+	e.mu.Lock()
+	e.working = true
+	e.mu.Unlock()
 	go func() {
 		defer close(workDone)
+		defer func() {
+			e.mu.Lock()
+			e.working = false
+			e.mu.Unlock()
+		}()
 		e.runWork(workCtx)
 	}()
 
@@ -524,6 +534,7 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 	end := func(why string) string {
 		e.mu.Lock()
 		e.holding = false
+		e.termEnded = clk.Now()
 		e.mu.Unlock()
 		cancelWork()
 		return why
@@ -710,12 +721,20 @@ func (e *Election) Record() (locks.Record, bool) {
 // Check reports whether this candidate is cut off from its lock while it
 // leads, or since it lost a term for want of renewals: it fails once no
 // attempt has succeeded for RenewDeadline + margin, and passes again after
-// one does. A follower that cannot reach the lock is not at fault and
-// passes. Serve it as a liveness probe (as client-go's HealthzAdaptor), so
-// that a leader cut off from the API server is restarted.
+// one does. It also fails while leader work runs on for longer than margin
+// after its term ended (lost, or cut off), ignoring its cancellation. A
+// follower that cannot reach the lock is not at fault and passes. Serve it
+// as a liveness probe (as client-go's HealthzAdaptor), so that a leader
+// cut off from the API server, or whose work outlives its term, is
+// restarted.
 func (e *Election) Check(margin time.Duration) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.working && !e.holding {
+		if since := e.cfg.Clock.Since(e.termEnded); since > margin {
+			return fmt.Errorf("election %s: the leader work of term %d runs on %v after its term ended", e.cfg.Name, e.term.FencingToken, since.Truncate(time.Millisecond))
+		}
+	}
 	if !e.holding && !e.lostContact {
 		return nil
 	}

@@ -19,10 +19,8 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
-	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 
 	"github.com/tenure/tenure/election"
 	"github.com/tenure/tenure/internal/kubetest"
@@ -159,45 +157,20 @@ func TestStandaloneAcquireStopsItsWatch(t *testing.T) {
 	assert.Equal(t, before, informers())
 }
 
-// gatedLeases passes requests on to inner, except that a Watch call waits
-// for release, ignoring its context, as a client wrapper that forgets the
-// context would.
-type gatedLeases struct {
-	inner   coordinationv1client.LeasesGetter
-	release chan struct{}
-	entered chan struct{}
-	once    *sync.Once
-}
-
-func (g gatedLeases) Leases(ns string) coordinationv1client.LeaseInterface {
-	return gatedLease{LeaseInterface: g.inner.Leases(ns), g: g}
-}
-
-type gatedLease struct {
-	coordinationv1client.LeaseInterface
-	g gatedLeases
-}
-
-func (l gatedLease) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-	l.g.once.Do(func() { close(l.g.entered) })
-	<-l.g.release
-	return l.LeaseInterface.Watch(ctx, opts)
-}
-
 // TestStopIsNotHeldByTheWatch: the leader work returned and the
 // lock was released, so Stop has nothing to give up; the watch, which a
 // client holds up, must not make Stop report a term given up and its
 // lock left to expire.
 func TestStopIsNotHeldByTheWatch(t *testing.T) {
-	g := gatedLeases{inner: fake.NewClientset().CoordinationV1(), release: make(chan struct{}), entered: make(chan struct{}), once: &sync.Once{}}
-	defer close(g.release)
+	g := kubetest.HoldWatches(fake.NewClientset().CoordinationV1())
+	defer g.Release()
 	l, err := locks.NewLeaseLock(g, "ns", "lock", locks.WithIdentity("a"))
 	require.NoError(t, err)
 	e, err := election.New(election.Config{Lock: l, LeaseDuration: kLease, RenewDeadline: kDeadline, RetryPeriod: kRetry, Logger: quiet})
 	require.NoError(t, err)
 	ran := make(chan error, 1)
 	go func() { ran <- e.Run(context.Background()) }()
-	<-g.entered
+	<-g.Entered()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	err = e.Stop(ctx)

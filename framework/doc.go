@@ -69,6 +69,13 @@
 // if it provides a prometheus.Registerer, they are exported to it
 // (tenure_election_leader and the others); else, with http.address set,
 // to a registry of the module's own with the Go and process collectors.
+// One running module exports to a registry at a time (its series carry the
+// election's name only): a second fails to start, saying so.
+//
+// The last spans (the releases) are made while the module stops: shut the
+// app's providers down from a stop hook their constructor appends, which
+// fx runs after the module's, not from an fx.Invoke of the app's, which
+// fx runs before. The same holds for anything the leader work uses.
 //
 // With http.address set the module serves /metrics, /healthz,
 // /healthz/<component>, /readyz and /leaders; Runner.Handler serves the

@@ -15,6 +15,7 @@ import (
 var Module = fx.Module("tenure",
 	fx.Provide(loadConfig, newIdentity, newTelemetry, fx.Private),
 	fx.Provide(newRunner),
+	fx.Invoke(listenUntilStopped), // first: its stop hook runs last
 	fx.Invoke(runWithApp),
 )
 

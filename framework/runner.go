@@ -356,8 +356,7 @@ func (r *Runner) stop(ctx context.Context) error {
 	if r.cancel == nil {
 		return nil
 	}
-	stopListening := r.secondSignal.listen(r)
-	defer stopListening()
+	r.secondSignal.listen(r) // until the module's last stop hook
 	r.running.Store(false)
 	r.cancel()
 	done := make(chan struct{})

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,7 +72,7 @@ func newTelemetry(p telemetryParams) (*telemetry, error) {
 		log = slog.Default()
 	}
 	t := &telemetry{tracerProvider: tracenoop.NewTracerProvider(), meterProvider: metricnoop.NewMeterProvider()}
-	var shutdowns []func(context.Context) error
+	var own *tracing        // the module's own span export, if any
 	var onApp *whileRunning // the app's registry, if it gets the metrics
 	switch {
 	case p.TracerProvider != nil:
@@ -79,12 +81,12 @@ func newTelemetry(p telemetryParams) (*telemetry, error) {
 			log.Info("tracing section ignored: spans go to the app's TracerProvider")
 		}
 	case p.Config.Tracing.Enabled:
-		tp, err := newTracerProvider(p.Config, string(p.Identity))
+		tr, err := newTracing(p.Config, string(p.Identity))
 		if err != nil {
 			return nil, err
 		}
-		t.tracerProvider = tp
-		shutdowns = append(shutdowns, tp.Shutdown)
+		own = tr
+		t.tracerProvider = tr.tp
 	}
 	switch {
 	case p.MeterProvider != nil:
@@ -116,27 +118,21 @@ func newTelemetry(p telemetryParams) (*telemetry, error) {
 	// restart (fx allows Start after Stop).
 	p.Lifecycle.Append(fx.Hook{
 		OnStart: func(context.Context) error {
-			onApp.start()
+			if err := onApp.start(); err != nil {
+				return err
+			}
+			if err := own.start(); err != nil {
+				onApp.stop()
+				return err
+			}
 			return nil
 		},
 		OnStop: func(ctx context.Context) error {
 			onApp.stop()
-			return flush(ctx, shutdowns)
+			return own.stop(ctx)
 		},
 	})
 	return t, nil
-}
-
-// flush shuts down the providers the module made, which flushes them.
-func flush(ctx context.Context, shutdowns []func(context.Context) error) error {
-	var errs []error
-	for _, s := range shutdowns {
-		errs = append(errs, s(ctx))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("telemetry: flush: %w", err)
-	}
-	return nil
 }
 
 // whileRunning is the app's Registerer as the module's Prometheus exporter
@@ -190,15 +186,38 @@ func (w *whileRunning) Unregister(c prometheus.Collector) bool {
 	return w.reg.Unregister(gate{w: w, inner: c})
 }
 
-func (w *whileRunning) start() {
-	if w != nil {
-		w.on.Store(true)
+// exporting are the registries a running app's module exports to: two
+// at once would export the same series (the metrics are labelled by
+// election name only), and the registry would fail every gather.
+var exporting = struct {
+	sync.Mutex
+	to map[prometheus.Registerer]bool
+}{to: map[prometheus.Registerer]bool{}}
+
+func (w *whileRunning) start() error {
+	if w == nil {
+		return nil
 	}
+	exporting.Lock()
+	defer exporting.Unlock()
+	if reflect.ValueOf(w.reg).Comparable() {
+		if exporting.to[w.reg] {
+			return errors.New("telemetry: another running tenure module exports its metrics to the app's prometheus.Registerer; give each app a registry of its own (their series would collide)")
+		}
+		exporting.to[w.reg] = true
+	}
+	w.on.Store(true)
+	return nil
 }
 
 func (w *whileRunning) stop() {
-	if w != nil {
-		w.on.Store(false)
+	if w == nil || !w.on.Swap(false) {
+		return
+	}
+	exporting.Lock()
+	defer exporting.Unlock()
+	if reflect.ValueOf(w.reg).Comparable() {
+		delete(exporting.to, w.reg)
 	}
 }
 
@@ -215,49 +234,100 @@ func newMeterProvider(cfg *config.Config, identity string, reg prometheus.Regist
 	return sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res)), nil
 }
 
-// newTracerProvider exports spans as the configuration says; the standard
-// OTEL_EXPORTER_OTLP_* variables fill what it leaves unset.
-func newTracerProvider(cfg *config.Config, identity string) (*sdktrace.TracerProvider, error) {
+// tracing is the module's own span export: a TracerProvider made with
+// the app, whose exporter and batch processor live from the app's start
+// to its stop, so that an app that failed to build leaves nothing
+// running, and one started again after a stop exports again (an exporter
+// cannot be restarted).
+type tracing struct {
+	tp          *sdktrace.TracerProvider
+	newExporter func() (sdktrace.SpanExporter, error)
+	bsp         sdktrace.SpanProcessor // from start to stop
+}
+
+// newTracing makes the TracerProvider the configuration asks for; the
+// standard OTEL_EXPORTER_OTLP_* variables fill what it leaves unset. It
+// makes an exporter once, and shuts it down, to report a bad setting now.
+func newTracing(cfg *config.Config, identity string) (*tracing, error) {
 	tc := cfg.Tracing
-	ctx := context.Background()
-	var (
-		exp sdktrace.SpanExporter
-		err error
-	)
-	switch {
-	case tc.Exporter == "stdout":
-		exp, err = stdouttrace.New(stdouttrace.WithWriter(os.Stdout))
-	case otlpProtocol(tc.Protocol) == "http/protobuf":
-		var opts []otlptracehttp.Option
-		if tc.Endpoint != "" {
-			opts = append(opts, otlptracehttp.WithEndpointURL(tc.Endpoint))
+	newExporter := func() (sdktrace.SpanExporter, error) {
+		ctx := context.Background()
+		var (
+			exp sdktrace.SpanExporter
+			err error
+		)
+		switch {
+		case tc.Exporter == "stdout":
+			exp, err = stdouttrace.New(stdouttrace.WithWriter(os.Stdout))
+		case otlpProtocol(tc.Protocol) == "http/protobuf":
+			var opts []otlptracehttp.Option
+			if tc.Endpoint != "" {
+				opts = append(opts, otlptracehttp.WithEndpointURL(tc.Endpoint))
+			}
+			if tc.Insecure {
+				opts = append(opts, otlptracehttp.WithInsecure())
+			}
+			exp, err = otlptracehttp.New(ctx, opts...)
+		default:
+			var opts []otlptracegrpc.Option
+			if tc.Endpoint != "" {
+				opts = append(opts, otlptracegrpc.WithEndpointURL(tc.Endpoint))
+			}
+			if tc.Insecure {
+				opts = append(opts, otlptracegrpc.WithInsecure())
+			}
+			exp, err = otlptracegrpc.New(ctx, opts...)
 		}
-		if tc.Insecure {
-			opts = append(opts, otlptracehttp.WithInsecure())
+		if err != nil {
+			return nil, fmt.Errorf("tracing: exporter: %w", err)
 		}
-		exp, err = otlptracehttp.New(ctx, opts...)
-	default:
-		var opts []otlptracegrpc.Option
-		if tc.Endpoint != "" {
-			opts = append(opts, otlptracegrpc.WithEndpointURL(tc.Endpoint))
-		}
-		if tc.Insecure {
-			opts = append(opts, otlptracegrpc.WithInsecure())
-		}
-		exp, err = otlptracegrpc.New(ctx, opts...)
+		return exp, nil
 	}
+	exp, err := newExporter()
 	if err != nil {
+		return nil, err
+	}
+	if err := exp.Shutdown(context.Background()); err != nil {
 		return nil, fmt.Errorf("tracing: exporter: %w", err)
 	}
 	res, err := newResource(tc.ServiceName, identity)
 	if err != nil {
 		return nil, err
 	}
-	return sdktrace.NewTracerProvider(
-		sdktrace.WithBatcher(exp),
+	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(tc.SampleRatio))),
-	), nil
+	)
+	return &tracing{tp: tp, newExporter: newExporter}, nil
+}
+
+// start exports spans from now on. A nil t does nothing.
+func (t *tracing) start() error {
+	if t == nil {
+		return nil
+	}
+	exp, err := t.newExporter()
+	if err != nil {
+		return err
+	}
+	t.bsp = sdktrace.NewBatchSpanProcessor(exp)
+	t.tp.RegisterSpanProcessor(t.bsp)
+	return nil
+}
+
+// stop exports the spans still queued, within ctx, and stops exporting.
+// A nil t does nothing.
+func (t *tracing) stop(ctx context.Context) error {
+	if t == nil || t.bsp == nil {
+		return nil
+	}
+	err := t.bsp.Shutdown(ctx)
+	t.tp.UnregisterSpanProcessor(t.bsp) // already shut down: does not block
+	t.bsp = nil
+	if err != nil {
+		return fmt.Errorf("telemetry: flush: %w", err)
+	}
+	return nil
 }
 
 // otlpProtocol is the configured OTLP protocol, else the one the standard

@@ -108,9 +108,10 @@ func TestRestartedAppKeepsItsMetrics(t *testing.T) {
 
 // TestTwoAppsOnOneRegistry runs two replicas in one process that share
 // the app's Prometheus registry (as two apps on
-// prometheus.DefaultRegisterer do): the registry still gathers. Each
-// election's metrics carry only the election's name, so the two replicas'
-// series collide and Gather fails, which makes /metrics answer 500.
+// prometheus.DefaultRegisterer do). Each election's metrics carry only the
+// election's name, so the two replicas' series would collide and every
+// gather fail (/metrics answering 500): the second start fails instead,
+// saying why, and the first app's metrics still gather.
 func TestTwoAppsOnOneRegistry(t *testing.T) {
 	noLeaks(t)
 	reg := prometheus.NewRegistry()
@@ -120,11 +121,12 @@ func TestTwoAppsOnOneRegistry(t *testing.T) {
 	r1 := replica(t, "r1", memoryYAML, where, recorded(led, "billing"))
 	r2 := replica(t, "r2", memoryYAML, where, recorded(led, "billing"))
 	r1.RequireStart()
-	r2.RequireStart()
+	err := r2.Start(context.Background())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "another running tenure module exports its metrics to the app's prometheus.Registerer")
 	led.of("billing").Leader(t)
-	_, err := reg.Gather()
-	assert.NoError(t, err, "two replicas in one process on one registry")
-	r2.RequireStop()
+	_, err = reg.Gather()
+	assert.NoError(t, err)
 	r1.RequireStop()
 }
 
@@ -346,21 +348,23 @@ func TestGivenUpTermIsNotTakenOverWhileTheAppStops(t *testing.T) {
 	}
 }
 
-// TestReleaseSpansReachAProviderTheAppStopsInAnInvoke: an app that shuts
-// its TracerProvider down from a hook it appends in an fx.Invoke (a common
-// way to write it) still gets the spans of the releases. fx runs a
-// module's invokes before the app's own, so that hook is appended after
-// the module's and runs before the elections have stopped: the release
-// spans are ended on a provider already shut down, and dropped.
-func TestReleaseSpansReachAProviderTheAppStopsInAnInvoke(t *testing.T) {
+// TestReleaseSpansReachAProviderShutDownFromItsConstructor: the app's
+// TracerProvider gets every span, the release included, when the app
+// shuts it down from a hook its constructor appends, as the package doc
+// says. (fx runs a module's invokes before the app's own, so a hook the
+// app appends in an fx.Invoke stops before the elections: the release's
+// span would be lost.)
+func TestReleaseSpansReachAProviderShutDownFromItsConstructor(t *testing.T) {
 	noLeaks(t)
 	spans := &keptSpans{}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
 	led := newLedgers()
 	app := replica(t, "r1", memoryYAML, fx.Options(
 		fx.Supply(locks.NewMemorySpace()),
-		fx.Provide(func() trace.TracerProvider { return tp }),
-		fx.Invoke(func(lc fx.Lifecycle) { lc.Append(fx.StopHook(tp.Shutdown)) }),
+		fx.Provide(func(lc fx.Lifecycle) trace.TracerProvider {
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+			lc.Append(fx.StopHook(tp.Shutdown))
+			return tp
+		}),
 	), recorded(led, "billing"))
 	app.RequireStart()
 	led.of("billing").Leader(t)

@@ -1,6 +1,6 @@
 package locks
 
-// Adversarial tests of the shared Lease watches (review of c8ad353).
+// Adversarial tests of the shared Lease watches.
 
 import (
 	"context"
@@ -15,9 +15,10 @@ import (
 	"go.uber.org/goleak"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+
+	"github.com/tenure/tenure/internal/kubetest"
 )
 
 func reviewLease(name, holder string) *coordinationv1.Lease {
@@ -144,41 +145,16 @@ func TestNonComparableGetters(t *testing.T) {
 	}
 }
 
-// gatedLeases passes requests on to inner, except that its watches can be
-// held up: a Watch call waits for release, ignoring its context, as a
-// client wrapper that forgets the context would.
-type gatedLeases struct {
-	inner   coordinationv1client.LeasesGetter
-	release chan struct{}
-	entered chan struct{}
-	once    *sync.Once
-}
-
-func (g gatedLeases) Leases(ns string) coordinationv1client.LeaseInterface {
-	return gatedLease{LeaseInterface: g.inner.Leases(ns), g: g}
-}
-
-type gatedLease struct {
-	coordinationv1client.LeaseInterface
-	g gatedLeases
-}
-
-func (l gatedLease) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-	l.g.once.Do(func() { close(l.g.entered) })
-	<-l.g.release
-	return l.LeaseInterface.Watch(ctx, opts)
-}
-
 // TestLastStopDoesNotWaitForAWatchCallThatIgnoresItsContext: the last
 // subscription's stop joins the informer, which gives up on a Watch call
 // that does not return on cancellation, so such a client does not hold up
 // stop (and with it election.Run, Stop and a standalone Acquire).
 func TestLastStopDoesNotWaitForAWatchCallThatIgnoresItsContext(t *testing.T) {
-	g := gatedLeases{inner: fake.NewClientset().CoordinationV1(), release: make(chan struct{}), entered: make(chan struct{}), once: &sync.Once{}}
+	g := kubetest.HoldWatches(fake.NewClientset().CoordinationV1())
 	l, err := NewLeaseLock(g, "ns", "lock")
 	require.NoError(t, err)
 	_, stop := l.Watch()
-	<-g.entered // the informer has listed and is in its first Watch call
+	<-g.Entered() // the informer has listed and is in its first Watch call
 	stopped := make(chan struct{})
 	go func() {
 		stop()
@@ -187,11 +163,11 @@ func TestLastStopDoesNotWaitForAWatchCallThatIgnoresItsContext(t *testing.T) {
 	select {
 	case <-stopped:
 	case <-time.After(2 * time.Second):
-		close(g.release)
+		g.Release()
 		<-stopped
 		t.Fatal("stop of the last subscription hung while the informer's Watch call ignored its cancellation")
 	}
-	close(g.release)
+	g.Release()
 }
 
 // TestFreshnessWithIncomparableVersions: freshness documents that
