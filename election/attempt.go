@@ -128,6 +128,7 @@ func (e *Election) checkDeadline() (holding, expired bool) {
 	defer e.mu.Unlock()
 	if e.holding && !e.leading() {
 		e.holding, e.lostContact = false, true
+		e.termEnded = e.cfg.Clock.Now()
 		e.log.Warn("the term ended: no successful renewal for the renew deadline", "renew_deadline", e.cfg.RenewDeadline, "term", e.term.FencingToken)
 		return false, true
 	}
@@ -410,6 +411,7 @@ func (e *Election) lose(now time.Time, why string) {
 		return
 	}
 	e.holding = false
+	e.termEnded = now
 	e.version = ""
 	if why == "the lock was deleted" {
 		e.obs = observation{seen: true, at: now}

@@ -50,7 +50,7 @@ type Election struct {
 	lostContact       bool       // a term ended at its renew deadline, and no attempt succeeded since
 	tried             triedWrite // the last acquiring write whose answer was lost
 	working           bool       // the leader work runs
-	termEnded         time.Time  // when the last term ended (holding went false in hold)
+	termEnded         time.Time  // when the last term ended before its work returned (lost, or past its deadline)
 
 	// jitter lengthens a wait; tests replace it to get exact schedules.
 	jitter func(time.Duration) time.Duration
