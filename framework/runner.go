@@ -105,7 +105,8 @@ type unit struct {
 	failures  int                // failures in a row
 	working   bool               // the leader work is running
 
-	stopped atomic.Bool // its loop has returned
+	stopped  atomic.Bool   // its loop has returned
+	loopDone chan struct{} // closed when its last loop has returned
 }
 
 // newRunner checks the components against the configuration and makes
@@ -334,8 +335,22 @@ func (r *Runner) start(startCtx context.Context) error {
 	r.log.Info("starting elections", "identity", r.identity, "components", len(r.units))
 	r.running.Store(true)
 	for _, u := range r.units {
+		// After a stop that did not wait, the last start's loop may still
+		// run its election (its term lasts until its work has returned):
+		// the new loop campaigns once that one has returned.
+		prev, done := u.loopDone, make(chan struct{})
+		u.loopDone = done
+		u.stopped.Store(false)
 		r.wg.Go(func() {
+			defer close(done)
 			defer u.stopped.Store(true)
+			if prev != nil {
+				select {
+				case <-prev:
+				case <-ctx.Done():
+					return
+				}
+			}
 			u.loop(ctx)
 		})
 	}
