@@ -71,3 +71,40 @@ func TestCheckPassesWhileALostTermEnds(t *testing.T) {
 	close(spans.release)
 	waitFor(t, func() bool { return a.stoppedLeading() == 1 }, "the term ends")
 }
+
+// TestStopsThatGiveUpThenRenewalsFail: two concurrent Stops with ended
+// contexts return at once while the work winds down; renewals then fail,
+// the term ends at its deadline, b takes over after the lease, and the
+// work returns: a leaves b's record alone, Run returns, and a Stop called
+// from OnStoppedLeading with an ended context returns too.
+func TestStopsThatGiveUpThenRenewalsFail(t *testing.T) {
+	noLeaks(t)
+	mem, lock, w, a, b, workCtx := windDownSetUp(t)
+	require.False(t, b.try(t))
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- a.Stop(gone) }()
+	}
+	for range 2 {
+		select {
+		case err := <-errs:
+			require.Error(t, err)
+		case <-time.After(3 * time.Second):
+			t.Fatal("Stop with an ended context did not return")
+		}
+	}
+	<-w.cancelled
+	lock.failUpdates.Store(true)
+	a.waitTimers(t, 2)
+	a.clock.Step(deadline)
+	waitFor(t, func() bool { return Valid(workCtx) != nil }, "the term ends at its deadline")
+	b.clock.Step(lease)
+	require.True(t, b.try(t), "b takes over once the lease has expired")
+	lock.failUpdates.Store(false)
+	w.end()
+	waitFor(t, func() bool { return a.stoppedLeading() == 1 }, "a's term ends")
+	assert.Equal(t, "b", holderOf(t, mem).HolderIdentity, "a leaves b's record alone")
+	require.NoError(t, a.Stop(context.Background()), "Run has returned")
+}
