@@ -269,7 +269,7 @@ func TestElectionsUnderFaults(t *testing.T) {
 		gone, cancel := context.WithCancel(context.Background())
 		cancel()
 		for _, e := range cand.elections {
-			go func() { _ = e.Stop(gone) }() // gives the term up at once
+			go func() { _ = e.Stop(gone) }() // returns at once; the blocked network keeps the release from the lock
 		}
 	}
 

@@ -240,7 +240,7 @@ func (e *Election) Stop(ctx context.Context) error {
 	held := e.holding
 	e.mu.Unlock()
 	if !held {
-		return fmt.Errorf("election %s: %w before Run returned (it held no term then)", e.cfg.Name, context.Cause(ctx))
+		return fmt.Errorf("election %s: %w before Run returned", e.cfg.Name, context.Cause(ctx))
 	}
 	return fmt.Errorf("election %s: %w before the leader work returned: its term, on %s, is renewed until it returns", e.cfg.Name, context.Cause(ctx), e.cfg.Lock.Describe())
 }
@@ -430,7 +430,8 @@ func (e *Election) untilExpiry() (time.Duration, bool) {
 // RenewLoop renews the lock every RetryPeriod while this candidate leads
 // and returns when the term is over: a write replaced or deleted the
 // record, or RenewDeadline passed since the start of the last successful
-// write. It also returns when ctx is done; it never releases the lock.
+// write. It also returns when ctx is done (Stop, which ends Run, does
+// not end it); it never releases the lock.
 func (e *Election) RenewLoop(ctx context.Context) {
 	e.hold(ctx, nil, nil)
 }

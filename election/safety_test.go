@@ -694,13 +694,9 @@ func TestTwinsLostAnswerIsNotTakenAsOwn(t *testing.T) {
 // TestStopGivesUpAfterTheTermEndedWithStuckWork (found in review): the
 // term ends at its renew deadline
 // (renewals fail) while the leader work ignores its cancelled context
-// (stuck on I/O to the partitioned network, say). lead then waits for the
-// work with <-workDone, outside hold, where e.giveUp is not looked at.
-// Stop(ctx) with a short ctx must return once ctx ends, as its doc
+// (stuck on I/O to the partitioned network, say); lead then waits for the
+// work. Stop(ctx) with a short ctx must return once ctx ends, as its doc
 // promises, not wait for the work for ever.
-// The framework's Runner.Stop calls Stop(expired) after shutdown_timeout
-// and then waits for every loop, so it hangs the same way, with SIGTERM
-// still captured by its signal.Notify.
 func TestStopGivesUpAfterTheTermEndedWithStuckWork(t *testing.T) {
 	mem := freeLock(t)
 	lock := &testLock{Lock: mem}
