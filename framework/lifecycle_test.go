@@ -23,6 +23,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
 	"go.uber.org/goleak"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -82,21 +83,33 @@ func TestRestartedAppServesItsEndpointAgain(t *testing.T) {
 	app.RequireStop()
 }
 
-// TestRestartedAppKeepsItsMetrics stops an app that exports to its own
-// Prometheus registry and starts it again: the elections run again, and
-// so should their metrics. The module shuts its MeterProvider down on the
-// first stop, so after a restart tenure_election_leader is gone for good.
-func TestRestartedAppKeepsItsMetrics(t *testing.T) {
-	noLeaks(t)
-	reg := prometheus.NewRegistry()
+// appOnRegistry is a replica whose component billing exports its metrics
+// to reg.
+func appOnRegistry(t *testing.T, id string, reg *prometheus.Registry) (*fxtest.App, *ledgers) {
 	led := newLedgers()
-	app := replica(t, "r1", memoryYAML, fx.Options(
+	return replica(t, id, memoryYAML, fx.Options(
 		fx.Supply(locks.NewMemorySpace()),
 		fx.Provide(func() prometheus.Registerer { return reg }),
-	), recorded(led, "billing"))
+	), recorded(led, "billing")), led
+}
+
+// leadsOnRegistry starts app and waits until billing leads and reg shows
+// it.
+func leadsOnRegistry(t *testing.T, app *fxtest.App, led *ledgers, reg *prometheus.Registry) {
 	app.RequireStart()
 	led.of("billing").Leader(t)
 	require.Eventually(t, func() bool { return leaderGauges(t, reg)["billing"] == 1 }, 5*time.Second, 10*time.Millisecond)
+}
+
+// TestRestartedAppKeepsItsMetrics stops an app that exports to its own
+// Prometheus registry and starts it again: the elections run again, and
+// so do their metrics (a MeterProvider shut down on the first stop would
+// export nothing after it).
+func TestRestartedAppKeepsItsMetrics(t *testing.T) {
+	noLeaks(t)
+	reg := prometheus.NewRegistry()
+	app, led := appOnRegistry(t, "r1", reg)
+	leadsOnRegistry(t, app, led, reg)
 	app.RequireStop()
 
 	app.RequireStart()
@@ -508,14 +521,8 @@ func TestAppsOneAfterAnotherOnOneRegistry(t *testing.T) {
 	noLeaks(t)
 	reg := prometheus.NewRegistry()
 	for _, id := range []string{"r1", "r2"} {
-		led := newLedgers()
-		app := replica(t, id, memoryYAML, fx.Options(
-			fx.Supply(locks.NewMemorySpace()),
-			fx.Provide(func() prometheus.Registerer { return reg }),
-		), recorded(led, "billing"))
-		app.RequireStart()
-		led.of("billing").Leader(t)
-		require.Eventually(t, func() bool { return leaderGauges(t, reg)["billing"] == 1 }, 5*time.Second, 10*time.Millisecond)
+		app, led := appOnRegistry(t, id, reg)
+		leadsOnRegistry(t, app, led, reg)
 		app.RequireStop()
 		_, err := reg.Gather()
 		require.NoError(t, err, "after %s stopped", id)
