@@ -127,8 +127,8 @@ func (e *Election) checkDeadline() (holding, expired bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.holding && !e.leading() {
-		e.holding, e.lostContact = false, true
-		e.termEnded = e.cfg.Clock.Now()
+		e.lostContact = true
+		e.endTermLocked(e.cfg.Clock.Now())
 		e.log.Warn("the term ended: no successful renewal for the renew deadline", "renew_deadline", e.cfg.RenewDeadline, "term", e.term.FencingToken)
 		return false, true
 	}
@@ -402,6 +402,14 @@ func (e *Election) wrote(obs locks.Observed, start time.Time) bool {
 	return true
 }
 
+// endTermLocked ends this candidate's term at now: it no longer leads,
+// and Check times work that outlives the term from now. e.mu must be
+// held.
+func (e *Election) endTermLocked(now time.Time) {
+	e.holding = false
+	e.termEnded = now
+}
+
 // lose ends this candidate's hold on the lock because the record is no
 // longer its own; there is nothing to release.
 func (e *Election) lose(now time.Time, why string) {
@@ -410,8 +418,7 @@ func (e *Election) lose(now time.Time, why string) {
 	if !e.holding {
 		return
 	}
-	e.holding = false
-	e.termEnded = now
+	e.endTermLocked(now)
 	e.version = ""
 	if why == "the lock was deleted" {
 		e.obs = observation{seen: true, at: now}

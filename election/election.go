@@ -534,8 +534,7 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 	stopping := false
 	end := func(why string) string {
 		e.mu.Lock()
-		e.holding = false
-		e.termEnded = clk.Now()
+		e.endTermLocked(clk.Now())
 		e.mu.Unlock()
 		cancelWork()
 		return why

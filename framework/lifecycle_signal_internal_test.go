@@ -72,7 +72,7 @@ func TestSecondSignalExitsDuringTheTelemetryFlush(t *testing.T) {
 		defer cancel()
 		stopped <- app.Stop(ctx)
 	}()
-	require.Eventually(t, func() bool { return r.units[0].stopped.Load() }, 5*time.Second, time.Millisecond, "the elections stopped")
+	require.Eventually(t, func() bool { return r.units[0].loopReturned() }, 5*time.Second, time.Millisecond, "the elections stopped")
 	sigterm(t, guard)
 	select {
 	case <-exited:

@@ -105,8 +105,7 @@ type unit struct {
 	failures  int                // failures in a row
 	working   bool               // the leader work is running
 
-	stopped  atomic.Bool   // its loop has returned
-	loopDone chan struct{} // closed when its last loop has returned
+	loopDone chan struct{} // closed when the loop of the last start has returned
 }
 
 // newRunner checks the components against the configuration and makes
@@ -340,10 +339,8 @@ func (r *Runner) start(startCtx context.Context) error {
 		// the new loop campaigns once that one has returned.
 		prev, done := u.loopDone, make(chan struct{})
 		u.loopDone = done
-		u.stopped.Store(false)
 		r.wg.Go(func() {
 			defer close(done)
-			defer u.stopped.Store(true)
 			if prev != nil {
 				select {
 				case <-prev:
@@ -400,6 +397,16 @@ func (r *Runner) stop(ctx context.Context) error {
 // them.
 const stillHeld = "; a term lasts until its work has returned, so their leases are renewed until then and released after (exit the process to end them sooner: the leases then expire)"
 
+// loopReturned says whether the unit's loop of the last start has returned.
+func (u *unit) loopReturned() bool {
+	select {
+	case <-u.loopDone:
+		return true
+	default:
+		return false
+	}
+}
+
 // notStopped says which components have not stopped: those whose leader
 // work is still running or, if none is, whose election is (a request to
 // the lock that has not returned).
@@ -409,7 +416,7 @@ func (r *Runner) notStopped() string {
 	}
 	var names []string
 	for _, u := range r.units {
-		if !u.stopped.Load() {
+		if !u.loopReturned() {
 			names = append(names, u.comp.Name())
 		}
 	}

@@ -42,14 +42,7 @@ func (m *MemoryLock) Watch() (changes <-chan struct{}, stop func()) {
 }
 
 // wrote tells the watchers of a write; m.mu must be held.
-func (m *MemoryLock) wrote() {
-	for _, ch := range m.watchers {
-		select {
-		case ch <- struct{}{}:
-		default: // a change is already pending
-		}
-	}
-}
+func (m *MemoryLock) wrote() { wake(m.watchers) }
 
 // NewMemoryLock returns an empty MemoryLock (no record yet) named name.
 func NewMemoryLock(name string) *MemoryLock {

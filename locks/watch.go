@@ -57,8 +57,9 @@ type namespaceWatch struct {
 	stop     chan struct{} // closed when the last subscription ends
 	done     chan struct{} // closed when the informer has stopped
 
-	users int
-	subs  map[string][]chan struct{} // by Lease name
+	// subs are the subscriptions' change channels, by Lease name; a name
+	// with none has no entry, so no entry at all means no subscription.
+	subs map[string][]chan struct{}
 	// broken: no watch is established, so the cache may be falling
 	// behind; gen counts the lists and watches begun, so that the end of
 	// an old watch does not mark a newer one broken.
@@ -90,7 +91,6 @@ func (r *watchRegistry) subscribe(client coordinationv1client.LeasesGetter, own 
 			nw.informer.Run(nw.stop)
 		}()
 	}
-	nw.users++
 	nw.subs[name] = append(nw.subs[name], ch)
 	return nw, ch
 }
@@ -103,8 +103,7 @@ func (r *watchRegistry) unsubscribe(nw *namespaceWatch, name string, ch chan str
 	if len(nw.subs[name]) == 0 {
 		delete(nw.subs, name)
 	}
-	nw.users--
-	last := nw.users == 0
+	last := len(nw.subs) == 0
 	if last {
 		delete(r.byKey, nw.key)
 		close(nw.stop)
@@ -274,7 +273,13 @@ func (t *trackedWatch) Stop() {
 func (r *watchRegistry) notify(nw *namespaceWatch, name string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, ch := range nw.subs[name] {
+	wake(nw.subs[name])
+}
+
+// wake tells each of chs, buffered channels of one, of a change without
+// blocking: a channel that holds one already needs no other.
+func wake(chs []chan struct{}) {
+	for _, ch := range chs {
 		select {
 		case ch <- struct{}{}:
 		default: // a change is already pending
@@ -286,7 +291,7 @@ func (r *watchRegistry) notify(nw *namespaceWatch, name string) {
 // the cache can answer at all (running, synced and watching).
 func (r *watchRegistry) cached(nw *namespaceWatch, name string) (lease *coordinationv1.Lease, found, usable bool) {
 	r.mu.Lock()
-	unusable := nw.users == 0 || nw.broken
+	unusable := len(nw.subs) == 0 || nw.broken
 	r.mu.Unlock()
 	if unusable || !nw.informer.HasSynced() {
 		return nil, false, false
