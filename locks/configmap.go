@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -60,7 +61,7 @@ func (c *ConfigMapLock) observe(cm *corev1.ConfigMap) (Observed, error) {
 	if !ok {
 		return Observed{}, fmt.Errorf("%s: annotation %s is missing: %w", c.Describe(), LeaderAnnotation, ErrNotFound)
 	}
-	obs := Observed{Raw: []byte(value), Version: cm.ResourceVersion}
+	obs := Observed{Raw: []byte(value), Version: cm.ResourceVersion, Annotations: ownAnnotations(cm.Annotations)}
 	r, err := DecodeRecord(obs.Raw)
 	if err != nil {
 		return obs, fmt.Errorf("%s: annotation %s: %w", c.Describe(), LeaderAnnotation, err)
@@ -97,7 +98,7 @@ func (c *ConfigMapLock) Create(ctx context.Context, r Record) (Observed, error) 
 	if _, ok := existing.Annotations[LeaderAnnotation]; ok {
 		return Observed{}, createErr
 	}
-	return c.patch(ctx, "create", existing.ResourceVersion, raw)
+	return c.patch(ctx, "create", existing.ResourceVersion, map[string]string{LeaderAnnotation: string(raw)})
 }
 
 // Update implements Lock.
@@ -109,20 +110,44 @@ func (c *ConfigMapLock) Update(ctx context.Context, version string, r Record) (O
 	if err != nil {
 		return Observed{}, fmt.Errorf("update %s: %w", c.Describe(), err)
 	}
-	return c.patch(ctx, "update", version, raw)
+	return c.patch(ctx, "update", version, map[string]string{LeaderAnnotation: string(raw)})
 }
 
-// patch writes raw into the annotation if the ConfigMap is at version.
-func (c *ConfigMapLock) patch(ctx context.Context, op, version string, raw []byte) (Observed, error) {
+// Annotate writes tenure's annotations and, if r is not nil, the record,
+// in one merge patch conditional on version (see Lock).
+func (c *ConfigMapLock) Annotate(ctx context.Context, version string, r *Record, set map[string]string) (Observed, error) {
+	if version == "" {
+		return Observed{}, fmt.Errorf("annotate %s: %w", c.Describe(), errNoVersion)
+	}
+	if err := validAnnotations(set); err != nil {
+		return Observed{}, fmt.Errorf("annotate %s: %w", c.Describe(), err)
+	}
+	set = maps.Clone(set)
+	if r != nil {
+		raw, err := r.Encode()
+		if err != nil {
+			return Observed{}, fmt.Errorf("annotate %s: %w", c.Describe(), err)
+		}
+		if set == nil {
+			set = map[string]string{}
+		}
+		set[LeaderAnnotation] = string(raw)
+	}
+	return c.patch(ctx, "annotate", version, set)
+}
+
+// patch writes the annotations in set ("" removes one), among them the
+// record's, if the ConfigMap is at version.
+func (c *ConfigMapLock) patch(ctx context.Context, op, version string, set map[string]string) (Observed, error) {
 	var p struct {
 		Metadata struct {
-			ResourceVersion string            `json:"resourceVersion"`
-			Annotations     map[string]string `json:"annotations"`
-			Labels          map[string]string `json:"labels,omitempty"`
+			ResourceVersion string             `json:"resourceVersion"`
+			Annotations     map[string]*string `json:"annotations,omitempty"`
+			Labels          map[string]string  `json:"labels,omitempty"`
 		} `json:"metadata"`
 	}
 	p.Metadata.ResourceVersion = version
-	p.Metadata.Annotations = map[string]string{LeaderAnnotation: string(raw)}
+	p.Metadata.Annotations = annotationPatch(set)
 	p.Metadata.Labels = c.labels
 	body, err := json.Marshal(p)
 	if err != nil {

@@ -170,18 +170,39 @@ func (l *LeaseLock) Create(ctx context.Context, r Record) (Observed, error) {
 
 // Update implements Lock.
 func (l *LeaseLock) Update(ctx context.Context, version string, r Record) (Observed, error) {
+	return l.write(ctx, "update", version, &r, nil)
+}
+
+// Annotate writes tenure's annotations and, if r is not nil, the record,
+// in one merge patch conditional on version (see Lock): annotations of
+// others, labels and spec.strategy and spec.preferredHolder are left
+// alone.
+func (l *LeaseLock) Annotate(ctx context.Context, version string, r *Record, set map[string]string) (Observed, error) {
+	if err := validAnnotations(set); err != nil {
+		return Observed{}, fmt.Errorf("annotate %s: %w", l.Describe(), err)
+	}
+	return l.write(ctx, "annotate", version, r, set)
+}
+
+// write patches the record (if r is not nil) and the annotations in set
+// ("" removes one) if the Lease is at version.
+func (l *LeaseLock) write(ctx context.Context, op, version string, r *Record, set map[string]string) (Observed, error) {
 	if version == "" {
-		return Observed{}, fmt.Errorf("update %s: %w", l.Describe(), errNoVersion)
+		return Observed{}, fmt.Errorf("%s %s: %w", op, l.Describe(), errNoVersion)
 	}
-	if err := r.Validate(); err != nil {
-		return Observed{}, fmt.Errorf("update %s: %w", l.Describe(), err)
+	var p leasePatch
+	if r != nil {
+		if err := r.Validate(); err != nil {
+			return Observed{}, fmt.Errorf("%s %s: %w", op, l.Describe(), err)
+		}
+		p.Spec = leasePatchOf(*r).Spec
 	}
-	p := leasePatchOf(r)
 	p.Metadata.ResourceVersion = version
 	p.Metadata.Labels = l.labels
+	p.Metadata.Annotations = annotationPatch(set)
 	body, err := json.Marshal(p)
 	if err != nil {
-		return Observed{}, fmt.Errorf("update %s: %w", l.Describe(), err)
+		return Observed{}, fmt.Errorf("%s %s: %w", op, l.Describe(), err)
 	}
 	updated, err := l.client.Leases(l.namespace).Patch(ctx, l.name, types.MergePatchType, body, metav1.PatchOptions{})
 	if err != nil {
@@ -191,31 +212,52 @@ func (l *LeaseLock) Update(ctx context.Context, version string, r Record) (Obser
 		case apierrors.IsNotFound(err):
 			l.fresh.gone(version)
 		}
-		return Observed{}, l.apiError("update", err)
+		return Observed{}, l.apiError(op, err)
 	}
 	l.fresh.saw(updated.ResourceVersion)
 	return l.observe(updated)
 }
 
-// leasePatch is a JSON merge patch of the Lease fields the record owns.
-// Nil times and a nil duration are written as null, which removes them,
-// as client-go's zero times do.
+// annotationPatch is set as the annotations of a JSON merge patch: an
+// empty value is null, which removes the annotation.
+func annotationPatch(set map[string]string) map[string]*string {
+	if len(set) == 0 {
+		return nil
+	}
+	p := make(map[string]*string, len(set))
+	for k, v := range set {
+		if v != "" {
+			p[k] = &v
+		} else {
+			p[k] = nil
+		}
+	}
+	return p
+}
+
+// leasePatch is a JSON merge patch of the Lease fields the record owns
+// and of tenure's annotations. Nil times and a nil duration are written as
+// null, which removes them, as client-go's zero times do.
 type leasePatch struct {
 	Metadata struct {
-		ResourceVersion string            `json:"resourceVersion,omitempty"`
-		Labels          map[string]string `json:"labels,omitempty"`
+		ResourceVersion string             `json:"resourceVersion,omitempty"`
+		Labels          map[string]string  `json:"labels,omitempty"`
+		Annotations     map[string]*string `json:"annotations,omitempty"`
 	} `json:"metadata"`
-	Spec struct {
-		HolderIdentity       string            `json:"holderIdentity"`
-		LeaseDurationSeconds *int32            `json:"leaseDurationSeconds"`
-		AcquireTime          *metav1.MicroTime `json:"acquireTime"`
-		RenewTime            *metav1.MicroTime `json:"renewTime"`
-		LeaseTransitions     int32             `json:"leaseTransitions"`
-	} `json:"spec"`
+	Spec *leaseSpecPatch `json:"spec,omitempty"`
+}
+
+// leaseSpecPatch is the record's part of a leasePatch.
+type leaseSpecPatch struct {
+	HolderIdentity       string            `json:"holderIdentity"`
+	LeaseDurationSeconds *int32            `json:"leaseDurationSeconds"`
+	AcquireTime          *metav1.MicroTime `json:"acquireTime"`
+	RenewTime            *metav1.MicroTime `json:"renewTime"`
+	LeaseTransitions     int32             `json:"leaseTransitions"`
 }
 
 func leasePatchOf(r Record) leasePatch {
-	var p leasePatch
+	p := leasePatch{Spec: &leaseSpecPatch{}}
 	p.Spec.HolderIdentity = r.HolderIdentity
 	// The API server rejects a zero duration; a record without a holder
 	// may have none, which is stored as an absent field.
@@ -244,7 +286,7 @@ func (l *LeaseLock) observe(lease *coordinationv1.Lease) (Observed, error) {
 	if err != nil {
 		return Observed{}, fmt.Errorf("%s: encode spec: %w", l.Describe(), err)
 	}
-	obs := Observed{Raw: raw, Version: lease.ResourceVersion}
+	obs := Observed{Raw: raw, Version: lease.ResourceVersion, Annotations: ownAnnotations(lease.Annotations)}
 	r, err := RecordFromLeaseSpec(&lease.Spec)
 	if err != nil {
 		return obs, fmt.Errorf("%s: %w", l.Describe(), err)

@@ -23,6 +23,8 @@ package locks
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 )
 
 // Sentinel errors returned, wrapped, by every Lock. Match them with
@@ -50,6 +52,59 @@ type Observed struct {
 	// Version is the lock's optimistic concurrency token (a Kubernetes
 	// resourceVersion). Pass it to Update.
 	Version string
+	// Annotations are the annotations of the lock object that tenure owns
+	// (keys with the AnnotationPrefix), nil if there are none or the lock
+	// keeps none. They are not part of the record: writing them is no
+	// renewal, and Raw does not change with them.
+	Annotations map[string]string
+}
+
+// Annotations of a lock object that tenure owns. A lock that keeps them
+// (see Lock) writes them only through Annotate, conditional on the version
+// read, and no other write of the lock touches them.
+const (
+	// AnnotationPrefix begins every annotation tenure owns.
+	AnnotationPrefix = "tenure.dev/"
+	// PreferredHolderAnnotation asks the leader to hand the lock over to
+	// the candidate it names, once: the leader's work winds down, then the
+	// leader writes the record over to that candidate (see
+	// HandOverAnnotation). The next acquisition of the lock clears it.
+	// Kubernetes' coordinated leader election asks the same through the
+	// Lease's spec.preferredHolder (Record.PreferredHolder), which an
+	// election honours too; this annotation works on every lock that keeps
+	// annotations and whether or not the API server serves that field.
+	PreferredHolderAnnotation = AnnotationPrefix + "preferred-holder"
+	// HandOverAnnotation marks a record that its last holder wrote over to
+	// the candidate named in it, after its work had returned: that
+	// candidate takes the lock at once, and every other candidate sees a
+	// held lock and waits for it to expire. Its value is JSON written by
+	// package election; the next acquisition clears it.
+	HandOverAnnotation = AnnotationPrefix + "handover"
+)
+
+// validAnnotations checks that every key of set is one tenure owns.
+func validAnnotations(set map[string]string) error {
+	for k := range set {
+		if !strings.HasPrefix(k, AnnotationPrefix) || len(k) == len(AnnotationPrefix) {
+			return fmt.Errorf("annotation %q is not one of tenure's (%s...)", k, AnnotationPrefix)
+		}
+	}
+	return nil
+}
+
+// ownAnnotations returns the annotations of all that tenure owns, nil if
+// none.
+func ownAnnotations(all map[string]string) map[string]string {
+	var own map[string]string
+	for k, v := range all {
+		if strings.HasPrefix(k, AnnotationPrefix) {
+			if own == nil {
+				own = map[string]string{}
+			}
+			own[k] = v
+		}
+	}
+	return own
 }
 
 // Lock is where a leader election record lives. Implementations must be
@@ -67,6 +122,12 @@ type Observed struct {
 //	GetFromServer(ctx context.Context) (Observed, error)
 //	// TimeResolution: how finely the record's times are stored.
 //	TimeResolution() time.Duration
+//	// Annotate: write tenure's annotations (see PreferredHolderAnnotation)
+//	// and, if r is not nil, the record, in one write conditional on
+//	// version. A key set to "" is removed; other annotations and fields
+//	// are left alone. Keys must have the AnnotationPrefix. It fails as
+//	// Update does. Without it, an election hands over by releasing.
+//	Annotate(ctx context.Context, version string, r *Record, set map[string]string) (Observed, error)
 //
 // A wrapper that embeds the Lock interface hides them: embed the concrete
 // type instead to keep them.

@@ -3,6 +3,7 @@ package locks
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -22,6 +23,7 @@ type MemoryLock struct {
 	mu       sync.Mutex
 	exists   bool
 	raw      []byte
+	notes    map[string]string // tenure's annotations (see Annotate)
 	version  uint64
 	watchers []chan struct{} // see Watch
 }
@@ -64,7 +66,7 @@ func (m *MemoryLock) Get(ctx context.Context) (Observed, error) {
 
 // observe decodes the stored record; m.mu must be held.
 func (m *MemoryLock) observe() (Observed, error) {
-	obs := Observed{Raw: m.raw, Version: strconv.FormatUint(m.version, 10)}
+	obs := Observed{Raw: m.raw, Version: strconv.FormatUint(m.version, 10), Annotations: maps.Clone(m.notes)}
 	r, err := DecodeRecord(m.raw)
 	if err != nil {
 		return obs, fmt.Errorf("%s: %w", m.Describe(), err)
@@ -102,11 +104,63 @@ func (m *MemoryLock) Update(ctx context.Context, version string, r Record) (Obse
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.at("update", version); err != nil {
+		return Observed{}, err
+	}
+	m.store(raw)
+	return m.observe()
+}
+
+// at checks that the lock exists at version before a write op; m.mu must
+// be held.
+func (m *MemoryLock) at(op, version string) error {
 	if !m.exists {
-		return Observed{}, fmt.Errorf("update %s: %w", m.Describe(), ErrNotFound)
+		return fmt.Errorf("%s %s: %w", op, m.Describe(), ErrNotFound)
 	}
 	if current := strconv.FormatUint(m.version, 10); version != current {
-		return Observed{}, fmt.Errorf("update %s: version %q is stale, current is %q: %w", m.Describe(), version, current, ErrConflict)
+		return fmt.Errorf("%s %s: version %q is stale, current is %q: %w", op, m.Describe(), version, current, ErrConflict)
+	}
+	return nil
+}
+
+// Annotate writes tenure's annotations and, if r is not nil, the record,
+// in one write at version (see Lock). Other writes keep the annotations.
+func (m *MemoryLock) Annotate(ctx context.Context, version string, r *Record, set map[string]string) (Observed, error) {
+	if err := ctx.Err(); err != nil {
+		return Observed{}, fmt.Errorf("annotate %s: %w", m.Describe(), err)
+	}
+	if err := validAnnotations(set); err != nil {
+		return Observed{}, fmt.Errorf("annotate %s: %w", m.Describe(), err)
+	}
+	var raw []byte
+	if r != nil {
+		var err error
+		if raw, err = r.Encode(); err != nil {
+			return Observed{}, fmt.Errorf("annotate %s: %w", m.Describe(), err)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.at("annotate", version); err != nil {
+		return Observed{}, err
+	}
+	notes := maps.Clone(m.notes)
+	for k, v := range set {
+		if v == "" {
+			delete(notes, k)
+			continue
+		}
+		if notes == nil {
+			notes = map[string]string{}
+		}
+		notes[k] = v
+	}
+	if len(notes) == 0 {
+		notes = nil
+	}
+	m.notes = notes
+	if raw == nil {
+		raw = m.raw
 	}
 	m.store(raw)
 	return m.observe()
@@ -134,6 +188,7 @@ func (m *MemoryLock) Delete() {
 	defer m.mu.Unlock()
 	m.exists = false
 	m.raw = nil
+	m.notes = nil
 	m.version++
 	m.wrote()
 }

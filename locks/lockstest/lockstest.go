@@ -2,7 +2,10 @@
 // on: not-found, create, read back, optimistic updates that conflict on a
 // stale version, exactly one winner among racing writers, stable Raw and
 // Version between writes, clear errors for a corrupted record, and
-// requests that return when cancelled while the server hangs.
+// requests that return when cancelled while the server hangs; and, for a
+// lock with an Annotate method (see locks.Lock), that tenure's annotations
+// are written with it alone, atomically with the record, and survive
+// record updates.
 //
 // Every lock in tenure passes it; run it on your own:
 //
@@ -90,6 +93,10 @@ func Run(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"CancelledContextFails", testCancelled},
 		{"RequestsReturnWhenCancelledWhileTheServerHangs", testHang},
 		{"DescribeNamesTheLock", testDescribe},
+		{"AnnotationsAreWrittenOnlyByAnnotate", testAnnotations},
+		{"AnnotateWritesTheRecordWithTheAnnotations", testAnnotateRecord},
+		{"AnnotateAtStaleVersionConflicts", testAnnotateStale},
+		{"AnnotateRefusesForeignKeys", testAnnotateForeign},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSubject(t)
@@ -379,4 +386,109 @@ func testHang(t *testing.T, s Subject) {
 func testDescribe(t *testing.T, s Subject) {
 	assert.NotEmpty(t, s.Lock.Describe())
 	assert.Equal(t, s.Lock.Describe(), s.Other.Describe(), "two handles on one object describe it alike")
+}
+
+// annotator is a lock that keeps tenure's annotations (see locks.Lock).
+type annotator interface {
+	Annotate(ctx context.Context, version string, r *locks.Record, set map[string]string) (locks.Observed, error)
+}
+
+// annotating returns s.Lock and s.Other as annotators, skipping the test
+// for a lock without Annotate.
+func annotating(t *testing.T, s Subject) (annotator, annotator) {
+	t.Helper()
+	a, ok := s.Lock.(annotator)
+	if !ok {
+		t.Skip("the lock has no Annotate method")
+	}
+	b, ok := s.Other.(annotator)
+	require.True(t, ok, "Subject.Other must be a lock of the same kind as Subject.Lock")
+	return a, b
+}
+
+func testAnnotations(t *testing.T, s Subject) {
+	a, _ := annotating(t, s)
+	_, err := a.Annotate(ctx(t), "1", nil, map[string]string{locks.PreferredHolderAnnotation: "b"})
+	require.ErrorIs(t, err, locks.ErrNotFound, "Annotate of a missing object")
+
+	created, err := s.Lock.Create(ctx(t), Held("a", at, 0))
+	require.NoError(t, err)
+	assert.Empty(t, created.Annotations, "a new lock has no annotations")
+	noted, err := a.Annotate(ctx(t), created.Version, nil, map[string]string{locks.PreferredHolderAnnotation: "b"})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{locks.PreferredHolderAnnotation: "b"}, noted.Annotations)
+	assert.Equal(t, created.Raw, noted.Raw, "an annotation is not part of the record")
+	assertRecord(t, Held("a", at, 0), noted.Record)
+	assert.NotEqual(t, created.Version, noted.Version, "Annotate must make a new version")
+
+	got, err := read(t, s, s.Other, func(o locks.Observed, err error) bool { return err == nil && o.Version == noted.Version })
+	require.NoError(t, err)
+	assert.Equal(t, noted.Annotations, got.Annotations, "another handle reads the annotation")
+
+	renewed, err := s.Other.Update(ctx(t), got.Version, Held("a", at.Add(time.Second), 0))
+	require.NoError(t, err)
+	assert.Equal(t, noted.Annotations, renewed.Annotations, "Update must keep the annotations")
+
+	cleared, err := a.Annotate(ctx(t), renewed.Version, nil, map[string]string{locks.PreferredHolderAnnotation: ""})
+	require.NoError(t, err)
+	assert.Empty(t, cleared.Annotations, "an empty value removes the annotation")
+	assert.Equal(t, renewed.Raw, cleared.Raw, "removing an annotation leaves the record")
+}
+
+func testAnnotateRecord(t *testing.T, s Subject) {
+	a, _ := annotating(t, s)
+	created, err := s.Lock.Create(ctx(t), Held("a", at, 2))
+	require.NoError(t, err)
+	noted, err := a.Annotate(ctx(t), created.Version, nil, map[string]string{locks.PreferredHolderAnnotation: "b"})
+	require.NoError(t, err)
+
+	handed := Held("b", at.Add(time.Second), 2)
+	written, err := a.Annotate(ctx(t), noted.Version, &handed, map[string]string{
+		locks.PreferredHolderAnnotation: "",
+		locks.HandOverAnnotation:        `{"to":"b"}`,
+	})
+	require.NoError(t, err)
+	assertRecord(t, handed, written.Record)
+	assert.Equal(t, map[string]string{locks.HandOverAnnotation: `{"to":"b"}`}, written.Annotations)
+	assert.NotEqual(t, noted.Raw, written.Raw, "the record was written")
+
+	got, err := read(t, s, s.Other, func(o locks.Observed, err error) bool { return err == nil && o.Version == written.Version })
+	require.NoError(t, err)
+	assertRecord(t, handed, got.Record)
+	assert.Equal(t, written.Annotations, got.Annotations)
+	assert.Equal(t, written.Raw, got.Raw)
+}
+
+func testAnnotateStale(t *testing.T, s Subject) {
+	a, b := annotating(t, s)
+	created, err := s.Lock.Create(ctx(t), Held("a", at, 0))
+	require.NoError(t, err)
+	renewed, err := s.Other.Update(ctx(t), created.Version, Held("a", at.Add(time.Second), 0))
+	require.NoError(t, err)
+
+	taken := Held("c", at, 1)
+	_, err = a.Annotate(ctx(t), created.Version, &taken, map[string]string{locks.HandOverAnnotation: "x"})
+	require.ErrorIs(t, err, locks.ErrConflict)
+	_, err = b.Annotate(ctx(t), created.Version, nil, map[string]string{locks.PreferredHolderAnnotation: "c"})
+	require.ErrorIs(t, err, locks.ErrConflict)
+
+	got, err := read(t, s, s.Lock, func(o locks.Observed, err error) bool { return err == nil && o.Version == renewed.Version })
+	require.NoError(t, err)
+	assertRecord(t, Held("a", at.Add(time.Second), 0), got.Record)
+	assert.Empty(t, got.Annotations, "a conflicting Annotate must not write")
+}
+
+func testAnnotateForeign(t *testing.T, s Subject) {
+	a, _ := annotating(t, s)
+	created, err := s.Lock.Create(ctx(t), Held("a", at, 0))
+	require.NoError(t, err)
+	for _, key := range []string{"example.com/owner", locks.AnnotationPrefix, "leader"} {
+		_, err = a.Annotate(ctx(t), created.Version, nil, map[string]string{key: "x"})
+		require.Error(t, err, "key %q", key)
+		assert.NotErrorIs(t, err, locks.ErrConflict)
+		assert.Contains(t, err.Error(), key)
+	}
+	got, err := s.Lock.Get(ctx(t))
+	require.NoError(t, err)
+	assert.Equal(t, created.Version, got.Version, "a refused Annotate must not write")
 }
