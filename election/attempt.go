@@ -174,7 +174,7 @@ func (e *Election) acquire(ctx context.Context) (attemptResult, error) {
 			return attemptResult{outcome: outcomeHeld}, err
 		}
 		e.log.Warn("replacing an invalid leader election record that has not changed for a lease duration", "lock", e.cfg.Lock.Describe(), "err", err)
-		return e.takeOver(ctx, obs.Version, e.nextToken(-1))
+		return e.takeOver(ctx, obs, e.nextToken(-1))
 
 	case err != nil:
 		return attemptResult{outcome: outcomeError}, err
@@ -183,17 +183,27 @@ func (e *Election) acquire(ctx context.Context) (attemptResult, error) {
 	if res, ok := e.recogniseOwnWrite(obs, now); ok {
 		return res, nil
 	}
+	if handedTo(obs, e.cfg.Identity) {
+		// Its last holder's work has returned and it wrote the lock over
+		// to this candidate; nobody has written since (see handover.go).
+		e.observe(obs, true, now, obs.Record.LeaseDuration)
+		e.log.Info("the lock was handed over to this candidate: taking it", "lock", e.cfg.Lock.Describe(), "term", obs.Record.LeaderTransitions)
+		return e.takeOver(ctx, obs, e.nextToken(obs.Record.LeaderTransitions))
+	}
 	if !e.observe(obs, true, now, obs.Record.LeaseDuration) {
 		e.warnIfOwnIdentity()
 		return attemptResult{outcome: outcomeHeld}, nil
 	}
-	return e.takeOver(ctx, obs.Version, e.nextToken(obs.Record.LeaderTransitions))
+	e.mu.Lock()
+	e.noteTakeOverLocked(obs)
+	e.mu.Unlock()
+	return e.takeOver(ctx, obs, e.nextToken(obs.Record.LeaderTransitions))
 }
 
-// takeOver writes a new term over the record at version.
-func (e *Election) takeOver(ctx context.Context, version string, token int32) (attemptResult, error) {
+// takeOver writes a new term over obs, the record read at its version.
+func (e *Election) takeOver(ctx context.Context, obs locks.Observed, token int32) (attemptResult, error) {
 	start := e.cfg.Clock.Now()
-	written, err := e.cfg.Lock.Update(ctx, version, e.record(start, start, token))
+	written, err := e.writeTerm(ctx, obs, e.record(start, start, token))
 	switch {
 	case errors.Is(err, locks.ErrConflict), errors.Is(err, locks.ErrNotFound):
 		return attemptResult{outcome: outcomeConflict}, nil // another candidate was faster
@@ -305,6 +315,9 @@ func (e *Election) renew(ctx context.Context) (attemptResult, error) {
 func (e *Election) observe(obs locks.Observed, valid bool, now time.Time, lease time.Duration) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if valid {
+		e.noteLocked(obs)
+	}
 	if e.obs.changed(obs) {
 		e.obs = observed(obs, valid, now)
 		if valid {
@@ -385,6 +398,8 @@ func (e *Election) startTerm(obs locks.Observed, start time.Time) {
 	if e.firstLeadership.IsZero() {
 		e.firstLeadership = start
 	}
+	e.moveTo = move{}
+	e.noteLocked(obs)
 }
 
 // wrote records a successful renewal sent at start and reports whether it
@@ -394,6 +409,7 @@ func (e *Election) wrote(obs locks.Observed, start time.Time) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.version = obs.Version
+	e.noteLocked(obs)
 	if !obs.Record.RenewTime.After(e.obs.record.RenewTime) {
 		return false
 	}
@@ -429,8 +445,10 @@ func (e *Election) lose(now time.Time, why string) {
 
 // release clears the record if it is still this candidate's, as client-go
 // does (no holder, a one-second lease), so that a standby takes over at
-// once. A conflict is resolved by re-reading: a record that names another
-// holder or term is left alone.
+// once; or, if a move was asked of the term (see handover.go), writes it
+// over to the candidate asked for. A conflict is resolved by re-reading: a
+// record that names another holder or term is left alone, and the move
+// asked in the record re-read is the one made.
 func (e *Election) release(ctx context.Context) (err error) {
 	e.mu.Lock()
 	version, token := e.version, e.term.FencingToken
@@ -438,7 +456,12 @@ func (e *Election) release(ctx context.Context) (err error) {
 	if version == "" {
 		return nil // never wrote, or the record is no longer ours
 	}
-	ctx, sp := e.startSpan(ctx, spanRelease, operationRelease)
+	m := e.requested()
+	name := spanRelease
+	if m.to != "" {
+		name = spanMove
+	}
+	ctx, sp := e.startSpan(ctx, name, operationRelease)
 	outcome := outcomeReleased
 	defer func() {
 		e.mu.Lock()
@@ -447,19 +470,34 @@ func (e *Election) release(ctx context.Context) (err error) {
 		}
 		holder, transitions := e.obs.holder(), e.obs.record.LeaderTransitions
 		e.version = ""
+		e.moveTo = move{}
 		e.mu.Unlock()
+		if m.to != "" {
+			sp.SetAttributes(attrMoveFrom.String(e.cfg.Identity), attrMoveTo.String(m.to), attrMoveReason.String(m.reason))
+		}
 		sp.end(outcome, holder, transitions, err)
 	}()
 	for range 3 {
 		now := e.cfg.Clock.Now()
-		written, err := e.cfg.Lock.Update(ctx, version, locks.Record{
-			LeaseDuration: time.Second, AcquireTime: now, RenewTime: now, LeaderTransitions: token,
-		})
+		var written locks.Observed
+		var err error
+		if a, ok := e.cfg.Lock.(annotator); ok && m.to != "" {
+			r, set := e.handOverRecord(m.to, token, now)
+			written, err = a.Annotate(ctx, version, &r, set)
+		} else {
+			written, err = e.cfg.Lock.Update(ctx, version, locks.Record{
+				LeaseDuration: time.Second, AcquireTime: now, RenewTime: now, LeaderTransitions: token,
+			})
+		}
 		if err == nil {
 			e.mu.Lock()
 			e.obs = observed(written, true, now)
-			e.leader = ""
+			e.leader = written.Record.HolderIdentity
 			e.mu.Unlock()
+			if m.to != "" {
+				outcome = outcomeHandedOver
+				e.log.Info("handed the lock over", "lock", e.cfg.Lock.Describe(), "to", m.to, "reason", m.reason, "term", token)
+			}
 			return nil
 		}
 		if errors.Is(err, locks.ErrNotFound) {
@@ -487,6 +525,9 @@ func (e *Election) release(ctx context.Context) (err error) {
 			return nil
 		}
 		version = obs.Version
+		e.mu.Lock()
+		m = e.requestIn(obs)
+		e.mu.Unlock()
 	}
 	outcome = outcomeConflict
 	return fmt.Errorf("release %s: the record kept changing: %w", e.cfg.Lock.Describe(), locks.ErrConflict)

@@ -51,6 +51,8 @@ type Election struct {
 	tried             triedWrite // the last acquiring write whose answer was lost
 	working           bool       // the leader work runs
 	termEnded         time.Time  // when the last term ended before its work returned (lost, or past its deadline)
+	moveTo            move       // the move asked of the current term, last seen (see handover.go)
+	ignoredPreferred  string     // a spec.preferredHolder that let a lock handed to it expire
 
 	// jitter lengthens a wait; tests replace it to get exact schedules.
 	jitter func(time.Duration) time.Duration
@@ -532,6 +534,35 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 	results := make(chan result, 1)
 	stop := ctx.Done()
 	stopping := false
+	// A leader reads the lock when its watch reports a change, so that a
+	// move asked of it is seen at once rather than at the next renewal; a
+	// read from the watch's cache costs no request. One read at a time.
+	changes := e.following()
+	reads := make(chan struct{}, 1)
+	reading, readAgain := false, false
+	read := func() {
+		reading, readAgain = true, false
+		inflight.Go(func() {
+			rctx, cancel := context.WithTimeout(attemptCtx, e.cfg.RetryPeriod)
+			defer cancel()
+			if obs, err := e.cfg.Lock.Get(rctx); err == nil {
+				e.note(obs)
+			}
+			reads <- struct{}{}
+		})
+	}
+	var moving move
+	moveIfAsked := func() {
+		if workDone == nil || moving.to != "" {
+			return
+		}
+		if moving = e.requested(); moving.to != "" {
+			e.log.Info("handing the lock over: the leader work winds down, the lock is renewed until it returns",
+				"lock", e.cfg.Lock.Describe(), "to", moving.to, "reason", moving.reason)
+			cancelWork()
+		}
+	}
+	moveIfAsked()
 	end := func(why string) string {
 		e.mu.Lock()
 		e.endTermLocked(clk.Now())
@@ -560,7 +591,22 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 			if stopping || ctx.Err() != nil { // the work may see ctx first
 				return "stopped"
 			}
+			if moving.to != "" {
+				return "handing over to " + moving.to
+			}
 			return "the leader work returned"
+		case <-changes:
+			if reading {
+				readAgain = true // the read in flight may predate this change
+				continue
+			}
+			read()
+		case <-reads:
+			reading = false
+			moveIfAsked()
+			if readAgain {
+				read()
+			}
 		case <-deadlineTimer.C():
 			return endCutOff("")
 		case <-renewTimer.C():
@@ -575,6 +621,7 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 				results <- result{res, err}
 			})
 		case r := <-results:
+			moveIfAsked()
 			switch {
 			case !r.res.wroteAt.IsZero():
 				deadline = r.res.wroteAt.Add(e.cfg.RenewDeadline)

@@ -24,6 +24,9 @@ const (
 	spanAcquire = "acquire lease"
 	spanRenew   = "renew lease"
 	spanRelease = "release lease"
+	// spanMove is a release that hands the lock over to another
+	// candidate (see handover.go).
+	spanMove = "move lease"
 	// spanLeadPrefix starts the name of a term's span: "lead <election>".
 	// The leader work's context carries it, so that the work's own spans
 	// nest under the term.
@@ -43,6 +46,10 @@ const (
 	attrErrorType   = attribute.Key("error.type")
 	// attrEndReason says why a term ended, on its span.
 	attrEndReason = attribute.Key("tenure.term.end_reason")
+	// A move's span names who it moved from and to, and who asked.
+	attrMoveFrom   = attribute.Key("tenure.move.from")
+	attrMoveTo     = attribute.Key("tenure.move.to")
+	attrMoveReason = attribute.Key("tenure.move.reason")
 )
 
 // Outcomes of an attempt, the value of attrOutcome.
@@ -55,7 +62,10 @@ const (
 	// can tell it from the last, so it does not extend the term.
 	outcomeUnchanged = "unchanged"
 	outcomeReleased  = "released"
-	outcomeHeld      = "held by other"
+	// outcomeHandedOver: a release that wrote the lock over to the
+	// candidate a move asked for (see handover.go).
+	outcomeHandedOver = "handed over"
+	outcomeHeld       = "held by other"
 	// outcomeMissing: the lock does not exist, and has not been missing
 	// for a whole lease yet (see the package documentation).
 	outcomeMissing  = "missing"

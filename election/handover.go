@@ -1,0 +1,184 @@
+package election
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/tenure/tenure/locks"
+)
+
+// A planned hand-over moves a lock from its leader A to a chosen
+// candidate B without a leaderless lease in between, and without anyone
+// else taking it:
+//
+//  1. Somebody asks: locks.PreferredHolderAnnotation on the lock names B
+//     (or the Lease's spec.preferredHolder, as Kubernetes' coordinated
+//     leader election writes it). A sees the request in the answer to a
+//     renewal, or at once through the lock's watch.
+//  2. A drains: its work's context is cancelled and A renews as it does
+//     during a graceful stop, until the work has returned. The term ends
+//     there.
+//  3. A writes the record over to B: holder B, a full lease, A's token,
+//     with locks.HandOverAnnotation naming B, the token and the renew
+//     time, in one write conditional on the version A last wrote. To
+//     every other candidate (tenure's or client-go's) that is a fresh
+//     record held by B: they wait for it to expire.
+//  4. B, seeing a record handed to it that nobody renewed since, takes it
+//     at once with its own conditional write, token + 1, which clears the
+//     request and the mark.
+//
+// Only conditional writes change the record, so a request that is stale,
+// doubled or raced by a take-over can only cause a poor move, never two
+// leaders. If B does not take the lock (B is gone, frozen or cut off), the
+// lock expires a lease after A's write and is taken over as after a
+// crash. RELIABILITY.md lists the interleavings and the tests that reach
+// them.
+
+// annotator is a lock that keeps tenure's annotations, such as a
+// LeaseLock (see locks.Lock): without it, an election hands over by
+// releasing.
+type annotator interface {
+	Annotate(ctx context.Context, version string, r *locks.Record, set map[string]string) (locks.Observed, error)
+}
+
+// handOverMark is the value of locks.HandOverAnnotation: the record was
+// handed to To at the end of term Term, and renewed at Renew (as stored);
+// a record renewed since (by a client-go candidate of To's identity,
+// which adopts it on its own) is no longer the hand-over.
+type handOverMark struct {
+	To    string    `json:"to"`
+	Term  int32     `json:"term"`
+	Renew time.Time `json:"renewTime"`
+}
+
+// handedTo says whether obs is a record handed over to identity that
+// nobody has written since.
+func handedTo(obs locks.Observed, identity string) bool {
+	value, ok := obs.Annotations[locks.HandOverAnnotation]
+	if !ok {
+		return false
+	}
+	var m handOverMark
+	if json.Unmarshal([]byte(value), &m) != nil {
+		return false
+	}
+	r := obs.Record
+	return m.To == identity && r.HolderIdentity == identity && r.LeaderTransitions == m.Term && r.RenewTime.Equal(m.Renew)
+}
+
+// requestClears is what an acquiring write over obs sets to clear the
+// move request and hand-over mark it finds: they were meant for the term
+// that ends, and must not move the new one.
+func requestClears(obs locks.Observed) map[string]string {
+	var set map[string]string
+	for _, k := range []string{locks.PreferredHolderAnnotation, locks.HandOverAnnotation} {
+		if _, ok := obs.Annotations[k]; ok {
+			if set == nil {
+				set = map[string]string{}
+			}
+			set[k] = ""
+		}
+	}
+	return set
+}
+
+// move is a request to hand the lock over: to whom, and who asked.
+type move struct {
+	to     string
+	reason string
+}
+
+// Reasons for a move, the value of attrMoveReason.
+const (
+	moveAnnotation = "preferred holder annotation"
+	moveSpec       = "spec.preferredHolder"
+)
+
+// requestIn is the move that obs, a record of this candidate's current
+// term, asks for; e.mu must be held. The annotation wins over the spec
+// field; a spec.preferredHolder that left a lock handed to it to expire
+// is not honoured again (see noteTakeOver), and neither is one naming this
+// candidate.
+func (e *Election) requestIn(obs locks.Observed) move {
+	if to := obs.Annotations[locks.PreferredHolderAnnotation]; to != "" && to != e.cfg.Identity {
+		return move{to: to, reason: moveAnnotation}
+	}
+	if to := obs.Record.PreferredHolder; to != "" && to != e.cfg.Identity && to != e.ignoredPreferred {
+		return move{to: to, reason: moveSpec}
+	}
+	return move{}
+}
+
+// noteLocked records the move that obs asks for if it is a record of this
+// candidate's term; e.mu must be held.
+func (e *Election) noteLocked(obs locks.Observed) {
+	if !e.holding || obs.Record.HolderIdentity != e.cfg.Identity || obs.Record.LeaderTransitions != e.term.FencingToken {
+		return
+	}
+	e.moveTo = e.requestIn(obs)
+}
+
+// note records the move that obs, read by the leader, asks for.
+func (e *Election) note(obs locks.Observed) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.noteLocked(obs)
+}
+
+// requested is the move asked of the current term, if any, and if the
+// lock can hand over.
+func (e *Election) requested() move {
+	if _, ok := e.cfg.Lock.(annotator); !ok {
+		return move{}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.moveTo
+}
+
+// noteTakeOverLocked remembers, when this candidate takes over obs after it
+// expired, a spec.preferredHolder that held it and let it expire: the
+// candidate that spec names did not take a lock handed to it, and handing
+// it the lock again would cost a lease each time. A new name there is
+// honoured. e.mu must be held.
+func (e *Election) noteTakeOverLocked(obs locks.Observed) {
+	if r := obs.Record; r.PreferredHolder != "" && r.PreferredHolder == r.HolderIdentity && r.HolderIdentity != e.cfg.Identity {
+		e.ignoredPreferred = r.PreferredHolder
+	}
+}
+
+// handOverRecord is the record and annotations that hand the term with
+// token over to to, written at now: a full lease held by to, its renew
+// time as the lock stores it, so that to can tell that nobody renewed it
+// since.
+func (e *Election) handOverRecord(to string, token int32, now time.Time) (locks.Record, map[string]string) {
+	res, ok := resolutionOf(e.cfg.Lock)
+	if !ok {
+		res = time.Second
+	}
+	at := now.Truncate(res)
+	// A mark always encodes.
+	mark, _ := json.Marshal(handOverMark{To: to, Term: token, Renew: at.UTC()})
+	return locks.Record{
+			HolderIdentity:    to,
+			LeaseDuration:     e.cfg.LeaseDuration,
+			AcquireTime:       at,
+			RenewTime:         at,
+			LeaderTransitions: token,
+		}, map[string]string{
+			locks.HandOverAnnotation:        string(mark),
+			locks.PreferredHolderAnnotation: "",
+		}
+}
+
+// writeTerm writes r, a new term, over obs: with the lock's annotations
+// cleared of a move request and a hand-over mark if obs has them.
+func (e *Election) writeTerm(ctx context.Context, obs locks.Observed, r locks.Record) (locks.Observed, error) {
+	if clear := requestClears(obs); clear != nil {
+		if a, ok := e.cfg.Lock.(annotator); ok {
+			return a.Annotate(ctx, obs.Version, &r, clear)
+		}
+	}
+	return e.cfg.Lock.Update(ctx, obs.Version, r)
+}
