@@ -184,3 +184,14 @@ func freeLock(t *testing.T) *locks.MemoryLock {
 	require.NoError(t, err)
 	return l
 }
+
+// spansNamed returns the ended spans of c named name.
+func spansNamed(c *candidate, name string) []sdktrace.ReadOnlySpan {
+	var out []sdktrace.ReadOnlySpan
+	for _, sp := range c.spans.Ended() {
+		if sp.Name() == name {
+			out = append(out, sp)
+		}
+	}
+	return out
+}
