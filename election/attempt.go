@@ -449,12 +449,14 @@ func (e *Election) lose(now time.Time, why string) {
 // over to the candidate asked for. A conflict is resolved by re-reading: a
 // record that names another holder or term is left alone, and the move
 // asked in the record re-read is the one made.
-func (e *Election) release(ctx context.Context) (err error) {
+//
+// It reports whether it handed the lock over.
+func (e *Election) release(ctx context.Context) (handedOver bool, err error) {
 	e.mu.Lock()
 	version, token := e.version, e.term.FencingToken
 	e.mu.Unlock()
 	if version == "" {
-		return nil // never wrote, or the record is no longer ours
+		return false, nil // never wrote, or the record is no longer ours
 	}
 	m := e.requested()
 	name := spanRelease
@@ -498,31 +500,31 @@ func (e *Election) release(ctx context.Context) (err error) {
 				outcome = outcomeHandedOver
 				e.log.Info("handed the lock over", "lock", e.cfg.Lock.Describe(), "to", m.to, "reason", m.reason, "term", token)
 			}
-			return nil
+			return m.to != "", nil
 		}
 		if errors.Is(err, locks.ErrNotFound) {
 			outcome = outcomeLost
-			return nil
+			return false, nil
 		}
 		if !errors.Is(err, locks.ErrConflict) {
 			outcome = outcomeError
-			return err
+			return false, err
 		}
 		obs, err := e.cfg.Lock.Get(ctx)
 		if err != nil {
 			if errors.Is(err, locks.ErrNotFound) {
 				outcome = outcomeLost
-				return nil
+				return false, nil
 			}
 			if !errors.Is(err, locks.ErrInvalidRecord) {
 				outcome = outcomeError
-				return err
+				return false, err
 			}
 		}
 		e.observe(obs, err == nil, e.cfg.Clock.Now(), e.cfg.LeaseDuration)
 		if err != nil || obs.Record.HolderIdentity != e.cfg.Identity || obs.Record.LeaderTransitions != token {
 			outcome = outcomeHeld
-			return nil
+			return false, nil
 		}
 		version = obs.Version
 		e.mu.Lock()
@@ -530,5 +532,5 @@ func (e *Election) release(ctx context.Context) (err error) {
 		e.mu.Unlock()
 	}
 	outcome = outcomeConflict
-	return fmt.Errorf("release %s: the record kept changing: %w", e.cfg.Lock.Describe(), locks.ErrConflict)
+	return false, fmt.Errorf("release %s: the record kept changing: %w", e.cfg.Lock.Describe(), locks.ErrConflict)
 }

@@ -169,13 +169,15 @@ func (e *Election) Run(ctx context.Context) error {
 		if ok, _ := e.Acquire(ctx); !ok {
 			return nil // ctx done
 		}
-		e.lead(ctx)
+		handedOver := e.lead(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		// The term ended early (lost, or the work returned): let the other
-		// candidates have a go before campaigning again.
-		if !e.sleep(ctx, e.jitter(e.cfg.RetryPeriod)) {
+		// candidates have a go before campaigning again. A lock handed
+		// over is held by another: campaign at once, so that a lock
+		// handed back is taken at once too.
+		if !handedOver && !e.sleep(ctx, e.jitter(e.cfg.RetryPeriod)) {
 			return nil
 		}
 	}
@@ -439,10 +441,12 @@ func (e *Election) RenewLoop(ctx context.Context) {
 }
 
 // lead runs one term: the leader work, renewals, and the end of the term.
-func (e *Election) lead(ctx context.Context) {
+// It reports whether the term ended handing the lock over to another
+// candidate.
+func (e *Election) lead(ctx context.Context) (handedOver bool) {
 	term, ok := e.Term()
 	if !ok {
-		return
+		return false
 	}
 	e.log.Info("started leading", "lock", e.cfg.Lock.Describe(), "term", term.FencingToken)
 	// The term's span: the work's context carries it, so that the work's
@@ -478,22 +482,25 @@ func (e *Election) lead(ctx context.Context) {
 	e.mu.Unlock()
 	e.log.Info("stopped leading", "reason", reason, "term", term.FencingToken)
 	if ctx.Err() == nil || !e.cfg.KeepLeaseOnStop {
-		e.releaseDetached(spanCtx)
+		handedOver = e.releaseDetached(spanCtx)
 	}
 	if e.cfg.OnStoppedLeading != nil {
 		e.callback("OnStoppedLeading", e.cfg.OnStoppedLeading)
 	}
+	return handedOver
 }
 
 // releaseDetached releases the lock with a context that ctx's
-// cancellation does not reach, bounded by RenewDeadline, and logs a
-// failure.
-func (e *Election) releaseDetached(ctx context.Context) {
+// cancellation does not reach, bounded by RenewDeadline, logs a failure,
+// and reports whether the release handed the lock over.
+func (e *Election) releaseDetached(ctx context.Context) (handedOver bool) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RenewDeadline)
 	defer cancel()
-	if err := e.release(rctx); err != nil {
+	handedOver, err := e.release(rctx)
+	if err != nil {
 		e.log.Warn("cannot release the lock; other candidates take over when the lease expires", "lock", e.cfg.Lock.Describe(), "err", err)
 	}
+	return handedOver
 }
 
 // hold renews the lock until the term is over and says why it ended. With

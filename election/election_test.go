@@ -135,7 +135,7 @@ func TestReleasedLockIsTakenAtOnce(t *testing.T) {
 	b := newCandidate(t, lock, "b", epoch)
 	require.True(t, a.try(t))
 	require.False(t, b.try(t))
-	require.NoError(t, a.release(context.Background()))
+	release(t, a.Election)
 	rec := holderOf(t, lock)
 	assert.Empty(t, rec.HolderIdentity)
 	assert.Equal(t, time.Second, rec.LeaseDuration, "released as client-go does")
@@ -161,7 +161,7 @@ func TestTransitionsCountChangesOfHolder(t *testing.T) {
 		require.True(t, a.try(t), "renewal")
 	}
 	assert.Equal(t, int32(1), holderOf(t, lock).LeaderTransitions, "renewals are no transitions")
-	require.NoError(t, a.release(context.Background()))
+	release(t, a.Election)
 	a.lose(a.clock.Now(), "test")
 	a.mu.Lock()
 	a.holding = false
@@ -183,7 +183,7 @@ func TestRacingCandidatesHaveOneWinner(t *testing.T) {
 	lock := freeLock(t)
 	first := newCandidate(t, lock, "first", epoch)
 	require.True(t, first.try(t))
-	require.NoError(t, first.release(context.Background()))
+	release(t, first.Election)
 
 	var cands []*candidate
 	for _, id := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
@@ -413,7 +413,7 @@ func TestReleaseLeavesAnotherHoldersRecord(t *testing.T) {
 	raw, err := locks.Record{HolderIdentity: "x", LeaseDuration: lease, LeaderTransitions: 2}.Encode()
 	require.NoError(t, err)
 	lock.Put(raw)
-	require.NoError(t, a.release(context.Background()))
+	release(t, a.Election)
 	assert.Equal(t, "x", holderOf(t, lock).HolderIdentity, "never overwrite someone else's record")
 }
 
@@ -426,7 +426,7 @@ func TestReleaseRetriesAConflictOnItsOwnRecord(t *testing.T) {
 	raw, err := locks.Record{HolderIdentity: "a", LeaseDuration: lease, RenewTime: epoch.Add(time.Second), LeaderTransitions: 1}.Encode()
 	require.NoError(t, err)
 	lock.Put(raw)
-	require.NoError(t, a.release(context.Background()))
+	release(t, a.Election)
 	assert.Empty(t, holderOf(t, lock).HolderIdentity)
 }
 
@@ -451,7 +451,7 @@ func TestNewLeaderIsAnnouncedOncePerChange(t *testing.T) {
 	require.False(t, b.try(t))
 	require.True(t, a.try(t)) // renewals change nothing
 	require.False(t, b.try(t))
-	require.NoError(t, a.release(context.Background()))
+	release(t, a.Election)
 	require.True(t, b.try(t))
 	require.True(t, b.try(t))
 	assert.Equal(t, []string{"a", "b"}, b.newLeaders())
@@ -555,7 +555,7 @@ func TestReleaseWakesAFollowerAtOnce(t *testing.T) {
 	b.run(t)
 	waitFor(t, func() bool { return b.Leader() == "a" }, "b sees a")
 	b.waitTimers(t, 1)
-	require.NoError(t, a.release(context.Background()))
+	release(t, a.Election)
 	waitFor(t, b.IsLeader, "b leads without its clock moving")
 }
 
@@ -668,7 +668,7 @@ func TestOwnIdentityIsReportedOnlyForAnotherCandidate(t *testing.T) {
 	require.NoError(t, err)
 	_, err = mem.Update(context.Background(), obs.Version, obs.Record)
 	require.NoError(t, err)
-	require.NoError(t, a1.release(context.Background()))
+	release(t, a1.Election)
 	assert.Empty(t, holderOf(t, mem).HolderIdentity, "released after re-reading")
 	assert.NotContains(t, log1.String(), warning)
 }

@@ -162,7 +162,7 @@ func TestHandOverMarkIsOnlyForTheRecordItWasWrittenWith(t *testing.T) {
 	a.mu.Lock()
 	a.holding = false // its work has returned
 	a.mu.Unlock()
-	require.NoError(t, a.release(context.Background()))
+	release(t, a.Election)
 	handed, err := lock.Get(context.Background())
 	require.NoError(t, err)
 	require.True(t, handedTo(handed, "b"))
@@ -187,7 +187,7 @@ func TestHandOverMarkIsOnlyForTheRecordItWasWrittenWith(t *testing.T) {
 	a2.mu.Lock()
 	a2.holding = false
 	a2.mu.Unlock()
-	require.NoError(t, a2.release(context.Background()))
+	release(t, a2.Election)
 	b1, b2 := newCandidate(t, lock2, "b", epoch), newCandidate(t, lock2, "b", epoch)
 	require.True(t, b1.try(t))
 	assert.False(t, b2.try(t), "the mark was cleared by the first")

@@ -195,3 +195,12 @@ func spansNamed(c *candidate, name string) []sdktrace.ReadOnlySpan {
 	}
 	return out
 }
+
+// release releases e's lock as Run does when a term ends, and reports
+// whether that handed it over.
+func release(t *testing.T, e *Election) bool {
+	t.Helper()
+	handedOver, err := e.release(context.Background())
+	require.NoError(t, err)
+	return handedOver
+}

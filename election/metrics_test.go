@@ -54,7 +54,7 @@ func TestAttemptMetrics(t *testing.T) {
 		require.True(t, a.try(t))
 	}
 	require.False(t, b.try(t))
-	require.NoError(t, a.release(context.Background()))
+	release(t, a.Election)
 
 	am := a.collect(t)
 	assert.Equal(t, int64(1), attemptCount(t, am[metricAttempts], "acquire", outcomeAcquired))

@@ -585,7 +585,7 @@ func TestSilentCacheIsReadPast(t *testing.T) {
 	step(retry)
 	require.True(t, a.try(t))
 	require.False(t, b.try(t))
-	require.NoError(t, a.release(context.Background()))
+	release(t, a.Election)
 	released := a.clock.Now()
 	for !b.try(t) { // b's Run wakes when the silence begins (untilSilent)
 		step(retry / 10)

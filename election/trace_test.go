@@ -98,7 +98,7 @@ func TestSpanOfRelease(t *testing.T) {
 	for range 2 {
 		require.True(t, a.try(t))
 	}
-	require.NoError(t, a.release(context.Background()))
+	release(t, a.Election)
 	spans := a.spans.Ended()
 	require.Len(t, spans, 4)
 	checkSpan(t, spans[3], wantSpan{name: spanRelease, identity: "a", outcome: outcomeReleased, holder: "", transitions: 1})
@@ -107,7 +107,8 @@ func TestSpanOfRelease(t *testing.T) {
 	b := newCandidate(t, &testLock{Lock: mem}, "b", epoch)
 	require.True(t, b.try(t))
 	b.cfg.Lock.(*testLock).failUpdates.Store(true)
-	require.ErrorIs(t, b.release(context.Background()), errInjected)
+	_, err := b.release(context.Background())
+	require.ErrorIs(t, err, errInjected)
 	bSpans := b.spans.Ended()
 	checkSpan(t, bSpans[len(bSpans)-1], wantSpan{name: spanRelease, identity: "b", outcome: outcomeError, holder: "b", transitions: 2, errType: "_OTHER"})
 }

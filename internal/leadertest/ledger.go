@@ -92,6 +92,17 @@ func (l *Ledger) Started(who string) time.Time {
 	return l.open[who].Start
 }
 
+// Token is the fencing token of who's open interval (-1 if none is
+// open).
+func (l *Ledger) Token(who string) int32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if iv, ok := l.open[who]; ok {
+		return iv.Token
+	}
+	return -1
+}
+
 // Last is the interval that ended last.
 func (l *Ledger) Last() Interval {
 	l.mu.Lock()
