@@ -111,6 +111,13 @@ func (l faultyLock) Update(ctx context.Context, version string, r locks.Record) 
 	return l.MemoryLock.Update(ctx, version, r)
 }
 
+func (l faultyLock) Annotate(ctx context.Context, version string, r *locks.Record, set map[string]string) (locks.Observed, error) {
+	if err := l.reach(ctx); err != nil {
+		return locks.Observed{}, err
+	}
+	return l.MemoryLock.Annotate(ctx, version, r, set)
+}
+
 // stubbornLock is a custom lock whose requests ignore cancellation, as
 // one on a slow backend or a half-open connection may: through a
 // partition they hang until the network heals.
@@ -128,7 +135,79 @@ func (l stubbornLock) Update(ctx context.Context, version string, r locks.Record
 	return l.inner.Update(context.WithoutCancel(ctx), version, r)
 }
 
+func (l stubbornLock) Annotate(ctx context.Context, version string, r *locks.Record, set map[string]string) (locks.Observed, error) {
+	return l.inner.(annotator).Annotate(context.WithoutCancel(ctx), version, r, set)
+}
+
 func (l stubbornLock) Describe() string { return "stubborn/" + l.inner.Describe() }
+
+// annotator is a lock that keeps tenure's annotations.
+type annotator interface {
+	Annotate(ctx context.Context, version string, r *locks.Record, set map[string]string) (locks.Observed, error)
+}
+
+// countingHandler counts the log lines of hand-overs made.
+type countingHandler struct {
+	slog.Handler
+	handedOver *atomic.Int64
+}
+
+func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "handed the lock over" {
+		h.handedOver.Add(1)
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h countingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return countingHandler{h.Handler.WithAttrs(attrs), h.handedOver}
+}
+
+func (h countingHandler) WithGroup(name string) slog.Handler {
+	return countingHandler{h.Handler.WithGroup(name), h.handedOver}
+}
+
+// mover asks the leaders of random elections to move, as a placement
+// coordinator or an operator does, throughout a chaos run: to a live
+// candidate mostly, sometimes to one that is gone; from a read that is
+// up to a retry period old, so that some requests conflict or race a
+// take-over, as a stale or partitioned coordinator's would.
+type mover struct {
+	locks      map[string]locks.Lock // the operator's handle on each election's lock
+	targets    func() []string       // identities to move to
+	staleness  time.Duration
+	paused     atomic.Bool
+	asked      atomic.Int64
+	handedOver atomic.Int64
+}
+
+func (m *mover) run(ctx context.Context, names []string) {
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Duration(50+rand.IntN(200)) * time.Millisecond):
+		}
+		if m.paused.Load() {
+			continue
+		}
+		l := m.locks[names[rand.IntN(len(names))]]
+		to := "gone.0"
+		if rand.IntN(10) > 0 {
+			ids := m.targets()
+			to = ids[rand.IntN(len(ids))]
+		}
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		obs, err := l.Get(rctx)
+		if err == nil && obs.Record.HolderIdentity != "" && obs.Record.HolderIdentity != to {
+			time.Sleep(rand.N(m.staleness))
+			if _, err := l.(annotator).Annotate(rctx, obs.Version, nil, map[string]string{locks.PreferredHolderAnnotation: to}); err == nil {
+				m.asked.Add(1)
+			}
+		}
+		cancel()
+	}
+}
 
 // electionKinds are the locks of the elections, in turn: Lease locks with a
 // watch, a ConfigMap lock and memory locks with sub-second renewals (their
@@ -181,6 +260,35 @@ func TestElectionsUnderFaults(t *testing.T) {
 		quiet = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	space := locks.NewMemorySpace()
+	admin, err := kubernetes.NewForConfig(srv.Config())
+	require.NoError(t, err)
+	moves := &mover{locks: map[string]locks.Lock{}, staleness: retry}
+	quiet = slog.New(countingHandler{quiet.Handler(), &moves.handedOver})
+	for _, name := range names {
+		var l locks.Lock
+		switch kinds[name] {
+		case "lease", "stubborn":
+			l, err = locks.NewLeaseLock(admin.CoordinationV1(), ns, name, locks.WithoutWatch())
+		case "configmap":
+			l, err = locks.NewConfigMapLock(admin.CoreV1(), ns, name)
+		case "memory":
+			l = space.Lock(name)
+		}
+		require.NoError(t, err)
+		moves.locks[name] = l
+	}
+
+	var identitiesMu sync.Mutex
+	identities := map[string]string{} // candidate → its current identity
+	moves.targets = func() []string {
+		identitiesMu.Lock()
+		defer identitiesMu.Unlock()
+		var ids []string
+		for _, id := range identities {
+			ids = append(ids, id)
+		}
+		return ids
+	}
 
 	c := newChecker()
 	client := func(p *faultproxy.Proxy) kubernetes.Interface {
@@ -195,6 +303,9 @@ func TestElectionsUnderFaults(t *testing.T) {
 		cand.gen++
 		cand.crashed.Store(false)
 		id := cand.identity()
+		identitiesMu.Lock()
+		identities[cand.name] = id
+		identitiesMu.Unlock()
 		// The watch has a client and a connection of its own, so that it
 		// can go silent while requests still get through.
 		leases := kubetest.SplitLeases(cs, client(cand.watchProxy))
@@ -231,15 +342,20 @@ func TestElectionsUnderFaults(t *testing.T) {
 				for {
 					select {
 					case <-ctx.Done():
-						// Stopping with the term still valid: wind down,
-						// acting without checking the term, for up to two
-						// leases. A term that is over, or a crash, has
-						// nothing to finish.
+						// Stopping or moving with the term still valid:
+						// wind down, acting for up to two leases, for as
+						// long as the term holds (the leader renews until
+						// the work returns). A term that is over, or a
+						// crash, has nothing to finish. A wind-down that
+						// does not check its term is safe only while the
+						// leader can renew: partitioned meanwhile (a move
+						// asked just before a partition), its lease expires
+						// under it, as any leader's would.
 						if cand.crashed.Load() || election.Valid(ctx) != nil {
 							return
 						}
 						end := time.Now().Add(rand.N(2 * lease))
-						for time.Now().Before(end) && !cand.crashed.Load() {
+						for time.Now().Before(end) && !cand.crashed.Load() && election.Valid(ctx) == nil {
 							c.act(name, id, term.FencingToken, time.Now())
 							time.Sleep(act)
 						}
@@ -305,6 +421,11 @@ func TestElectionsUnderFaults(t *testing.T) {
 	}
 	allLed := func(within time.Duration, after string) {
 		t.Helper()
+		// A move to a candidate that is gone leaves an election without a
+		// leader for a lease, as a crash does: no moves while checking
+		// that every election has recovered.
+		moves.paused.Store(true)
+		defer moves.paused.Store(false)
 		if !assert.Eventually(t, func() bool { return len(leaderless()) == 0 }, within, 50*time.Millisecond) {
 			t.Fatalf("after %s: elections %v had no leader acting within %v", after, leaderless(), within)
 		}
@@ -417,6 +538,8 @@ func TestElectionsUnderFaults(t *testing.T) {
 			start(b)
 		}},
 		{"silence every watch, stop the busiest gracefully: taken over within 2 × retry", func() {
+			moves.paused.Store(true) // the take-over times are checked
+			defer moves.paused.Store(false)
 			silenceWatches()
 			b, _ := byLoad()
 			gone := b.identity()
@@ -429,6 +552,8 @@ func TestElectionsUnderFaults(t *testing.T) {
 			healWatches()
 		}},
 		{"silence every watch, crash the busiest: taken over within lease + retry", func() {
+			moves.paused.Store(true) // the take-over times are checked
+			defer moves.paused.Store(false)
 			silenceWatches()
 			b, _ := byLoad()
 			gone := b.identity()
@@ -466,10 +591,22 @@ func TestElectionsUnderFaults(t *testing.T) {
 		proxies = append(proxies, cand.proxy, cand.watchProxy)
 	}
 	faults = append(faults, sharedFaults(t, srv, proxies)...)
-	count := inject(t, c, run, faults, func(after string) { allLed(healed, after) })
+	moving, stopMoving := context.WithCancel(context.Background())
+	var moverDone sync.WaitGroup
+	moverDone.Go(func() { moves.run(moving, names) })
+	lastHandedOver := int64(0)
+	count := inject(t, c, run, faults, func(after string) {
+		n := moves.handedOver.Load()
+		t.Logf("hand-overs during %q: %d", after, n-lastHandedOver)
+		lastHandedOver = n
+		allLed(healed, after)
+	})
+	stopMoving()
+	moverDone.Wait()
 	for _, cand := range cands {
 		stop(cand)
 	}
-	t.Logf("%d elections (%v) × 3 candidates: %d faults, %d terms started", n, electionKinds, count, c.transitions())
+	t.Logf("%d elections (%v) × 3 candidates: %d faults, %d terms started, %d moves asked, %d hand-overs", n, electionKinds, count, c.transitions(), moves.asked.Load(), moves.handedOver.Load())
+	assert.Positive(t, moves.handedOver.Load(), "leaders handed over")
 	c.check(t)
 }
