@@ -84,6 +84,7 @@ type attemptResult struct {
 // not an error.
 func (e *Election) TryAcquireOrRenew(ctx context.Context) (bool, error) {
 	res, err := e.attempt(ctx)
+	e.remakeDeleted(ctx)
 	return res.holding, err
 }
 
@@ -276,7 +277,7 @@ func (e *Election) renew(ctx context.Context) (attemptResult, error) {
 			return attemptResult{holding: true, wroteAt: start, outcome: outcomeRenewed}, nil
 		}
 		if errors.Is(err, locks.ErrNotFound) {
-			e.lose(e.cfg.Clock.Now(), "the lock was deleted")
+			e.loseToDeletion(e.cfg.Clock.Now())
 			return attemptResult{outcome: outcomeLost}, err
 		}
 		if !errors.Is(err, locks.ErrConflict) {
@@ -289,7 +290,7 @@ func (e *Election) renew(ctx context.Context) (attemptResult, error) {
 		now := e.cfg.Clock.Now()
 		if gerr != nil && !errors.Is(gerr, locks.ErrInvalidRecord) {
 			if errors.Is(gerr, locks.ErrNotFound) {
-				e.lose(now, "the lock was deleted")
+				e.loseToDeletion(now)
 				return attemptResult{outcome: outcomeLost}, gerr
 			}
 			return attemptResult{holding: e.IsLeader(), outcome: outcomeError}, gerr
@@ -431,16 +432,73 @@ func (e *Election) endTermLocked(now time.Time) {
 func (e *Election) lose(now time.Time, why string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.loseLocked(now, why)
+}
+
+// loseLocked is lose with e.mu held; it reports whether a term ended.
+func (e *Election) loseLocked(now time.Time, why string) bool {
 	if !e.holding {
-		return
+		return false
 	}
 	e.endTermLocked(now)
 	e.version = ""
-	if why == "the lock was deleted" {
+	e.log.Warn("lost leadership", "reason", why, "term", e.term.FencingToken)
+	return true
+}
+
+// loseToDeletion ends the term because its lock was deleted: the lock is
+// made again (see remakeDeleted) once the work has been cancelled.
+func (e *Election) loseToDeletion(now time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.loseLocked(now, "the lock was deleted") {
 		e.obs = observation{seen: true, at: now}
 		e.leader = ""
+		e.deleted = true
 	}
-	e.log.Warn("lost leadership", "reason", why, "term", e.term.FencingToken)
+}
+
+// remakeDeleted makes the lock again if a term of this candidate ended
+// because its lock was deleted (see remake); Run calls it once the work
+// has been cancelled, TryAcquireOrRenew after the attempt.
+func (e *Election) remakeDeleted(ctx context.Context) {
+	e.mu.Lock()
+	deleted, token := e.deleted, e.term.FencingToken
+	e.deleted = false
+	e.mu.Unlock()
+	if deleted {
+		e.remake(ctx, token)
+	}
+}
+
+// remake makes the lock again after this candidate found it deleted at
+// the end of its term with token: held under its own identity, with that
+// token, for a full lease, as a lock any candidate would find.
+//
+// A deletion takes the lock's history with it: a candidate that did not
+// read the lock during the deleted term (it polls every RetryPeriod, and a
+// hand-over starts a term within milliseconds) would make it with that
+// term's token, and a late write of the deleted term would pass a fence.
+// The leader knows its token. The record it makes is fresh: nobody takes it
+// for a lease after first seeing it, as nobody makes a missing lock for a
+// lease after first finding it missing, so this only delays other
+// candidates; and the write is a create, which fails if anyone made the
+// lock meanwhile. The record is never released early: a lock deleted
+// twice may have been made and held by another candidate in between.
+func (e *Election) remake(ctx context.Context, token int32) {
+	now := e.cfg.Clock.Now()
+	created, err := e.cfg.Lock.Create(ctx, e.record(now, now, token))
+	if err != nil {
+		e.log.Warn("the lock was deleted and cannot be made again with this candidate's last fencing token; the next term's token is what its maker has seen",
+			"lock", e.cfg.Lock.Describe(), "term", token, "err", err)
+		return
+	}
+	e.mu.Lock()
+	e.obs = observed(created, true, now)
+	e.leader = e.cfg.Identity
+	e.mu.Unlock()
+	e.log.Warn("the lock was deleted: made it again, held for a lease under this candidate's last term, so that the next term's fencing token is greater",
+		"lock", e.cfg.Lock.Describe(), "term", token)
 }
 
 // release clears the record if it is still this candidate's, as client-go
@@ -504,6 +562,7 @@ func (e *Election) release(ctx context.Context) (handedOver bool, err error) {
 		}
 		if errors.Is(err, locks.ErrNotFound) {
 			outcome = outcomeLost
+			e.remake(ctx, token)
 			return false, nil
 		}
 		if !errors.Is(err, locks.ErrConflict) {
@@ -514,6 +573,7 @@ func (e *Election) release(ctx context.Context) (handedOver bool, err error) {
 		if err != nil {
 			if errors.Is(err, locks.ErrNotFound) {
 				outcome = outcomeLost
+				e.remake(ctx, token)
 				return false, nil
 			}
 			if !errors.Is(err, locks.ErrInvalidRecord) {

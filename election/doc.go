@@ -91,14 +91,23 @@
 //     down, and a missing lock is created only after it stayed missing for
 //     a whole lease, since it may have just been deleted under a leader
 //     that has not noticed yet. (So the very first election on a new lock
-//     takes one LeaseDuration.)
+//     takes one LeaseDuration.) The leader that finds its lock deleted, at
+//     a renewal or its release, makes it again at once, held under its own
+//     name with its term's token for a full lease: a deletion takes the
+//     lock's history with it, and a candidate that did not read the lock
+//     during that term would otherwise start the next term with the same
+//     token.
 //   - OnStoppedLeading is called only after a term this candidate led.
 //
 // Deleting a held lock object is outside the protocol, in tenure as in
 // client-go: a candidate whose reads both found the lock missing cannot
 // know that it was created and deleted in between, and may create it
 // while the deleted lock's leader still works; that leader stops at its
-// next renewal, within RetryPeriod. Do not delete held locks.
+// next renewal, within RetryPeriod. A lock deleted while nobody holds it
+// (released, or handed to a candidate that has not taken it yet) is made
+// again by the first candidate to wait out its lease, with one more than
+// the greatest token that candidate has seen. Do not delete locks that are
+// in use.
 //
 // # Telemetry
 //

@@ -53,6 +53,7 @@ type Election struct {
 	termEnded         time.Time  // when the last term ended before its work returned (lost, or past its deadline)
 	moveTo            move       // the move asked of the current term, last seen (see handover.go)
 	ignoredPreferred  string     // a spec.preferredHolder that let a lock handed to it expire
+	deleted           bool       // a term ended because its lock was deleted, and the lock is not made again yet (see remakeDeleted)
 
 	// jitter lengthens a wait; tests replace it to get exact schedules.
 	jitter func(time.Duration) time.Duration
@@ -639,7 +640,9 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 				// The renewal failed after the deadline had passed.
 				return endCutOff(": " + errString(r.err))
 			case !r.res.holding:
-				return end("the lock was lost: " + errString(r.err))
+				why := end("the lock was lost: " + errString(r.err))
+				e.remakeDeleted(attemptCtx) // after the work was cancelled
+				return why
 			case r.res.outcome == outcomeUnchanged:
 				// Stored, but no other candidate can tell it from the last
 				// renewal: the deadline stays. Renew again after a
