@@ -41,6 +41,16 @@ const (
 	FailureExit = "exit"
 )
 
+// Placement policies: whether leaderships are spread over the replicas
+// (see package placement).
+const (
+	// PlacementBalanced spreads the leaderships over the replicas and moves
+	// them, by hand-over, as replicas join, leave and shut down.
+	PlacementBalanced = "balanced"
+	// PlacementNone leaves each leadership with whoever wins it.
+	PlacementNone = "none"
+)
+
 // Config is a tenure program's configuration.
 type Config struct {
 	// Identity of this replica in every election. Default: $POD_NAME or
@@ -79,6 +89,17 @@ type Config struct {
 	// Events records a Kubernetes Event on a component's lock when this
 	// replica starts or stops leading it, as client-go does.
 	Events bool
+	// Placement is PlacementBalanced or PlacementNone, for every component
+	// whose entry does not say.
+	Placement string
+	// NeverLead keeps this replica from leading anything: it announces
+	// itself as a member that is never chosen, and campaigns for nothing.
+	NeverLead bool
+	// Revision is the version of this replica's program, such as its
+	// Pod's pod-template-hash label (through the downward API as
+	// TENURE_REVISION): during a rollout, leaderships move to the newest
+	// revision. Zone is its topology zone. Both are announced.
+	Revision, Zone string
 	// Components are the entries of the components map, by component
 	// name.
 	Components map[string]Entry
@@ -91,6 +112,12 @@ type Entry struct {
 	Enabled bool
 	// Settings override the component's own settings; zero fields do not.
 	Settings components.Settings
+	// Placement overrides Config.Placement for the component ("" does
+	// not).
+	Placement string
+	// Weight is the component's share of the work when leaderships are
+	// spread (1 if zero).
+	Weight int
 }
 
 // HTTP configures the operator's endpoint: /metrics (Prometheus),
@@ -136,6 +163,7 @@ func Default() *Config {
 			RetryPeriod:   2 * time.Second,
 		},
 		Watch:             true,
+		Placement:         PlacementNone,
 		KubeQPS:           50,
 		KubeBurst:         100,
 		ShutdownTimeout:   10 * time.Second,
@@ -192,6 +220,14 @@ func merge(s, defaults components.Settings) components.Settings {
 		RetryPeriod:   cmp.Or(s.RetryPeriod, defaults.RetryPeriod),
 		RenewInterval: cmp.Or(s.RenewInterval, defaults.RenewInterval),
 	}
+}
+
+// PlacementOf is the placement policy of the component named name.
+func (c *Config) PlacementOf(name string) string {
+	if p := c.Components[name].Placement; p != "" {
+		return p
+	}
+	return c.Placement
 }
 
 // Enabled says whether the component named name campaigns: true unless

@@ -134,6 +134,12 @@ var setters = map[string]func(c *Config, v any) error{
 	"failure_backoff":     func(c *Config, v any) error { return dur(v, &c.FailureBackoff) },
 	"failure_backoff_max": func(c *Config, v any) error { return dur(v, &c.FailureBackoffMax) },
 	"events":              func(c *Config, v any) error { return boolean(v, &c.Events) },
+	"placement": func(c *Config, v any) error {
+		return enum(v, &c.Placement, PlacementBalanced, PlacementNone)
+	},
+	"never_lead":          func(c *Config, v any) error { return boolean(v, &c.NeverLead) },
+	"revision":            func(c *Config, v any) error { return str(v, &c.Revision) },
+	"zone":                func(c *Config, v any) error { return str(v, &c.Zone) },
 	"http.address":        func(c *Config, v any) error { return str(v, &c.HTTP.Address) },
 	"http.healthz_margin": func(c *Config, v any) error { return dur(v, &c.HTTP.HealthzMargin) },
 	"tracing.enabled":     func(c *Config, v any) error { return boolean(v, &c.Tracing.Enabled) },
@@ -159,6 +165,20 @@ var componentSetters = map[string]func(c *Entry, v any) error{
 	"renew_deadline": func(c *Entry, v any) error { return dur(v, &c.Settings.RenewDeadline) },
 	"retry_period":   func(c *Entry, v any) error { return dur(v, &c.Settings.RetryPeriod) },
 	"renew_interval": func(c *Entry, v any) error { return dur(v, &c.Settings.RenewInterval) },
+	"placement": func(c *Entry, v any) error {
+		return enum(v, &c.Placement, PlacementBalanced, PlacementNone)
+	},
+	"weight": func(c *Entry, v any) error {
+		var f float64
+		if err := positive(v, &f); err != nil {
+			return err
+		}
+		if f != float64(int(f)) || f > 1000 {
+			return fmt.Errorf("%v is not a whole number from 1 to 1000", f)
+		}
+		c.Weight = int(f)
+		return nil
+	},
 }
 
 // set applies one flattened key.

@@ -21,6 +21,7 @@ import (
 	"github.com/tenure/tenure/election"
 	"github.com/tenure/tenure/internal/backoff"
 	"github.com/tenure/tenure/locks"
+	"github.com/tenure/tenure/placement"
 )
 
 // runnerParams are newRunner's dependencies.
@@ -44,6 +45,10 @@ type runnerParams struct {
 	// SecondSignal, if set, ends the process on a signal while stopping
 	// (see ExitOnSecondSignal).
 	SecondSignal *secondSignal `optional:"true"`
+	// Roster holds the member records of apps whose locks are in memory;
+	// supply one, with the MemorySpace, to spread the leaderships of apps
+	// in one process. Default: one of the app's own.
+	Roster *placement.MemoryRoster `optional:"true"`
 }
 
 // ComponentStatus is what this replica knows of one component's election.
@@ -82,6 +87,7 @@ type Runner struct {
 	units        []*unit
 	events       *events       // nil unless configured
 	secondSignal *secondSignal // nil unless ExitOnSecondSignal
+	placer       *placer       // nil unless a component is placed
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -96,7 +102,8 @@ type unit struct {
 	settings components.Settings
 	perms    []locks.Permission // the API requests its lock makes, if known
 	election *election.Election
-	lock     string // the election's lock, as its Describe says
+	lockImpl locks.Lock // the election's lock
+	lock     string     // the election's lock, as its Describe says
 	log      *slog.Logger
 
 	mu        sync.Mutex
@@ -185,6 +192,12 @@ func newRunner(p runnerParams) (*Runner, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("tenure: %w", err)
 	}
+	if p.Roster == nil {
+		p.Roster = placement.NewMemoryRoster(nil, p.Config.Defaults.LeaseDuration)
+	}
+	if r.placer, err = newPlacer(r, p, space, ns); err != nil {
+		return nil, fmt.Errorf("tenure: placement: %w", err)
+	}
 	return r, nil
 }
 
@@ -243,7 +256,7 @@ func (u *unit) elect(p runnerParams, space *locks.MemorySpace) error {
 	if p.WrapLock != nil {
 		lock = p.WrapLock(name, lock)
 	}
-	u.lock = lock.Describe()
+	u.lock, u.lockImpl = lock.Describe(), lock
 	u.election, err = election.New(election.Config{
 		Lock:             lock,
 		Name:             name,
@@ -333,7 +346,14 @@ func (r *Runner) start(startCtx context.Context) error {
 	r.cancel = cancel
 	r.log.Info("starting elections", "identity", r.identity, "components", len(r.units))
 	r.running.Store(true)
+	if r.placer != nil {
+		r.placer.start()
+	}
 	for _, u := range r.units {
+		if r.cfg.NeverLead {
+			r.log.Info("never_lead: this replica campaigns for nothing", "component", u.comp.Name())
+			break
+		}
 		// After a stop that did not wait, the last start's loop may still
 		// run its election (its term lasts until its work has returned):
 		// the new loop campaigns once that one has returned.
@@ -370,6 +390,13 @@ func (r *Runner) stop(ctx context.Context) error {
 	}
 	r.secondSignal.listen(r) // until the module's last stop hook
 	r.running.Store(false)
+	if r.placer != nil {
+		// Ask for this replica's leaderships to move to the replicas that
+		// stay, so that each election hands over rather than releases.
+		hctx, cancel := context.WithTimeout(ctx, r.cfg.Defaults.RenewDeadline)
+		r.placer.handOff(hctx)
+		cancel()
+	}
 	r.cancel()
 	done := make(chan struct{})
 	go func() {
@@ -390,6 +417,13 @@ func (r *Runner) stop(ctx context.Context) error {
 	// Stopped or not, the event recorder stops: an election still running
 	// records nothing more.
 	r.events.shutdown()
+	if r.placer != nil {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Defaults.RenewDeadline)
+		if perr := r.placer.stop(lctx); perr != nil {
+			r.log.Warn("placement: cannot delete this replica's member record; it expires", "err", perr)
+		}
+		cancel()
+	}
 	return err
 }
 

@@ -110,10 +110,9 @@ func (l *Ledger) Last() Interval {
 	return l.done[len(l.done)-1]
 }
 
-// Check asserts that no two intervals overlap and that fencing tokens
-// grow with each term (where both are known).
-func (l *Ledger) Check(t testing.TB) {
-	t.Helper()
+// Intervals returns every term so far, by start; a term still running
+// ends now.
+func (l *Ledger) Intervals() []Interval {
 	l.mu.Lock()
 	all := append([]Interval(nil), l.done...)
 	for _, iv := range l.open {
@@ -122,6 +121,14 @@ func (l *Ledger) Check(t testing.TB) {
 	}
 	l.mu.Unlock()
 	slices.SortFunc(all, func(a, b Interval) int { return a.Start.Compare(b.Start) })
+	return all
+}
+
+// Check asserts that no two intervals overlap and that fencing tokens
+// grow with each term (where both are known).
+func (l *Ledger) Check(t testing.TB) {
+	t.Helper()
+	all := l.Intervals()
 	for i := 1; i < len(all); i++ {
 		prev, cur := all[i-1], all[i]
 		assert.False(t, cur.Start.Before(prev.End), "%s led from %v while %s led until %v", cur.Who, cur.Start.Format(time.StampMicro), prev.Who, prev.End.Format(time.StampMicro))

@@ -1,0 +1,34 @@
+// Package placement spreads a program's leaderships over its replicas and
+// moves them on purpose: when replicas join, leave, shut down or are
+// cordoned.
+//
+// # Design
+//
+// Membership: every replica announces itself in a member record (see
+// Announcement): its identity, the components it campaigns for, its start
+// time, revision and zone, and whether it is cordoned or shutting down.
+// In a cluster a member record is a Lease labelled LabelMember, renewed
+// like a lock and owned by the replica's Pod when the Pod is known, so
+// that it goes when the Pod goes; a record unchanged for its lease is
+// expired for every reader, judged on the reader's own clock from when it
+// last saw the record change, as an election judges a lock. Membership
+// costs one renewal per replica per interval, whatever the number of
+// components.
+//
+// Decision: one replica, the coordinator, computes the placement: the
+// leader of a tenure election of its own. Plan is a pure function of the
+// members and the locks' holders, so a coordinator that takes over
+// decides what the last one would have.
+//
+// Moves: the coordinator asks a holder to move by writing
+// locks.PreferredHolderAnnotation on the component's lock, conditional on
+// the version it read. The holder drains its work, renewing meanwhile,
+// and hands the lock over to the replica asked for (see package election:
+// a planned hand-over). Every move goes through the lock's own
+// compare-and-swap, so a stale, partitioned or frozen coordinator, or two
+// of them, can cause a poor move, never two leaders.
+//
+// A replica that shuts down marks its member record first and asks for
+// its own leaderships to move to the newest eligible replicas, so that a
+// rolling update moves each leadership once, to a replica that stays.
+package placement

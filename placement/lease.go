@@ -1,0 +1,308 @@
+package placement
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/watch"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+
+	"github.com/tenure/tenure/locks"
+)
+
+// Labels and annotations of member records.
+const (
+	// LabelMember marks a Lease as a tenure member record.
+	LabelMember = locks.AnnotationPrefix + "member"
+	// Member record annotations: what the replica announces.
+	AnnotationComponents   = locks.AnnotationPrefix + "components"    // comma-separated
+	AnnotationStarted      = locks.AnnotationPrefix + "started"       // RFC 3339
+	AnnotationRevision     = locks.AnnotationPrefix + "revision"      // e.g. a pod-template-hash
+	AnnotationZone         = locks.AnnotationPrefix + "zone"          // topology zone
+	AnnotationNeverLead    = locks.AnnotationPrefix + "never-lead"    // "true": configured never to lead
+	AnnotationShuttingDown = locks.AnnotationPrefix + "shutting-down" // "true"
+	// AnnotationCordoned is an operator's: "true" keeps the replica from
+	// being chosen. A replica's announcements never write it.
+	AnnotationCordoned = locks.AnnotationPrefix + "cordoned"
+)
+
+// LeaseRoster keeps member records as Leases labelled LabelMember in one
+// namespace, and reads them from a watch of its own (one list and watch
+// per replica, whatever the number of components). A record is live for
+// its lease duration after this roster last saw it change, judged on this
+// roster's clock, as an election judges a lock.
+type LeaseRoster struct {
+	client    coordinationv1client.LeasesGetter
+	namespace string
+	lease     time.Duration
+	clock     clock.PassiveClock
+	owner     *metav1.OwnerReference
+
+	informer cache.SharedIndexInformer
+	stop     chan struct{}
+	done     chan struct{}
+
+	mu   sync.Mutex
+	seen map[string]sighting // Lease name → when its current version was first seen
+}
+
+type sighting struct {
+	version string
+	at      time.Time
+}
+
+// LeaseRosterOption configures a LeaseRoster.
+type LeaseRosterOption func(*LeaseRoster)
+
+// WithOwner makes the member records this roster creates owned by owner,
+// such as the replica's Pod, so that they are deleted with it.
+func WithOwner(owner metav1.OwnerReference) LeaseRosterOption {
+	return func(r *LeaseRoster) { r.owner = &owner }
+}
+
+// WithClock makes the roster judge expiry on clk.
+func WithClock(clk clock.PassiveClock) LeaseRosterOption {
+	return func(r *LeaseRoster) { r.clock = clk }
+}
+
+// NewLeaseRoster makes a roster of member Leases in namespace whose
+// records expire lease after they last changed, and starts its watch; Close
+// stops it.
+func NewLeaseRoster(client coordinationv1client.LeasesGetter, namespace string, lease time.Duration, opts ...LeaseRosterOption) (*LeaseRoster, error) {
+	if client == nil {
+		return nil, errors.New("placement: lease roster: client is nil")
+	}
+	if errs := validation.IsDNS1123Label(namespace); len(errs) > 0 {
+		return nil, fmt.Errorf("placement: lease roster: namespace %q: %s", namespace, strings.Join(errs, "; "))
+	}
+	if lease < time.Second {
+		return nil, fmt.Errorf("placement: lease roster: lease %v is under a second, the least a Lease keeps", lease)
+	}
+	r := &LeaseRoster{client: client, namespace: namespace, lease: lease, clock: clock.RealClock{}, seen: map[string]sighting{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	for _, o := range opts {
+		o(r)
+	}
+	leases := client.Leases(namespace)
+	selector := LabelMember + "=true"
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = selector
+			return leases.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = selector
+			return leases.Watch(ctx, o)
+		},
+	}
+	r.informer = cache.NewSharedIndexInformer(lw, &coordinationv1.Lease{}, 0, cache.Indexers{})
+	go func() {
+		defer close(r.done)
+		r.informer.Run(r.stop)
+	}()
+	return r, nil
+}
+
+// Close stops the roster's watch and waits for it.
+func (r *LeaseRoster) Close() {
+	select {
+	case <-r.stop:
+	default:
+		close(r.stop)
+	}
+	<-r.done
+}
+
+// Synced says whether the roster has listed the member records once.
+func (r *LeaseRoster) Synced() bool { return r.informer.HasSynced() }
+
+// MemberLeaseName is the name of the Lease that holds identity's member
+// record: "tenure-member-" and the identity, made a valid name, with a
+// hash of the identity where it had to change.
+func MemberLeaseName(identity string) string {
+	name := strings.Map(func(c rune) rune {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '.':
+			return c
+		case c >= 'A' && c <= 'Z':
+			return c - 'A' + 'a'
+		}
+		return '-'
+	}, identity)
+	name = strings.Trim(name, "-.")
+	if name != identity || len(name) > 200 {
+		h := fnv.New32a()
+		h.Write([]byte(identity))
+		name = fmt.Sprintf("%.200s-%08x", name, h.Sum32())
+	}
+	return "tenure-member-" + strings.TrimLeft(name, "-.")
+}
+
+// Announce implements Roster: one merge patch of the member Lease, or a
+// create the first time.
+func (r *LeaseRoster) Announce(ctx context.Context, m Member) error {
+	if err := m.validate(); err != nil {
+		return err
+	}
+	name := MemberLeaseName(m.Identity)
+	now := metav1.NewMicroTime(r.clock.Now())
+	secs := int32(r.lease / time.Second)
+	ann := announcement(m)
+	patch := map[string]any{
+		"metadata": map[string]any{"labels": map[string]string{LabelMember: "true"}, "annotations": ann},
+		"spec":     map[string]any{"holderIdentity": m.Identity, "leaseDurationSeconds": secs, "renewTime": now},
+	}
+	body, err := json.Marshal(patch)
+	if err != nil {
+		return fmt.Errorf("placement: announce %s: %w", m.Identity, err)
+	}
+	leases := r.client.Leases(r.namespace)
+	_, err = leases.Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{})
+	if !apierrors.IsNotFound(err) {
+		return r.apiError("patch", name, err)
+	}
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: r.namespace, Labels: map[string]string{LabelMember: "true"}, Annotations: map[string]string{}},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: &m.Identity, LeaseDurationSeconds: &secs, AcquireTime: &now, RenewTime: &now},
+	}
+	for k, v := range ann {
+		if v != nil {
+			lease.Annotations[k] = *v
+		}
+	}
+	if r.owner != nil {
+		lease.OwnerReferences = []metav1.OwnerReference{*r.owner}
+	}
+	_, err = leases.Create(ctx, lease, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) { // made meanwhile: patch it
+		_, err = leases.Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{})
+		return r.apiError("patch", name, err)
+	}
+	return r.apiError("create", name, err)
+}
+
+func (r *LeaseRoster) apiError(verb, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("placement: %s leases/%s/%s: %w", verb, r.namespace, name, err)
+}
+
+// announcement is the annotations that announce m; nil values remove a
+// key (a merge patch's null).
+func announcement(m Member) map[string]*string {
+	str := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	flag := func(b bool) *string {
+		if !b {
+			return nil
+		}
+		return str("true")
+	}
+	started := ""
+	if !m.Started.IsZero() {
+		started = m.Started.UTC().Format(time.RFC3339Nano)
+	}
+	return map[string]*string{
+		AnnotationComponents:   str(strings.Join(m.Components, ",")),
+		AnnotationStarted:      str(started),
+		AnnotationRevision:     str(m.Revision),
+		AnnotationZone:         str(m.Zone),
+		AnnotationNeverLead:    flag(m.Cordoned),
+		AnnotationShuttingDown: flag(m.ShuttingDown),
+	}
+}
+
+// memberOf reads the member record in lease; false if it is none.
+func memberOf(lease *coordinationv1.Lease) (Member, bool) {
+	if lease.Labels[LabelMember] != "true" || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
+		return Member{}, false
+	}
+	a := lease.Annotations
+	m := Member{
+		Identity:     *lease.Spec.HolderIdentity,
+		Revision:     a[AnnotationRevision],
+		Zone:         a[AnnotationZone],
+		Cordoned:     a[AnnotationNeverLead] == "true" || a[AnnotationCordoned] == "true",
+		ShuttingDown: a[AnnotationShuttingDown] == "true",
+	}
+	if c := a[AnnotationComponents]; c != "" {
+		m.Components = strings.Split(c, ",")
+	}
+	if t, err := time.Parse(time.RFC3339Nano, a[AnnotationStarted]); err == nil {
+		m.Started = t
+	}
+	return m, true
+}
+
+// leaseOf is how long lease's member record lives after it changes: as
+// its spec says, else def.
+func leaseOf(lease *coordinationv1.Lease, def time.Duration) time.Duration {
+	if s := lease.Spec.LeaseDurationSeconds; s != nil && *s > 0 {
+		return time.Duration(*s) * time.Second
+	}
+	return def
+}
+
+// Leave implements Roster.
+func (r *LeaseRoster) Leave(ctx context.Context, identity string) error {
+	name := MemberLeaseName(identity)
+	err := r.client.Leases(r.namespace).Delete(ctx, name, metav1.DeleteOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return r.apiError("delete", name, err)
+}
+
+// Members implements Roster, from the roster's watch.
+func (r *LeaseRoster) Members() []Member {
+	now := r.clock.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	names := map[string]bool{}
+	var out []Member
+	for _, obj := range r.informer.GetStore().List() {
+		lease, ok := obj.(*coordinationv1.Lease)
+		if !ok {
+			continue
+		}
+		m, ok := memberOf(lease)
+		if !ok {
+			continue
+		}
+		names[lease.Name] = true
+		s, ok := r.seen[lease.Name]
+		if !ok || s.version != lease.ResourceVersion {
+			s = sighting{version: lease.ResourceVersion, at: now}
+			r.seen[lease.Name] = s
+		}
+		if now.Sub(s.at) < leaseOf(lease, r.lease) {
+			out = append(out, m)
+		}
+	}
+	for name := range r.seen {
+		if !names[name] {
+			delete(r.seen, name)
+		}
+	}
+	sortMembers(out)
+	return out
+}

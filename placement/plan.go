@@ -1,0 +1,308 @@
+package placement
+
+import (
+	"cmp"
+	"errors"
+	"slices"
+	"time"
+)
+
+// Member is a replica as placement sees it: what it announces in its
+// member record (see Announcement) and whether that record is live.
+type Member struct {
+	// Identity is the replica's identity in every election.
+	Identity string
+	// Components are the components the replica campaigns for.
+	Components []string
+	// Started is when the replica started; Revision the version of its
+	// program, where known (a Deployment's pod-template-hash).
+	Started  time.Time
+	Revision string
+	// Zone is the replica's topology zone, where known.
+	Zone string
+	// Cordoned: the replica is never chosen, and what it leads moves
+	// away (an operator's cordon, or a replica configured never to lead).
+	Cordoned bool
+	// ShuttingDown: the replica is stopping; what it leads moves away.
+	ShuttingDown bool
+}
+
+// eligible says whether m may be given leaderships.
+func (m Member) eligible() bool { return !m.Cordoned && !m.ShuttingDown }
+
+// runs says whether m campaigns for component.
+func (m Member) runs(component string) bool { return slices.Contains(m.Components, component) }
+
+// Leadership is one component's election as placement sees it.
+type Leadership struct {
+	// Component is the component's name.
+	Component string
+	// Weight is the component's share of the work (1 if zero).
+	Weight int
+	// Holder is the lock's holder ("" if none, or unknown).
+	Holder string
+	// Pending is the member the holder was asked to hand over to, while
+	// that hand-over may still be under way ("" if none): the plan counts
+	// the leadership as that member's, so that it does not ask for other
+	// moves meanwhile that the hand-over would undo.
+	Pending string
+}
+
+func (l Leadership) weight() int { return max(l.Weight, 1) }
+
+// Move asks the holder of a component's lock to hand it over.
+type Move struct {
+	Component string
+	From, To  string
+}
+
+// Plan is the moves that spread the leaderships over the members:
+// deterministic for the same input, in any order, so that a coordinator
+// that takes over computes what the last one did.
+//
+//   - A leadership held by a member that is shutting down or cordoned, or
+//     that no longer runs the component, moves to an eligible member that
+//     runs it: one of the newest revision if any runs it, the least
+//     loaded one, the newest first among equals (newest revision, then
+//     latest start, then identity). A revision is as new as the latest
+//     start of a member running it.
+//   - Then, unless a rollout is under way (eligible members of more than
+//     one known revision), while a member leads more than another that
+//     runs one of its components, by more than that component's weight,
+//     that component moves. Each move lowers the spread, so nothing moves
+//     back and forth, and a spread within one component's weight (4/4/4,
+//     or 5/4/4 with 13) makes no move. During a rollout only leaderships
+//     that must move do, and they go to the new revision: a rolling update
+//     that starts each new replica before it stops an old one (a
+//     Deployment's maxSurge) moves each leadership once.
+//
+// Leaderships without a holder, or held by someone who is not a member
+// (a client-go candidate, or a replica whose member record expired), are
+// left to their elections and count for nobody.
+func Plan(members []Member, leaderships []Leadership) []Move {
+	byID := map[string]*Member{}
+	for i := range members {
+		byID[members[i].Identity] = &members[i]
+	}
+	order := newestFirst(members)
+	load := map[string]int{}
+	for _, m := range members {
+		load[m.Identity] = 0
+	}
+	ls := slices.Clone(leaderships)
+	slices.SortFunc(ls, func(a, b Leadership) int {
+		return cmp.Or(cmp.Compare(b.weight(), a.weight()), cmp.Compare(a.Component, b.Component))
+	})
+	assigned := map[string]string{} // component → member that leads it in the plan
+	var leaving []Leadership
+	effective := map[string]string{} // component → its holder once a pending hand-over is done
+	for _, l := range ls {
+		holder := l.Holder
+		if p, ok := byID[l.Pending]; ok && byID[holder] != nil && p.eligible() && p.runs(l.Component) {
+			holder = l.Pending
+		}
+		effective[l.Component] = holder
+		m, ok := byID[holder]
+		if !ok {
+			continue
+		}
+		if m.eligible() && m.runs(l.Component) {
+			assigned[l.Component] = holder
+			load[holder] += l.weight()
+			continue
+		}
+		leaving = append(leaving, l)
+	}
+	// candidates are the eligible members that run c, newest first.
+	candidates := func(c string) []string {
+		var out []string
+		for _, id := range order {
+			if m := byID[id]; m.eligible() && m.runs(c) {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	newest := newestRevision(members, order)
+	for _, l := range leaving {
+		ids := candidates(l.Component)
+		if fresh := ofRevision(ids, byID, newest); len(fresh) > 0 {
+			ids = fresh
+		}
+		to := leastLoaded(ids, load)
+		if to == "" {
+			continue // nobody else may lead it: it stays
+		}
+		assigned[l.Component] = to
+		load[to] += l.weight()
+	}
+	if rollingOut(members) {
+		return movesOf(ls, assigned, effective)
+	}
+	// Balance, one move at a time, each lowering the spread.
+	for range len(ls) * len(members) {
+		c, to, ok := bestMove(ls, assigned, load, candidates, order)
+		if !ok {
+			break
+		}
+		w := weightOf(ls, c)
+		load[assigned[c]] -= w
+		load[to] += w
+		assigned[c] = to
+	}
+	return movesOf(ls, assigned, effective)
+}
+
+// movesOf is the moves from the holders of ls to the plan assigned, where
+// it differs from where they are or are being handed to (effective).
+func movesOf(ls []Leadership, assigned, effective map[string]string) []Move {
+	var moves []Move
+	for _, l := range ls {
+		if to, ok := assigned[l.Component]; ok && to != effective[l.Component] && to != l.Holder {
+			moves = append(moves, Move{Component: l.Component, From: l.Holder, To: to})
+		}
+	}
+	slices.SortFunc(moves, func(a, b Move) int { return cmp.Compare(a.Component, b.Component) })
+	return moves
+}
+
+// rollingOut says whether eligible members run more than one known
+// revision.
+func rollingOut(members []Member) bool {
+	seen := ""
+	for _, m := range members {
+		if !m.eligible() || m.Revision == "" {
+			continue
+		}
+		if seen != "" && m.Revision != seen {
+			return true
+		}
+		seen = m.Revision
+	}
+	return false
+}
+
+// newestRevision is the revision of the newest eligible member that has
+// one, "" if none.
+func newestRevision(members []Member, order []string) string {
+	for _, id := range order {
+		for _, m := range members {
+			if m.Identity == id && m.eligible() && m.Revision != "" {
+				return m.Revision
+			}
+		}
+	}
+	return ""
+}
+
+// ofRevision is the members of ids that run revision rev ("" is none).
+func ofRevision(ids []string, byID map[string]*Member, rev string) []string {
+	if rev == "" {
+		return nil
+	}
+	var out []string
+	for _, id := range ids {
+		if byID[id].Revision == rev {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// bestMove finds the move that lowers the spread of a pair of members the
+// most: a component from the member leading it in the plan to one that
+// runs it and leads less by more than its weight. Among equal gains, the
+// less loaded, then newer, destination wins, then the first component in
+// ls's order.
+func bestMove(ls []Leadership, assigned map[string]string, load map[string]int, candidates func(string) []string, order []string) (component, to string, ok bool) {
+	bestGain := 0
+	for _, l := range ls {
+		from, held := assigned[l.Component]
+		if !held {
+			continue
+		}
+		w := l.weight()
+		for _, id := range candidates(l.Component) {
+			d := load[from] - load[id]
+			if id == from || d <= w {
+				continue
+			}
+			// The spread of the pair goes from d to |d - 2w|.
+			gain := d - abs(d-2*w)
+			if gain > bestGain || gain == bestGain && better(id, to, load, order) {
+				component, to, bestGain, ok = l.Component, id, gain, true
+			}
+		}
+	}
+	return component, to, ok
+}
+
+// better says whether a is a better destination than b: less loaded, else
+// newer.
+func better(a, b string, load map[string]int, order []string) bool {
+	if b == "" {
+		return true
+	}
+	if load[a] != load[b] {
+		return load[a] < load[b]
+	}
+	return slices.Index(order, a) < slices.Index(order, b)
+}
+
+func leastLoaded(ids []string, load map[string]int) string {
+	best := ""
+	for _, id := range ids { // newest first: the first of the least loaded wins
+		if best == "" || load[id] < load[best] {
+			best = id
+		}
+	}
+	return best
+}
+
+func weightOf(ls []Leadership, c string) int {
+	for _, l := range ls {
+		if l.Component == c {
+			return l.weight()
+		}
+	}
+	return 1
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// newestFirst orders the members' identities: newest revision first (a
+// revision is as new as the latest start of a member running it), then
+// latest start, then identity.
+func newestFirst(members []Member) []string {
+	revStart := map[string]time.Time{}
+	for _, m := range members {
+		if m.Revision != "" && m.Started.After(revStart[m.Revision]) {
+			revStart[m.Revision] = m.Started
+		}
+	}
+	ms := slices.Clone(members)
+	slices.SortFunc(ms, func(a, b Member) int {
+		return cmp.Or(
+			revStart[b.Revision].Compare(revStart[a.Revision]),
+			b.Started.Compare(a.Started),
+			cmp.Compare(a.Identity, b.Identity))
+	})
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.Identity
+	}
+	return ids
+}
+
+// validate says why m cannot be announced, if it cannot.
+func (m Member) validate() error {
+	if m.Identity == "" {
+		return errors.New("placement: a member needs an identity")
+	}
+	return nil
+}
