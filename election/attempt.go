@@ -233,6 +233,11 @@ func (e *Election) recogniseOwnWrite(obs locks.Observed, now time.Time) (attempt
 	e.mu.Lock()
 	w := e.tried
 	e.mu.Unlock()
+	if _, marked := obs.Annotations[locks.HandOverAnnotation]; marked {
+		// An acquiring write clears the mark it finds: a record that
+		// carries one was handed over, whatever its times.
+		return attemptResult{}, false
+	}
 	if !w.matches(obs.Record, e.cfg.Identity) || now.Sub(w.start) >= e.cfg.RenewDeadline {
 		return attemptResult{}, false
 	}
@@ -318,6 +323,7 @@ func (e *Election) observe(obs locks.Observed, valid bool, now time.Time, lease 
 	defer e.mu.Unlock()
 	if valid {
 		e.noteLocked(obs)
+		e.forgetIgnoredLocked(obs)
 	}
 	if e.obs.changed(obs) {
 		e.obs = observed(obs, valid, now)

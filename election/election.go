@@ -53,6 +53,7 @@ type Election struct {
 	termEnded         time.Time  // when the last term ended before its work returned (lost, or past its deadline)
 	moveTo            move       // the move asked of the current term, last seen (see handover.go)
 	ignoredPreferred  string     // a spec.preferredHolder that let a lock handed to it expire
+	notes             uint64     // observations noted (see noteRead)
 	deleted           bool       // a term ended because its lock was deleted, and the lock is not made again yet (see remakeDeleted)
 
 	// jitter lengthens a wait; tests replace it to get exact schedules.
@@ -550,11 +551,12 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 	reading, readAgain := false, false
 	read := func() {
 		reading, readAgain = true, false
+		since := e.notesSoFar()
 		inflight.Go(func() {
 			rctx, cancel := context.WithTimeout(attemptCtx, e.cfg.RetryPeriod)
 			defer cancel()
 			if obs, err := e.cfg.Lock.Get(rctx); err == nil {
-				e.note(obs)
+				e.noteRead(obs, since)
 			}
 			reads <- struct{}{}
 		})

@@ -111,18 +111,34 @@ func (e *Election) requestIn(obs locks.Observed) move {
 }
 
 // noteLocked records the move that obs asks for if it is a record of this
-// candidate's term; e.mu must be held.
+// candidate's term; e.mu must be held. Every call counts (see noteRead),
+// whether or not obs is of the term.
 func (e *Election) noteLocked(obs locks.Observed) {
+	e.notes++
 	if !e.holding || obs.Record.HolderIdentity != e.cfg.Identity || obs.Record.LeaderTransitions != e.term.FencingToken {
 		return
 	}
 	e.moveTo = e.requestIn(obs)
 }
 
-// note records the move that obs, read by the leader, asks for.
-func (e *Election) note(obs locks.Observed) {
+// notesSoFar is the count of observations noted so far, for noteRead.
+func (e *Election) notesSoFar() uint64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.notes
+}
+
+// noteRead records the move that obs, read by the leader's hold loop,
+// asks for, unless an observation was noted after the read began (as
+// notesSoFar said): a renewal's answer, or its re-read after a conflict,
+// may be newer than what a slow read returns, and a request withdrawn
+// there must not come back from the slow read.
+func (e *Election) noteRead(obs locks.Observed, since uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.notes != since {
+		return
+	}
 	e.noteLocked(obs)
 }
 
@@ -138,13 +154,22 @@ func (e *Election) requested() move {
 }
 
 // noteTakeOverLocked remembers, when this candidate takes over obs after it
-// expired, a spec.preferredHolder that held it and let it expire: the
-// candidate that spec names did not take a lock handed to it, and handing
-// it the lock again would cost a lease each time. A new name there is
-// honoured. e.mu must be held.
+// expired, a spec.preferredHolder that was handed the lock and let it
+// expire untaken: handing it the lock again would cost a lease each time.
+// A candidate that took the lock and led it is not that; a new name there
+// is honoured. e.mu must be held.
 func (e *Election) noteTakeOverLocked(obs locks.Observed) {
-	if r := obs.Record; r.PreferredHolder != "" && r.PreferredHolder == r.HolderIdentity && r.HolderIdentity != e.cfg.Identity {
+	if r := obs.Record; r.PreferredHolder != "" && r.PreferredHolder == r.HolderIdentity && r.HolderIdentity != e.cfg.Identity && handedTo(obs, r.HolderIdentity) {
 		e.ignoredPreferred = r.PreferredHolder
+	}
+}
+
+// forgetIgnoredLocked forgets the ignored spec.preferredHolder once obs, a
+// record of a term that the ignored candidate took itself, shows it alive.
+// e.mu must be held.
+func (e *Election) forgetIgnoredLocked(obs locks.Observed) {
+	if e.ignoredPreferred != "" && obs.Record.HolderIdentity == e.ignoredPreferred && !handedTo(obs, e.ignoredPreferred) {
+		e.ignoredPreferred = ""
 	}
 }
 
@@ -158,6 +183,14 @@ func (e *Election) handOverRecord(to string, token int32, now time.Time) (locks.
 		res = time.Second
 	}
 	at := now.Truncate(res)
+	if res > time.Microsecond {
+		// A lock of whole seconds keeps the same bytes when a client-go
+		// candidate of to's identity adopts the record within the second
+		// (it renews with its own now, as stored); a renew time one step
+		// in the past makes that adoption a change that the mark no longer
+		// matches, up to a clock skew of one step.
+		at = at.Add(-res)
+	}
 	// A mark always encodes.
 	mark, _ := json.Marshal(handOverMark{To: to, Term: token, Renew: at.UTC()})
 	return locks.Record{

@@ -236,14 +236,14 @@ func TestSpecPreferredHolderIsHonouredOnce(t *testing.T) {
 	require.NoError(t, err)
 	lock.Put(raw) // as a Lease keeps them
 	// What c's watch, or its next renewal's answer, shows it:
-	c.note(mustGet(t, lock))
+	c.noteRead(mustGet(t, lock), c.notesSoFar())
 	assert.Equal(t, move{}, c.requested(), "c does not hand over to b again")
 
 	r.PreferredHolder = "d"
 	raw, err = r.Encode()
 	require.NoError(t, err)
 	lock.Put(raw)
-	c.note(mustGet(t, lock))
+	c.noteRead(mustGet(t, lock), c.notesSoFar())
 	assert.Equal(t, move{to: "d", reason: moveSpec}, c.requested(), "a new spec.preferredHolder is honoured")
 }
 

@@ -1,15 +1,22 @@
 package framework_test
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
+
+	"github.com/tenure/tenure/framework"
 
 	"github.com/tenure/tenure/components"
 	"github.com/tenure/tenure/internal/kubetest"
@@ -83,12 +90,32 @@ func TestPlacementOnRealAPIServer(t *testing.T) {
 	ns := kubetest.Namespace(t)
 	names := twelve()
 	led := newLedgers()
+	var moveLog lockedBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, line := range strings.Split(moveLog.String(), "\n") {
+				if strings.Contains(line, "placement") || strings.Contains(line, "hand") {
+					t.Log(line)
+				}
+			}
+		}
+	})
 	start := func(id, rev string) *fxtest.App {
 		var comps []components.Component
 		for _, n := range names {
 			comps = append(comps, recorded(led, n))
 		}
-		app := replica(t, id, placedYAML(ns, rev), withClient(cs), comps...)
+		opts := []fx.Option{
+			framework.Module,
+			framework.ConfigYAML("test.yaml", []byte(placedYAML(ns, rev)+"identity: "+id+"\n")),
+			withClient(cs),
+			fx.Supply(slog.New(slog.NewTextHandler(&moveLog, nil)).With("replica", id)),
+			fx.NopLogger,
+		}
+		for _, c := range comps {
+			opts = append(opts, supply(c))
+		}
+		app := fxtest.New(t, opts...)
 		app.RequireStart()
 		return app
 	}
@@ -134,4 +161,22 @@ func TestPlacementOnRealAPIServer(t *testing.T) {
 	for _, n := range names {
 		led.of(n).Check(t)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer for many writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -29,30 +29,50 @@ var ErrStale = errors.New("the lock's holder changed")
 // Request asks the holder of l, from, to hand it over to to: it writes
 // locks.PreferredHolderAnnotation, conditional on the version it reads,
 // unless that already asks for to. The holder drains its work and hands
-// over (see package election). It fails with ErrStale if from no longer
-// holds l, and with locks.ErrConflict if l changed between the read and
-// the write; neither harms anything, since only the holder writes the
-// record over. It reports whether it asked: false if the lock already
-// asked for to.
+// over (see package election). A write that conflicts (with the holder's
+// own renewal, most often) is retried from a new read, a few times. It
+// fails with ErrStale if from no longer holds l, and with
+// locks.ErrConflict if l kept changing; neither harms anything, since
+// only the holder writes the record over. It reports whether it asked:
+// false if the lock already asked for to.
 func Request(ctx context.Context, l locks.Lock, from, to string) (asked bool, err error) {
 	a, ok := l.(annotator)
 	if !ok {
 		return false, fmt.Errorf("placement: %s cannot be asked to move: it keeps no annotations", l.Describe())
 	}
-	obs, err := l.Get(ctx)
-	if err != nil {
-		return false, fmt.Errorf("placement: read %s: %w", l.Describe(), err)
+	get := l.Get
+	for range requestAttempts {
+		obs, err := get(ctx)
+		if err != nil {
+			return false, fmt.Errorf("placement: read %s: %w", l.Describe(), err)
+		}
+		if obs.Record.HolderIdentity != from {
+			return false, fmt.Errorf("placement: move %s from %s: %w (now %q)", l.Describe(), from, ErrStale, obs.Record.HolderIdentity)
+		}
+		if obs.Annotations[locks.PreferredHolderAnnotation] == to {
+			return false, nil
+		}
+		_, err = a.Annotate(ctx, obs.Version, nil, map[string]string{locks.PreferredHolderAnnotation: to})
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, locks.ErrConflict) {
+			return false, fmt.Errorf("placement: ask %s to move to %s: %w", l.Describe(), to, err)
+		}
+		if s, ok := l.(serverReader); ok {
+			get = s.GetFromServer // a cache may be behind the version that won
+		}
 	}
-	if obs.Record.HolderIdentity != from {
-		return false, fmt.Errorf("placement: move %s from %s: %w (now %q)", l.Describe(), from, ErrStale, obs.Record.HolderIdentity)
-	}
-	if obs.Annotations[locks.PreferredHolderAnnotation] == to {
-		return false, nil
-	}
-	if _, err := a.Annotate(ctx, obs.Version, nil, map[string]string{locks.PreferredHolderAnnotation: to}); err != nil {
-		return false, fmt.Errorf("placement: ask %s to move to %s: %w", l.Describe(), to, err)
-	}
-	return true, nil
+	return false, fmt.Errorf("placement: ask %s to move to %s: the lock kept changing: %w", l.Describe(), to, locks.ErrConflict)
+}
+
+// requestAttempts bounds Request's writes.
+const requestAttempts = 5
+
+// serverReader is a lock that may answer reads from a cache, such as a
+// LeaseLock while it follows its Lease, and can read past it.
+type serverReader interface {
+	GetFromServer(ctx context.Context) (locks.Observed, error)
 }
 
 // Component is a component as the coordinator places it: its lock, and
@@ -168,9 +188,20 @@ func (c *Coordinator) Round(ctx context.Context) []Move {
 	}
 	c.mu.Unlock()
 	var asked []Move
-	for _, m := range Plan(c.cfg.Roster.Members(), ls) {
+	members := c.cfg.Roster.Members()
+	stopping := map[string]bool{}
+	for _, m := range members {
+		stopping[m.Identity] = m.ShuttingDown
+	}
+	for _, m := range Plan(members, ls) {
 		if ctx.Err() != nil {
 			break
+		}
+		if stopping[m.From] {
+			// A replica that shuts down asks for its own leaderships to
+			// move, from its own view, before it stops them: a second
+			// decider would only send some elsewhere.
+			continue
 		}
 		ok, err := c.request(ctx, m)
 		if err != nil {
