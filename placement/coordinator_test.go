@@ -1,0 +1,130 @@
+package placement
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/tenure/tenure/locks"
+)
+
+// heldBy makes a memory lock held by holder.
+func heldBy(t *testing.T, name, holder string) *locks.MemoryLock {
+	l := locks.NewMemoryLock(name)
+	_, err := l.Create(context.Background(), locks.Record{HolderIdentity: holder, LeaseDuration: 3 * time.Second, AcquireTime: t0, RenewTime: t0, LeaderTransitions: 1})
+	require.NoError(t, err)
+	return l
+}
+
+func preferred(t *testing.T, l locks.Lock) string {
+	obs, err := l.Get(context.Background())
+	require.NoError(t, err)
+	return obs.Annotations[locks.PreferredHolderAnnotation]
+}
+
+func TestCoordinatorAsksEachMoveOnce(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	roster := NewMemoryRoster(clk, time.Minute)
+	names := []string{"c0", "c1", "c2", "c3", "c4", "c5"}
+	for _, id := range []string{"a", "b", "c"} {
+		require.NoError(t, roster.Announce(context.Background(), Member{Identity: id, Components: names}))
+	}
+	comps := map[string]Component{}
+	holders := map[string]string{}
+	for _, n := range names {
+		comps[n] = Component{Lock: heldBy(t, n, "a")}
+		holders[n] = "a"
+	}
+	var moved []Move
+	c, err := NewCoordinator(CoordinatorConfig{
+		Roster: roster, Components: comps, Interval: time.Second, Clock: clk,
+		Holders: func() map[string]string { return holders },
+		OnMove:  func(m Move) { moved = append(moved, m) },
+	})
+	require.NoError(t, err)
+	asked := c.Round(context.Background())
+	require.Len(t, asked, 4, "6/0/0 to 2/2/2")
+	for _, m := range asked {
+		assert.Equal(t, m.To, preferred(t, comps[m.Component].Lock), "the request is on the lock")
+	}
+	assert.Equal(t, asked, moved)
+	assert.Empty(t, c.Round(context.Background()), "the hand-overs are under way: nothing is asked again, nothing else moves")
+
+	// One hand-over is done; another holder was replaced meanwhile by
+	// someone the view does not know yet: nothing is asked of it.
+	holders[asked[0].Component] = asked[0].To
+	assert.Empty(t, c.Round(context.Background()))
+
+	// A request given up on (PendingFor, ten Intervals) is asked again if
+	// the plan still wants it; a lock whose holder changed under a stale
+	// view is not asked (ErrStale).
+	clk.Step(10 * time.Second)
+	stale := asked[1].Component
+	l := heldBy(t, stale, "b")
+	comps[stale] = Component{Lock: l}
+	c.cfg.Components = comps
+	again := c.Round(context.Background())
+	assert.Empty(t, preferred(t, l), "not asked of a lock its holder no longer holds")
+	for _, m := range again {
+		assert.NotEqual(t, stale, m.Component)
+	}
+}
+
+func TestCoordinatorLeavesAStoppingReplicaToItself(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	roster := NewMemoryRoster(clk, time.Minute)
+	names := []string{"c0", "c1"}
+	require.NoError(t, roster.Announce(context.Background(), Member{Identity: "a", Components: names, ShuttingDown: true}))
+	require.NoError(t, roster.Announce(context.Background(), Member{Identity: "b", Components: names}))
+	comps := map[string]Component{}
+	for _, n := range names {
+		comps[n] = Component{Lock: heldBy(t, n, "a")}
+	}
+	c, err := NewCoordinator(CoordinatorConfig{Roster: roster, Components: comps, Interval: time.Second, Clock: clk,
+		Holders: func() map[string]string { return map[string]string{"c0": "a", "c1": "a"} }})
+	require.NoError(t, err)
+	assert.Empty(t, c.Round(context.Background()), "a asks for its own moves as it stops")
+}
+
+func TestNewCoordinatorValidates(t *testing.T) {
+	roster := NewMemoryRoster(nil, time.Minute)
+	holders := func() map[string]string { return nil }
+	for _, tc := range []struct {
+		cfg  CoordinatorConfig
+		want string
+	}{
+		{CoordinatorConfig{Holders: holders, Interval: time.Second}, "Roster is nil"},
+		{CoordinatorConfig{Roster: roster, Interval: time.Second}, "Holders is nil"},
+		{CoordinatorConfig{Roster: roster, Holders: holders}, "Interval 0s is not positive"},
+		{CoordinatorConfig{Roster: roster, Holders: holders, Interval: time.Second, Components: map[string]Component{"x": {}}}, "component x has no lock"},
+		{CoordinatorConfig{Roster: roster, Holders: holders, Interval: time.Second, Components: map[string]Component{"x": {Lock: locks.NewMemoryLock("x"), Weight: -1}}}, "negative weight"},
+	} {
+		_, err := NewCoordinator(tc.cfg)
+		assert.ErrorContains(t, err, tc.want, fmt.Sprint(tc.cfg))
+	}
+}
+
+func TestRequestNeedsALockWithAnnotations(t *testing.T) {
+	_, err := Request(context.Background(), plainLock{heldBy(t, "x", "a")}, "a", "b")
+	assert.ErrorContains(t, err, "keeps no annotations")
+	asked, err := Request(context.Background(), heldBy(t, "y", "a"), "a", "a2")
+	require.NoError(t, err)
+	assert.True(t, asked)
+}
+
+// plainLock hides a lock's Annotate.
+type plainLock struct{ l *locks.MemoryLock }
+
+func (p plainLock) Get(ctx context.Context) (locks.Observed, error) { return p.l.Get(ctx) }
+func (p plainLock) Create(ctx context.Context, r locks.Record) (locks.Observed, error) {
+	return p.l.Create(ctx, r)
+}
+func (p plainLock) Update(ctx context.Context, v string, r locks.Record) (locks.Observed, error) {
+	return p.l.Update(ctx, v, r)
+}
+func (p plainLock) Describe() string { return p.l.Describe() }
