@@ -1,12 +1,15 @@
 package tenure_test
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/tenure/tenure/config"
 )
 
 // goBlock is a Go code block of a Markdown file.
@@ -77,6 +80,21 @@ func TestReadmeConfigIsTheQuickstarts(t *testing.T) {
 	m := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindStringSubmatch(string(readme))
 	if m == nil || m[1] != string(file) {
 		t.Errorf("the README's first YAML block is not examples/quickstart/tenure.yaml")
+	}
+}
+
+// TestReadmeYAMLLoads: every YAML block of the README is configuration
+// that loads (with its components registered: unknown components are an
+// error only against the program's list).
+func TestReadmeYAMLLoads(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
+		if _, err := config.Load(config.YAML(fmt.Sprintf("README YAML block %d", i+1), []byte(m[1]))); err != nil {
+			t.Error(err)
+		}
 	}
 }
 

@@ -33,7 +33,7 @@ func TestExampleFileCoversEveryKey(t *testing.T) {
 	want := config.Default()
 	want.Components["billing"] = config.Entry{Enabled: true, Settings: components.Settings{
 		LockName: "billing", Lock: locks.KindLease, LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
-	}}
+	}, Weight: 1}
 	assert.Equal(t, want, cfg, "the example states the defaults")
 }
 
@@ -108,6 +108,18 @@ func TestBadInputIsAClearError(t *testing.T) {
 		"negative duration": {
 			yaml: "shutdown_timeout: -1s\n",
 			want: []string{`shutdown_timeout: "-1s" must be positive`},
+		},
+		"bad placement": {
+			yaml: "placement: spread\n",
+			want: []string{`placement: "spread" must be one of balanced, none`},
+		},
+		"bad weight": {
+			yaml: "components:\n  billing:\n    weight: 1.5\n",
+			want: []string{`components.billing.weight: 1.5 is not a whole number from 1 to 1000`},
+		},
+		"zero weight": {
+			yaml: "components:\n  billing:\n    weight: 0\n",
+			want: []string{`components.billing.weight: 0 must be positive`},
 		},
 		"unknown key": {
 			yaml: "lease_duraton: 15s\n",
@@ -256,4 +268,18 @@ func TestLongDocumentsLoad(t *testing.T) {
 	_, err = load(t, strings.Repeat("C", 1<<20))
 	require.ErrorContains(t, err, "config test.yaml: yaml: unmarshal errors")
 	assert.Less(t, len(err.Error()), 200)
+}
+
+func TestPlacementKeys(t *testing.T) {
+	cfg, err := load(t, "placement: balanced\nnever_lead: true\nrevision: 7d9f\nzone: z1\ncomponents:\n  billing:\n    placement: none\n    weight: 3\n  reports: {}\n")
+	require.NoError(t, err)
+	assert.Equal(t, config.PlacementNone, cfg.PlacementOf("billing"))
+	assert.Equal(t, config.PlacementBalanced, cfg.PlacementOf("reports"))
+	assert.Equal(t, 3, cfg.Components["billing"].Weight)
+	assert.True(t, cfg.NeverLead)
+	assert.Equal(t, "7d9f", cfg.Revision)
+	assert.Equal(t, "z1", cfg.Zone)
+	def, err := load(t, "")
+	require.NoError(t, err)
+	assert.Equal(t, config.PlacementNone, def.PlacementOf("billing"), "off unless asked for (see the issue note: RBAC first)")
 }

@@ -166,7 +166,7 @@ var componentSetters = map[string]func(c *Entry, v any) error{
 	"retry_period":   func(c *Entry, v any) error { return dur(v, &c.Settings.RetryPeriod) },
 	"renew_interval": func(c *Entry, v any) error { return dur(v, &c.Settings.RenewInterval) },
 	"placement": func(c *Entry, v any) error {
-		return enum(v, &c.Placement, PlacementBalanced, PlacementNone)
+		return enum(v, &c.Placement, "", PlacementBalanced, PlacementNone)
 	},
 	"weight": func(c *Entry, v any) error {
 		var f float64
