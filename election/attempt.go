@@ -191,6 +191,11 @@ func (e *Election) acquire(ctx context.Context) (attemptResult, error) {
 		e.log.Info("the lock was handed over to this candidate: taking it", "lock", e.cfg.Lock.Describe(), "term", obs.Record.LeaderTransitions)
 		return e.takeOver(ctx, obs, e.nextToken(obs.Record.LeaderTransitions))
 	}
+	if m, ok := e.takeBackDue(obs, now); ok {
+		e.log.Warn("the candidate the lock was handed to did not take it: taking it back", "lock", e.cfg.Lock.Describe(), "to", m.to, "term", obs.Record.LeaderTransitions)
+		e.observe(obs, true, now, obs.Record.LeaseDuration)
+		return e.takeOver(ctx, obs, e.nextToken(obs.Record.LeaderTransitions))
+	}
 	if !e.observe(obs, true, now, obs.Record.LeaseDuration) {
 		e.warnIfOwnIdentity()
 		return attemptResult{outcome: outcomeHeld}, nil
@@ -406,6 +411,7 @@ func (e *Election) startTerm(obs locks.Observed, start time.Time) {
 		e.firstLeadership = start
 	}
 	e.moveTo = move{}
+	e.handed = handOver{}
 	e.noteLocked(obs)
 }
 
@@ -559,6 +565,9 @@ func (e *Election) release(ctx context.Context) (handedOver bool, err error) {
 			e.mu.Lock()
 			e.obs = observed(written, true, now)
 			e.leader = written.Record.HolderIdentity
+			if m.to != "" {
+				e.handed = handOver{move: m, version: written.Version, raw: written.Raw, at: now}
+			}
 			e.mu.Unlock()
 			if m.to != "" {
 				outcome = outcomeHandedOver

@@ -54,6 +54,7 @@ type Election struct {
 	moveTo            move       // the move asked of the current term, last seen (see handover.go)
 	ignoredPreferred  string     // a spec.preferredHolder that let a lock handed to it expire
 	notes             uint64     // observations noted (see noteRead)
+	handed            handOver   // the last hand-over, until the lock changes (see takeBackDue)
 	deleted           bool       // a term ended because its lock was deleted, and the lock is not made again yet (see remakeDeleted)
 
 	// jitter lengthens a wait; tests replace it to get exact schedules.

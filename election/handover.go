@@ -1,6 +1,7 @@
 package election
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"time"
@@ -30,9 +31,12 @@ import (
 //
 // Only conditional writes change the record, so a request that is stale,
 // doubled or raced by a take-over can only cause a poor move, never two
-// leaders. If B does not take the lock (B is gone, frozen or cut off), the
-// lock expires a lease after A's write and is taken over as after a
-// crash. RELIABILITY.md lists the interleavings and the tests that reach
+// leaders. If B does not take the lock (B is gone, frozen or cut off), A,
+// campaigning again, takes it back once it has stayed exactly as A wrote
+// it (same version, same bytes) for takeBackAfter, with its own
+// conditional write: B's late take-over, conditional on the same version,
+// then fails. Everyone else waits for the handed lease to expire, as after
+// a crash. RELIABILITY.md lists the interleavings and the tests that reach
 // them.
 
 // annotator is a lock that keeps tenure's annotations, such as a
@@ -171,6 +175,49 @@ func (e *Election) forgetIgnoredLocked(obs locks.Observed) {
 	if e.ignoredPreferred != "" && obs.Record.HolderIdentity == e.ignoredPreferred && !handedTo(obs, e.ignoredPreferred) {
 		e.ignoredPreferred = ""
 	}
+}
+
+// handOver is a hand-over this candidate made, as the lock stored it.
+type handOver struct {
+	move
+	version string
+	raw     []byte
+	at      time.Time // when it was written, on this candidate's clock
+}
+
+// takeBackAfter is how long a lock handed over may stay untaken before its
+// last holder takes it back: a target that follows the lock takes it within
+// milliseconds, one that polls within a RetryPeriod (jittered).
+func (e *Election) takeBackAfter() time.Duration {
+	return 2*e.cfg.RetryPeriod + e.cfg.RetryPeriod/2
+}
+
+// takeBackDue says whether obs, read at now, is this candidate's last
+// hand-over, untaken for takeBackAfter: nobody wrote the lock since, not
+// even a write that stored the same bytes (a ConfigMap's version moves
+// with every write that changes it, a Lease's with every write). A record
+// that changed forgets the hand-over. A take-back of a spec.preferredHolder
+// move ignores that name from then on, as a lock left to expire would
+// (see noteTakeOverLocked).
+func (e *Election) takeBackDue(obs locks.Observed, now time.Time) (move, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	h := e.handed
+	if h.to == "" {
+		return move{}, false
+	}
+	if obs.Version != h.version || !bytes.Equal(obs.Raw, h.raw) || !handedTo(obs, h.to) {
+		e.handed = handOver{}
+		return move{}, false
+	}
+	if now.Sub(h.at) < e.takeBackAfter() {
+		return move{}, false
+	}
+	e.handed = handOver{}
+	if h.reason == moveSpec {
+		e.ignoredPreferred = h.to
+	}
+	return h.move, true
 }
 
 // handOverRecord is the record and annotations that hand the term with

@@ -157,28 +157,38 @@ func TestSpecPreferredHolderOnRealAPIServer(t *testing.T) {
 	led.Check(t)
 }
 
-// TestHandOverToADeadCandidateCostsOneLease: a candidate asked for that
-// never takes the lock leaves it held for one lease, then another takes
-// over as after a crash; the request does not move the new term.
-func TestHandOverToADeadCandidateCostsOneLease(t *testing.T) {
+// TestHandOverToADeadCandidateIsTakenBack: a candidate asked for that
+// never takes the lock leaves it held until its last holder, still
+// campaigning, takes it back (two and a half retry periods), on every lock
+// kind; nobody else snatches it meanwhile, and the request does not move
+// the new term.
+func TestHandOverToADeadCandidateIsTakenBack(t *testing.T) {
 	cs := kubetest.Client(t)
-	ns := kubetest.Namespace(t)
-	led := leadertest.New()
-	startCandidate(t, lockKinds["lease"](t, cs, ns, "lock", "a"), led)
-	require.Equal(t, "a", led.Leader(t))
-	startCandidate(t, lockKinds["lease"](t, cs, ns, "lock", "b"), led)
-	operator := lockKinds["lease"](t, cs, ns, "lock", "operator")
-	askMove(t, operator, "gone")
-	require.Eventually(t, func() bool { return led.Ended() == 1 }, 10*time.Second, time.Millisecond, "a's work ends")
-	handed := led.Last().End
-	next := led.Leader(t)
-	took := led.Started(next).Sub(handed)
-	assert.Greater(t, took, kLease-2*kRetry, "nobody snatches a lock handed to another")
-	obs, err := operator.Get(context.Background())
-	require.NoError(t, err)
-	assert.Equal(t, next, obs.Record.HolderIdentity)
-	assert.Empty(t, obs.Annotations, "the take-over clears the request and the mark")
-	time.Sleep(2 * kRetry)
-	assert.Equal(t, []string{next}, led.Leaders(), "the new term stays")
-	led.Check(t)
+	for _, kind := range []string{"lease", "lease-polling", "configmap"} {
+		t.Run(kind, func(t *testing.T) {
+			ns := kubetest.Namespace(t)
+			led := leadertest.New()
+			startCandidate(t, lockKinds[kind](t, cs, ns, "lock", "a"), led)
+			require.Equal(t, "a", led.Leader(t))
+			startCandidate(t, lockKinds[kind](t, cs, ns, "lock", "b"), led)
+			operator := lockKinds[kind](t, cs, ns, "lock", "operator")
+			askMove(t, operator, "gone")
+			require.Eventually(t, func() bool { return led.Ended() == 1 }, 10*time.Second, time.Millisecond, "a's work ends")
+			handed := led.Last().End
+			require.Eventually(t, func() bool { return len(led.Leaders()) == 1 }, 10*time.Second, time.Millisecond)
+			next := led.Leaders()[0]
+			took := led.Started(next).Sub(handed)
+			t.Logf("handed to a dead candidate: %s leads again after %v", next, took)
+			assert.Equal(t, "a", next, "the last holder takes it back; b waits for the handed lease")
+			assert.Greater(t, took, 2*kRetry, "taken back only once the target had time to take it")
+			assert.Less(t, took, kLease-kRetry, "taken back well before the handed lease expires")
+			obs, err := operator.Get(context.Background())
+			require.NoError(t, err)
+			assert.Equal(t, "a", obs.Record.HolderIdentity)
+			assert.Empty(t, obs.Annotations, "the take-back clears the request and the mark")
+			time.Sleep(2 * kRetry)
+			assert.Equal(t, []string{"a"}, led.Leaders(), "the new term stays")
+			led.Check(t)
+		})
+	}
 }
