@@ -45,7 +45,7 @@ func main() {
 	flag.IntVar(&o.scale, "scale", 1000, "elections per replica in the scale scenario (0: skip)")
 	flag.DurationVar(&o.scaleSteady, "scale-steady", 10*time.Minute, "steady-state window of the scale scenario")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "report file")
-	flag.StringVar(&o.only, "only", "", "run only this scenario: handover, crash, requests or scale")
+	flag.StringVar(&o.only, "only", "", "run only this scenario: handover, crash, requests, placement or scale")
 	flag.StringVar(&o.impl, "impl", "", "run only this implementation: tenure or client-go")
 	replica := flag.Bool("replica", false, "internal: run as one replica of the scale scenario")
 	flag.Parse()
@@ -142,7 +142,7 @@ func run(o options) error {
 	e := &env{srv: srv}
 	e.admin = e.client(nil)
 	rep := &benchReport{started: time.Now(), opts: o, handover: map[string][]time.Duration{}, crash: map[string][]time.Duration{},
-		requests: map[string]requestResult{}, scale: map[string]scaleResult{}}
+		requests: map[string]requestResult{}, scale: map[string]scaleResult{}, placement: map[string]placementResult{}}
 	impls := []implementation{tenure, clientGo}
 	if o.impl != "" {
 		impls = slices.DeleteFunc(impls, func(i implementation) bool { return i.name != o.impl })
@@ -173,6 +173,13 @@ func run(o options) error {
 	if want("requests") && o.impl != clientGo.name {
 		fmt.Fprintf(os.Stderr, "bench: tenure: requests with renew_interval %v\n", slowRenew)
 		rep.requests[slowRenewName] = e.requests(tenure, o.elections, o.steady, slowRenew)
+	}
+	for _, impl := range impls {
+		if !want("placement") {
+			break
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s: placement, 3 replicas × %d components, two rolling updates\n", impl.name, placedComponents)
+		rep.placement[impl.name] = e.placement(impl, o.steady)
 	}
 	if o.scale > 0 && want("scale") {
 		for _, impl := range impls {

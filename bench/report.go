@@ -10,12 +10,13 @@ import (
 )
 
 type benchReport struct {
-	started  time.Time
-	opts     options
-	handover map[string][]time.Duration
-	crash    map[string][]time.Duration
-	requests map[string]requestResult
-	scale    map[string]scaleResult
+	started   time.Time
+	opts      options
+	handover  map[string][]time.Duration
+	crash     map[string][]time.Duration
+	requests  map[string]requestResult
+	scale     map[string]scaleResult
+	placement map[string]placementResult
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
@@ -54,6 +55,9 @@ func (r *benchReport) markdown() string {
 	w("The API server, etcd and the candidates share these cores, so absolute numbers include their contention;")
 	w("the ratios compare the two implementations under the same conditions.")
 	w("")
+	if len(r.placement) == 2 {
+		r.placementMarkdown(w)
+	}
 	if len(r.handover) == 2 {
 		w("## Graceful hand-over")
 		w("")
@@ -196,4 +200,51 @@ func floats(fs []float64, format string) string {
 		s = append(s, fmt.Sprintf(format, f))
 	}
 	return strings.Join(s, ", ")
+}
+
+func shareString(s []int) string {
+	parts := make([]string, len(s))
+	for i, n := range s {
+		parts[i] = fmt.Sprint(n)
+	}
+	return strings.Join(parts, "/")
+}
+
+func (r *benchReport) placementMarkdown(w func(string, ...any)) {
+	w("## Placement: 3 replicas × %d components", placedComponents)
+	w("")
+	w("Three replicas started 0.3 s apart, each campaigning for the same %d components on Leases (timings 15s/10s/2s).", placedComponents)
+	w("tenure: the fx module with `placement: balanced` and `revision` set as a Deployment's pod-template-hash would;")
+	w("client-go: one `LeaderElector` per component per replica, `ReleaseOnCancel`. Shares are the components each")
+	w("replica leads once no term has started for three retry periods, largest first. Each rolling update replaces the")
+	w("three replicas one at a time with a new revision, waiting 8 s after each start; moves are terms started per")
+	w("component during the roll. Requests: per component election per minute, all replicas together, over %v in", r.opts.steady)
+	w("steady state after the start (tenure's include the member Leases and the coordinator election).")
+	w("")
+	w("| | shares after the start | settled after the last start | stop, then start: moves per component (max) | shares after | start, then stop: moves per component (max) | shares after | requests per election per minute |")
+	w("| --- | --- | --- | --- | --- | --- | --- | --- |")
+	for _, impl := range []string{"tenure", "client-go"} {
+		p := r.placement[impl]
+		if p.err != nil {
+			w("| %s | failed: %v | | | | | | |", impl, p.err)
+			continue
+		}
+		a, b := p.rolls[rollStopFirst], p.rolls[rollSurgeFirst]
+		w("| %s | %s | %.1f s | %.2f (%d) | %s | %.2f (%d) | %s | %.2f |", impl, shareString(p.start), p.settle.Seconds(),
+			a.perComponent, a.max, shareString(a.shares), b.perComponent, b.max, shareString(b.shares), p.requests)
+	}
+	t, c := r.placement["tenure"], r.placement["client-go"]
+	if t.err == nil && c.err == nil {
+		w("| tenure / client-go | | | | | | | %s |", ratio(t.requests, c.requests))
+	}
+	w("")
+	for _, impl := range []string{"tenure", "client-go"} {
+		var verbs []string
+		for v, n := range r.placement[impl].byVerb {
+			verbs = append(verbs, fmt.Sprintf("%s %.2f", v, n))
+		}
+		slices.Sort(verbs)
+		w("%s requests by verb: %s.", impl, strings.Join(verbs, ", "))
+	}
+	w("")
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/tenure/tenure/internal/faultproxy"
 	"github.com/tenure/tenure/internal/kubetest"
 	"github.com/tenure/tenure/locks"
+	"github.com/tenure/tenure/placement"
 )
 
 // inProcess is one candidate of TestElectionsUnderFaults: many elections
@@ -42,9 +43,10 @@ type inProcess struct {
 	latency atomic.Int64 // its memory locks' latency each way
 	crashed atomic.Bool  // the process died: its work stops at once
 
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	elections []*election.Election
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	elections   []*election.Election
+	coordinator *election.Election // its campaign for the placement coordinator
 }
 
 // identity is the candidate's identity in its current generation.
@@ -263,6 +265,7 @@ func TestElectionsUnderFaults(t *testing.T) {
 	admin, err := kubernetes.NewForConfig(srv.Config())
 	require.NoError(t, err)
 	moves := &mover{locks: map[string]locks.Lock{}, staleness: retry}
+	var placedMoves atomic.Int64 // moves the placement coordinators asked for
 	quiet = slog.New(countingHandler{quiet.Handler(), &moves.handedOver})
 	for _, name := range names {
 		var l locks.Lock
@@ -312,6 +315,7 @@ func TestElectionsUnderFaults(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cand.cancel = cancel
 		cand.elections = nil
+		placed := map[string]placement.Component{}
 		for _, name := range names {
 			var (
 				lock locks.Lock
@@ -370,8 +374,57 @@ func TestElectionsUnderFaults(t *testing.T) {
 			e, err := election.New(cfg)
 			require.NoError(t, err)
 			cand.elections = append(cand.elections, e)
+			placed[name] = placement.Component{Lock: lock}
 			cand.wg.Go(func() { _ = e.Run(ctx) })
 		}
+		// Placement on: the candidate announces itself and campaigns for
+		// the coordinator through its own network, so that the faults
+		// partition, slow and crash coordinators too.
+		roster, err := placement.NewLeaseRoster(cs.CoordinationV1(), ns, lease)
+		require.NoError(t, err)
+		elections := cand.elections
+		coord, err := placement.NewCoordinator(placement.CoordinatorConfig{
+			Roster: roster, Components: placed, Interval: retry, PendingFor: lease, Logger: quiet,
+			Holders: func() map[string]string {
+				out := map[string]string{}
+				for i, name := range names {
+					out[name] = elections[i].Leader()
+				}
+				return out
+			},
+			OnMove: func(placement.Move) { placedMoves.Add(1) },
+		})
+		require.NoError(t, err)
+		coordLock, err := locks.NewLeaseLock(leases, ns, "tenure-placement")
+		require.NoError(t, err)
+		cand.coordinator, err = election.New(election.Config{
+			Lock: coordLock, Name: "tenure-placement", Identity: id, Logger: quiet,
+			LeaseDuration: lease, RenewDeadline: deadline, RetryPeriod: retry,
+			OnStartedLeading: coord.Run,
+		})
+		require.NoError(t, err)
+		cand.wg.Go(func() { _ = cand.coordinator.Run(ctx) })
+		member := placement.Member{Identity: id, Components: names, Started: time.Now()}
+		cand.wg.Go(func() {
+			defer roster.Close()
+			tick := time.NewTicker(lease / 3)
+			defer tick.Stop()
+			for {
+				actx, cancel := context.WithTimeout(ctx, retry)
+				_ = roster.Announce(actx, member)
+				cancel()
+				select {
+				case <-ctx.Done():
+					if !cand.crashed.Load() {
+						lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+						_ = roster.Leave(lctx, id)
+						cancel()
+					}
+					return
+				case <-tick.C:
+				}
+			}
+		})
 	}
 	stop := func(cand *inProcess) {
 		cand.cancel()
@@ -384,7 +437,7 @@ func TestElectionsUnderFaults(t *testing.T) {
 		cand.crashed.Store(true)
 		gone, cancel := context.WithCancel(context.Background())
 		cancel()
-		for _, e := range cand.elections {
+		for _, e := range append(cand.elections, cand.coordinator) {
 			go func() { _ = e.Stop(gone) }() // returns at once; the blocked network keeps the release from the lock
 		}
 	}
@@ -568,6 +621,20 @@ func TestElectionsUnderFaults(t *testing.T) {
 			start(b)
 			healWatches()
 		}},
+		{"partition the placement coordinator", func() {
+			var coordinator *inProcess
+			for _, cand := range cands {
+				if cand.coordinator.IsLeader() {
+					coordinator = cand
+				}
+			}
+			if coordinator == nil {
+				return // between coordinators
+			}
+			coordinator.block()
+			time.Sleep(lease + time.Second)
+			coordinator.heal()
+		}},
 		{"silence every watch, delete every Lease: its leader steps down, the Lease is made again", func() {
 			silenceWatches()
 			admin, err := kubernetes.NewForConfig(srv.Config())
@@ -606,7 +673,8 @@ func TestElectionsUnderFaults(t *testing.T) {
 	for _, cand := range cands {
 		stop(cand)
 	}
-	t.Logf("%d elections (%v) × 3 candidates: %d faults, %d terms started, %d moves asked, %d hand-overs", n, electionKinds, count, c.transitions(), moves.asked.Load(), moves.handedOver.Load())
+	t.Logf("%d elections (%v) × 3 candidates: %d faults, %d terms started, %d moves asked by the mover, %d by placement, %d hand-overs", n, electionKinds, count, c.transitions(), moves.asked.Load(), placedMoves.Load(), moves.handedOver.Load())
 	assert.Positive(t, moves.handedOver.Load(), "leaders handed over")
+	assert.Positive(t, placedMoves.Load(), "placement moved leaderships")
 	c.check(t)
 }
