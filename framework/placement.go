@@ -79,8 +79,8 @@ func newPlacer(r *Runner, p runnerParams, space *locks.MemorySpace, ns string) (
 			return nil, err
 		}
 	default:
-		pl.roster = p.Roster
-		if pl.roster == nil {
+		pl.roster = placement.Roster(p.Roster)
+		if p.Roster == nil {
 			pl.roster = placement.NewMemoryRoster(nil, d.LeaseDuration)
 		}
 		coordLock = space.Lock(ns + "/" + coordinatorLock)

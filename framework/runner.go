@@ -192,9 +192,6 @@ func newRunner(p runnerParams) (*Runner, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("tenure: %w", err)
 	}
-	if p.Roster == nil {
-		p.Roster = placement.NewMemoryRoster(nil, p.Config.Defaults.LeaseDuration)
-	}
 	if r.placer, err = newPlacer(r, p, space, ns); err != nil {
 		return nil, fmt.Errorf("tenure: placement: %w", err)
 	}
