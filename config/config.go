@@ -92,6 +92,12 @@ type Config struct {
 	// Placement is PlacementBalanced or PlacementNone, for every component
 	// whose entry does not say.
 	Placement string
+	// PlacementGroup names the replicas placed together, by one
+	// coordinator: every replica of one program, and no other program's
+	// (a label value). Default: the program's name (the base name of its
+	// executable); two programs built as one executable in one namespace
+	// each need their own.
+	PlacementGroup string
 	// NeverLead keeps this replica from leading anything: it announces
 	// itself as a member that is never chosen, and campaigns for nothing.
 	NeverLead bool

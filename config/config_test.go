@@ -117,6 +117,10 @@ func TestBadInputIsAClearError(t *testing.T) {
 			yaml: "components:\n  billing:\n    weight: 1.5\n",
 			want: []string{`components.billing.weight: 1.5 is not a whole number from 1 to 1000`},
 		},
+		"bad placement group": {
+			yaml: "placement_group: billing/v2\n",
+			want: []string{`placement_group: placement group "billing/v2": a valid label must be`},
+		},
 		"zero weight": {
 			yaml: "components:\n  billing:\n    weight: 0\n",
 			want: []string{`components.billing.weight: 0 must be positive`},
@@ -271,7 +275,7 @@ func TestLongDocumentsLoad(t *testing.T) {
 }
 
 func TestPlacementKeys(t *testing.T) {
-	cfg, err := load(t, "placement: balanced\nnever_lead: true\nrevision: 7d9f\nzone: z1\ncomponents:\n  billing:\n    placement: none\n    weight: 3\n  reports: {}\n")
+	cfg, err := load(t, "placement: balanced\nplacement_group: billing-v2\nnever_lead: true\nrevision: 7d9f\nzone: z1\ncomponents:\n  billing:\n    placement: none\n    weight: 3\n  reports: {}\n")
 	require.NoError(t, err)
 	assert.Equal(t, config.PlacementNone, cfg.PlacementOf("billing"))
 	assert.Equal(t, config.PlacementBalanced, cfg.PlacementOf("reports"))
@@ -279,6 +283,7 @@ func TestPlacementKeys(t *testing.T) {
 	assert.True(t, cfg.NeverLead)
 	assert.Equal(t, "7d9f", cfg.Revision)
 	assert.Equal(t, "z1", cfg.Zone)
+	assert.Equal(t, "billing-v2", cfg.PlacementGroup)
 	def, err := load(t, "")
 	require.NoError(t, err)
 	assert.Equal(t, config.PlacementNone, def.PlacementOf("billing"), "off unless asked for (see the issue note: RBAC first)")

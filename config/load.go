@@ -15,6 +15,8 @@ import (
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/providers/rawbytes"
 	"github.com/knadh/koanf/v2"
+
+	"github.com/tenure/tenure/placement"
 )
 
 // EnvPrefix starts every environment variable that overrides a key.
@@ -136,6 +138,12 @@ var setters = map[string]func(c *Config, v any) error{
 	"events":              func(c *Config, v any) error { return boolean(v, &c.Events) },
 	"placement": func(c *Config, v any) error {
 		return enum(v, &c.Placement, PlacementBalanced, PlacementNone)
+	},
+	"placement_group": func(c *Config, v any) error {
+		if err := str(v, &c.PlacementGroup); err != nil {
+			return err
+		}
+		return placement.ValidateGroup(c.PlacementGroup)
 	},
 	"never_lead":          func(c *Config, v any) error { return boolean(v, &c.NeverLead) },
 	"revision":            func(c *Config, v any) error { return str(v, &c.Revision) },

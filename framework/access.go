@@ -52,10 +52,18 @@ func (r *Runner) checkAccess(ctx context.Context, cs kubernetes.Interface) error
 		why       error
 		wg        sync.WaitGroup
 	)
+	type checked struct {
+		what  string // "components.<name>", or "placement"
+		perms []locks.Permission
+	}
+	var users []checked
 	for _, u := range r.units {
-		if u.perms == nil {
-			continue
-		}
+		users = append(users, checked{"components." + u.comp.Name(), u.perms})
+	}
+	if r.placer != nil {
+		users = append(users, checked{"placement", r.placer.permissions()})
+	}
+	for _, u := range users {
 		for _, p := range u.perms {
 			wg.Go(func() {
 				review, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
@@ -72,7 +80,7 @@ func (r *Runner) checkAccess(ctx context.Context, cs kubernetes.Interface) error
 				}
 				if !review.Status.Allowed {
 					mu.Lock()
-					denials = append(denials, denial{u.comp.Name(), p, review.Status.Reason})
+					denials = append(denials, denial{u.what, p, review.Status.Reason})
 					mu.Unlock()
 				}
 			})
@@ -95,7 +103,7 @@ func (r *Runner) checkAccess(ctx context.Context, cs kubernetes.Interface) error
 	}
 	var errs []error
 	for _, d := range denials {
-		msg := fmt.Sprintf("components.%s: forbidden: %s may not %s", d.component, user, d.perm)
+		msg := fmt.Sprintf("%s: forbidden: %s may not %s", d.component, user, d.perm)
 		if d.reason != "" {
 			msg += " (" + d.reason + ")"
 		}

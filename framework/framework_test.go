@@ -25,6 +25,7 @@ import (
 	"github.com/tenure/tenure/framework"
 	"github.com/tenure/tenure/internal/leadertest"
 	"github.com/tenure/tenure/locks"
+	"github.com/tenure/tenure/placement"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -331,6 +332,16 @@ func TestBadSetUpFailsBeforeAnythingStarts(t *testing.T) {
 			yaml: memoryYAML + "components:\n  reports:\n    lock_name: billing\n",
 			opts: []fx.Option{ok("billing"), ok("reports")},
 			want: "components billing and reports use the same lock memory/default/billing: each component needs a lock of its own",
+		},
+		"a lock named like the placement coordinator's": {
+			yaml: memoryYAML + "placement: balanced\nplacement_group: g\ncomponents:\n  billing:\n    lock_name: " + placement.CoordinatorLeaseName("g") + "\n",
+			opts: []fx.Option{ok("billing")},
+			want: "components.billing: its lock " + placement.CoordinatorLeaseName("g") + ` is the placement coordinator's (placement group "g"): set lock_name`,
+		},
+		"a lock named like a member record": {
+			yaml: memoryYAML + "placement: balanced\ncomponents:\n  billing:\n    placement: none\n    lock_name: tenure-member-x\n",
+			opts: []fx.Option{ok("billing"), ok("reports")},
+			want: "components.billing: its lock tenure-member-x is named like a placement member record (tenure-member-*): set lock_name",
 		},
 		"wrong kubeconfig path": {
 			yaml: memoryYAML + "kubeconfig: /nonexistent/kubeconfig\n",

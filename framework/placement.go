@@ -1,13 +1,18 @@
 package framework
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -18,31 +23,41 @@ import (
 	"github.com/tenure/tenure/placement"
 )
 
-// coordinatorLock is the name of the coordinator election's lock, in the
-// namespace of the program's locks.
-const coordinatorLock = "tenure-placement"
-
 // placer spreads the leaderships of this replica's balanced components
 // (see package placement): it announces the replica in its member record,
 // campaigns for the coordinator, and on stop asks for this replica's
 // leaderships to move before they are stopped.
+//
+// The placer knows components by their locks (see lockKey): members of two
+// programs that share a namespace, and a placement group, never take each
+// other's components for their own.
 type placer struct {
 	r           *Runner
-	roster      placement.Roster
-	close       func() // stops the roster's watch
+	ns          string
+	group       string
+	memory      placement.Roster // in memory mode, the roster; else nil
 	coordinator *election.Election
-	units       []*unit // the balanced components
+	coordLock   locks.Lock // the coordinator election's
+	units       []*unit    // the balanced components
 	every       time.Duration
+	kick        chan struct{} // announce now: a component's campaign began or paused
 
 	mu     sync.Mutex
 	member placement.Member
+	roster placement.Roster // of the current start
+	close  func()           // stops the current start's roster watch
+	coord  *placement.Coordinator
+
+	tracer trace.Tracer
 
 	stopAnnounce context.CancelFunc
 	wg           sync.WaitGroup
 }
 
 // newPlacer makes the placer of r's balanced components, nil if there are
-// none; roster is the app's, if it gave one.
+// none; roster is the app's, if it gave one. The roster's watch starts
+// with the placer, so that an app that never starts leaves nothing
+// running.
 func newPlacer(r *Runner, p runnerParams, space *locks.MemorySpace, ns string) (*placer, error) {
 	var units []*unit
 	for _, u := range r.units {
@@ -54,72 +69,77 @@ func newPlacer(r *Runner, p runnerParams, space *locks.MemorySpace, ns string) (
 		return nil, nil
 	}
 	d := r.cfg.Defaults
-	pl := &placer{r: r, units: units, every: max(d.LeaseDuration/3, d.RetryPeriod), close: func() {}}
-	for _, u := range r.units {
-		pl.member.Components = append(pl.member.Components, u.comp.Name())
-	}
-	pl.member.Identity, pl.member.Started = r.identity, time.Now()
+	pl := &placer{r: r, ns: ns, units: units, every: max(d.LeaseDuration/3, d.RetryPeriod), kick: make(chan struct{}, 1),
+		group: cmp.Or(r.cfg.PlacementGroup, programGroup())}
+	pl.member.Identity = r.identity
 	pl.member.Revision, pl.member.Zone, pl.member.Cordoned = r.cfg.Revision, r.cfg.Zone, r.cfg.NeverLead
-
-	var coordLock locks.Lock
-	switch {
-	case r.client != nil:
-		var opts []placement.LeaseRosterOption
-		if owner, ok := podOwner(); ok {
-			opts = append(opts, placement.WithOwner(owner))
+	coordName := placement.CoordinatorLeaseName(pl.group)
+	var errs []error
+	for _, u := range r.units {
+		switch {
+		case u.settings.Namespace == ns && u.settings.LockName == coordName:
+			errs = append(errs, fmt.Errorf("components.%s: its lock %s is the placement coordinator's (placement group %q): set lock_name", u.comp.Name(), coordName, pl.group))
+		case strings.HasPrefix(u.settings.LockName, memberPrefix):
+			errs = append(errs, fmt.Errorf("components.%s: its lock %s is named like a placement member record (%s*): set lock_name", u.comp.Name(), u.settings.LockName, memberPrefix))
 		}
-		lr, err := placement.NewLeaseRoster(r.client.CoordinationV1(), ns, d.LeaseDuration, opts...)
-		if err != nil {
-			return nil, err
-		}
-		pl.roster, pl.close = lr, lr.Close
-		coordLock, err = locks.NewLeaseLock(r.client.CoordinationV1(), ns, coordinatorLock, locks.WithIdentity(r.identity))
-		if err != nil {
-			lr.Close()
-			return nil, err
-		}
-	default:
-		pl.roster = placement.Roster(p.Roster)
-		if p.Roster == nil {
-			pl.roster = placement.NewMemoryRoster(nil, d.LeaseDuration)
-		}
-		coordLock = space.Lock(ns + "/" + coordinatorLock)
 	}
-	comps := map[string]placement.Component{}
-	for _, u := range units {
-		comps[u.comp.Name()] = placement.Component{Lock: u.lockImpl, Weight: r.cfg.Components[u.comp.Name()].Weight}
-	}
-	coord, err := placement.NewCoordinator(placement.CoordinatorConfig{
-		Roster:     pl.roster,
-		Components: comps,
-		Holders:    pl.holders,
-		Interval:   d.RetryPeriod,
-		PendingFor: d.LeaseDuration,
-		Logger:     r.log,
-		Tracer:     p.Telemetry.tracerProvider.Tracer(election.ScopeName),
-	})
-	if err != nil {
-		pl.close()
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	var coordLock locks.Lock
+	if r.client != nil {
+		var err error
+		coordLock, err = locks.NewLeaseLock(r.client.CoordinationV1(), ns, coordName, locks.WithIdentity(r.identity))
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		pl.memory = placement.Roster(p.Roster)
+		if p.Roster == nil {
+			pl.memory = placement.NewMemoryRoster(nil, d.LeaseDuration)
+		}
+		coordLock = space.Lock(ns + "/" + coordName)
+	}
+	pl.coordLock = coordLock
+	var err error
 	pl.coordinator, err = election.New(election.Config{
 		Lock:             coordLock,
-		Name:             coordinatorLock,
+		Name:             coordName,
 		Identity:         r.identity,
 		LeaseDuration:    d.LeaseDuration,
 		RenewDeadline:    d.RenewDeadline,
 		RetryPeriod:      d.RetryPeriod,
 		RenewInterval:    d.RenewInterval,
-		OnStartedLeading: coord.Run,
+		OnStartedLeading: pl.coordinate,
 		TracerProvider:   p.Telemetry.tracerProvider,
 		MeterProvider:    p.Telemetry.meterProvider,
-		Logger:           r.log.With("component", coordinatorLock),
+		Logger:           r.log.With("component", coordName),
 	})
 	if err != nil {
-		pl.close()
 		return nil, fmt.Errorf("placement coordinator: %w", err)
 	}
+	pl.tracer = p.Telemetry.tracerProvider.Tracer(election.ScopeName)
 	return pl, nil
+}
+
+// memberPrefix starts the names of member records (see
+// placement.MemberLeaseName).
+const memberPrefix = "tenure-member-"
+
+// programGroup is the default placement group: the program's name, made a
+// label value.
+func programGroup() string {
+	name := strings.Map(func(c rune) rune {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+			return c
+		}
+		return '-'
+	}, filepath.Base(os.Args[0]))
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return strings.TrimFunc(name, func(c rune) bool { return c == '-' || c == '_' || c == '.' })
 }
 
 // podOwner is the replica's Pod as an owner reference, from $POD_NAME and
@@ -133,18 +153,56 @@ func podOwner() (metav1.OwnerReference, bool) {
 }
 
 // holders is each balanced component's holder as its election last saw
-// it.
+// it, by lock.
 func (pl *placer) holders() map[string]string {
 	out := map[string]string{}
 	for _, u := range pl.units {
-		out[u.comp.Name()] = u.election.Leader()
+		out[lockKey(u.settings)] = u.election.Leader()
 	}
 	return out
 }
 
-// start announces the replica, keeps announcing it, and campaigns for the
-// coordinator until stop.
-func (pl *placer) start() {
+// start makes the roster of this start, announces the replica, keeps
+// announcing it, and campaigns for the coordinator until stop. A replica
+// started again after a stop is a new member: started now, not shutting
+// down.
+func (pl *placer) start() error {
+	d := pl.r.cfg.Defaults
+	roster, closeRoster := pl.memory, func() {}
+	if roster == nil {
+		opts := []placement.LeaseRosterOption{placement.WithGroup(pl.group)}
+		if owner, ok := podOwner(); ok {
+			opts = append(opts, placement.WithOwner(owner))
+		}
+		lr, err := placement.NewLeaseRoster(pl.r.client.CoordinationV1(), pl.ns, d.LeaseDuration, opts...)
+		if err != nil {
+			return fmt.Errorf("tenure: placement: %w", err)
+		}
+		roster, closeRoster = lr, lr.Close
+	}
+	comps := map[string]placement.Component{}
+	for _, u := range pl.units {
+		name := u.comp.Name()
+		comps[lockKey(u.settings)] = placement.Component{Lock: u.lockImpl, Weight: pl.r.cfg.Components[name].Weight, Name: name}
+	}
+	coord, err := placement.NewCoordinator(placement.CoordinatorConfig{
+		Roster:     roster,
+		Components: comps,
+		Holders:    pl.holders,
+		Interval:   d.RetryPeriod,
+		PendingFor: d.LeaseDuration,
+		Logger:     pl.r.log,
+		Tracer:     pl.tracer,
+	})
+	if err != nil {
+		closeRoster()
+		return fmt.Errorf("tenure: placement: %w", err)
+	}
+	pl.mu.Lock()
+	pl.roster, pl.close, pl.coord = roster, closeRoster, coord
+	pl.member.Started, pl.member.ShuttingDown = time.Now(), false
+	pl.mu.Unlock()
+
 	ctx, cancel := context.WithCancel(context.Background())
 	pl.stopAnnounce = cancel
 	pl.announce(ctx)
@@ -156,8 +214,9 @@ func (pl *placer) start() {
 			case <-ctx.Done():
 				return
 			case <-t.C():
-				pl.announce(ctx)
+			case <-pl.kick:
 			}
+			pl.announce(ctx)
 		}
 	})
 	if !pl.r.cfg.NeverLead {
@@ -167,33 +226,107 @@ func (pl *placer) start() {
 			}
 		})
 	}
+	return nil
+}
+
+// permissions are the API requests placement makes, if known: the
+// coordinator election's, and those on this replica's member record and
+// the group's.
+func (pl *placer) permissions() []locks.Permission {
+	if pl.r.client == nil {
+		return nil
+	}
+	var out []locks.Permission
+	if p, ok := pl.coordLock.(permissioned); ok {
+		out = p.Permissions()
+	}
+	const group = "coordination.k8s.io"
+	name := placement.MemberLeaseName(pl.r.identity)
+	for _, p := range []locks.Permission{
+		{Verb: "create"}, {Verb: "list"}, {Verb: "watch"},
+		{Verb: "patch", Name: name}, {Verb: "delete", Name: name},
+	} {
+		p.Group, p.Resource, p.Namespace = group, "leases", pl.ns
+		out = append(out, p)
+	}
+	return out
+}
+
+// coordinate is the coordinator election's leader work: the current
+// start's coordinator.
+func (pl *placer) coordinate(ctx context.Context) {
+	pl.mu.Lock()
+	coord := pl.coord
+	pl.mu.Unlock()
+	coord.Run(ctx)
+}
+
+// campaigning tells the placer that u's campaign began or paused (a
+// failure backoff), so that the member record says so soon: a leadership
+// handed to a replica that does not campaign for it waits for a take-back.
+func (pl *placer) campaigning() {
+	select {
+	case pl.kick <- struct{}{}:
+	default:
+	}
+}
+
+// announcement is the member record as it stands: the components whose
+// election campaigns now, by lock.
+func (pl *placer) announcement() placement.Member {
+	pl.mu.Lock()
+	m := pl.member
+	pl.mu.Unlock()
+	m.Components = nil
+	for _, u := range pl.r.units {
+		if !u.pausing() {
+			m.Components = append(m.Components, lockKey(u.settings))
+		}
+	}
+	return m
 }
 
 // announce writes the member record, logging a failure.
 func (pl *placer) announce(ctx context.Context) {
-	pl.mu.Lock()
-	m := pl.member
-	pl.mu.Unlock()
+	m := pl.announcement()
 	actx, cancel := context.WithTimeout(ctx, pl.r.cfg.Defaults.RetryPeriod*2)
 	defer cancel()
-	if err := pl.roster.Announce(actx, m); err != nil && ctx.Err() == nil {
+	if err := pl.currentRoster().Announce(actx, m); err != nil && ctx.Err() == nil {
 		pl.r.log.Warn("placement: cannot announce this replica", "err", err)
 	}
+}
+
+func (pl *placer) currentRoster() placement.Roster {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return pl.roster
 }
 
 // handOff marks the replica as shutting down and asks for each leadership
 // it holds to move where the placement sends it: the newest replicas.
 // Each election then hands over as its work returns (see package
 // election), instead of releasing the lock to whoever is first.
+//
+// It plans a RetryPeriod after the mark, so that replicas stopping
+// together (a blue/green switch, a rollout with a full surge: SIGTERM
+// reaches every old Pod at once) see each other's marks and plan alike:
+// each sending its own leaderships where the others' do not go, once each.
 func (pl *placer) handOff(ctx context.Context) {
 	pl.mu.Lock()
 	pl.member.ShuttingDown = true
-	m := pl.member
 	pl.mu.Unlock()
-	if err := pl.roster.Announce(ctx, m); err != nil {
+	m := pl.announcement()
+	roster := pl.currentRoster()
+	if err := roster.Announce(ctx, m); err != nil {
 		pl.r.log.Warn("placement: cannot announce that this replica is shutting down", "err", err)
 	}
-	members := pl.roster.Members()
+	t := pl.r.clock.NewTimer(pl.r.cfg.Defaults.RetryPeriod)
+	select {
+	case <-t.C():
+	case <-ctx.Done():
+		t.Stop()
+	}
+	members := roster.Members()
 	if i := slices.IndexFunc(members, func(o placement.Member) bool { return o.Identity == m.Identity }); i >= 0 {
 		members[i] = m
 	} else {
@@ -202,23 +335,23 @@ func (pl *placer) handOff(ctx context.Context) {
 	// The plan counts every leadership, as this replica last saw it, so
 	// that its own go to the least loaded of the replicas that stay.
 	var ls []placement.Leadership
-	byName := map[string]*unit{}
+	byKey := map[string]*unit{}
 	holders := pl.holders()
 	for _, u := range pl.units {
-		name := u.comp.Name()
-		byName[name] = u
-		holder := holders[name]
+		key := lockKey(u.settings)
+		byKey[key] = u
+		holder := holders[key]
 		if u.election.IsLeader() {
 			holder = m.Identity
 		}
-		ls = append(ls, placement.Leadership{Component: name, Holder: holder, Weight: pl.r.cfg.Components[name].Weight})
+		ls = append(ls, placement.Leadership{Component: key, Holder: holder, Weight: pl.r.cfg.Components[u.comp.Name()].Weight})
 	}
 	var wg sync.WaitGroup
 	for _, mv := range placement.Plan(members, ls) {
 		if mv.From != m.Identity {
 			continue
 		}
-		u := byName[mv.Component]
+		u := byKey[mv.Component]
 		wg.Go(func() {
 			if _, err := placement.Request(ctx, u.lockImpl, mv.From, mv.To); err != nil {
 				u.log.Info("placement: cannot ask for a hand-over before stopping; releasing instead", "to", mv.To, "err", err)
@@ -237,9 +370,13 @@ func (pl *placer) stop(ctx context.Context) error {
 		return nil
 	}
 	pl.stopAnnounce()
+	pl.stopAnnounce = nil
 	pl.wg.Wait()
-	err := pl.roster.Leave(ctx, pl.r.identity)
-	pl.close()
+	pl.mu.Lock()
+	roster, closeRoster := pl.roster, pl.close
+	pl.mu.Unlock()
+	err := roster.Leave(ctx, pl.r.identity)
+	closeRoster()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

@@ -111,6 +111,7 @@ type unit struct {
 	failed    error              // why the last term failed, if it did
 	failures  int                // failures in a row
 	working   bool               // the leader work is running
+	paused    bool               // in a failure backoff: not campaigning
 
 	loopDone chan struct{} // closed when the loop of the last start has returned
 }
@@ -344,7 +345,12 @@ func (r *Runner) start(startCtx context.Context) error {
 	r.log.Info("starting elections", "identity", r.identity, "components", len(r.units))
 	r.running.Store(true)
 	if r.placer != nil {
-		r.placer.start()
+		if err := r.placer.start(); err != nil {
+			cancel()
+			r.cancel = nil
+			r.running.Store(false)
+			return err
+		}
 	}
 	for _, u := range r.units {
 		if r.cfg.NeverLead {
@@ -500,14 +506,36 @@ func (u *unit) loop(ctx context.Context) {
 		}
 		backoff := u.r.backoff(failures)
 		u.log.Info("campaigning again after a backoff", "backoff", backoff.String(), "failures", failures)
+		u.pause(true)
 		t := u.r.clock.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			u.pause(false)
 			return
 		case <-t.C():
 		}
+		u.pause(false)
 	}
+}
+
+// pause records whether the unit's election waits out a failure backoff,
+// and tells the placer: placement must not hand the component to a replica
+// that does not campaign for it.
+func (u *unit) pause(paused bool) {
+	u.mu.Lock()
+	u.paused = paused
+	u.mu.Unlock()
+	if u.r.placer != nil {
+		u.r.placer.campaigning()
+	}
+}
+
+// pausing says whether the unit's election waits out a failure backoff.
+func (u *unit) pausing() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.paused
 }
 
 // backoff is the wait after the n-th failure in a row.

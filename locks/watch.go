@@ -16,6 +16,8 @@ import (
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
+
+	"github.com/tenure/tenure/internal/listwatch"
 )
 
 // The shared Lease watches. A LeaseLock follows its Lease through the
@@ -114,14 +116,6 @@ func (r *watchRegistry) unsubscribe(nw *namespaceWatch, name string, ch chan str
 	}
 }
 
-// watchListUnsupported makes an informer list and then watch, rather than
-// stream its list through the watch (client-go's WatchListClient): a
-// namespace's Leases are few, so streaming saves nothing, and plain lists
-// work with every API server and with client-go's fake clients.
-type watchListUnsupported struct{}
-
-func (watchListUnsupported) IsWatchListSemanticsUnSupported() bool { return true }
-
 // newInformer makes the informer of leases as client-go's generated Lease
 // informer does, but with its watches tracked: nw is broken from the
 // moment a watch ends (or a list or watch starts) until a new watch is
@@ -145,7 +139,7 @@ func (r *watchRegistry) newInformer(leases coordinationv1client.LeaseInterface, 
 			return newTrackedWatch(wi, func() { r.mark(nw, gen, true) }), nil
 		},
 	}
-	informer := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, watchListUnsupported{}), &coordinationv1.Lease{}, 0, cache.Indexers{})
+	informer := cache.NewSharedIndexInformer(listwatch.ListThenWatch(lw), &coordinationv1.Lease{}, 0, cache.Indexers{})
 	notify := func(obj any) {
 		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = t.Obj

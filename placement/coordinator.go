@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -36,11 +37,27 @@ var ErrStale = errors.New("the lock's holder changed")
 // only the holder writes the record over. It reports whether it asked:
 // false if the lock already asked for to.
 func Request(ctx context.Context, l locks.Lock, from, to string) (asked bool, err error) {
+	return setPreferred(ctx, l, from, func(current string) (string, bool) { return to, current != to })
+}
+
+// withdraw takes back a request that l's holder, from, hand it over to
+// to, if l still asks for that: the holder then keeps the lock, or, if it
+// has begun to drain its work, releases it when the work has returned
+// (see package election).
+func withdraw(ctx context.Context, l locks.Lock, from, to string) (bool, error) {
+	return setPreferred(ctx, l, from, func(current string) (string, bool) { return "", current == to })
+}
+
+// setPreferred sets l's locks.PreferredHolderAnnotation to what change
+// says, given its current value, if change says to; l must be held by
+// from. Conflicting writes are retried from a new read (see Request).
+func setPreferred(ctx context.Context, l locks.Lock, from string, change func(current string) (string, bool)) (bool, error) {
 	a, ok := l.(annotator)
 	if !ok {
 		return false, fmt.Errorf("placement: %s cannot be asked to move: it keeps no annotations", l.Describe())
 	}
 	get := l.Get
+	to := ""
 	for range requestAttempts {
 		obs, err := get(ctx)
 		if err != nil {
@@ -49,7 +66,8 @@ func Request(ctx context.Context, l locks.Lock, from, to string) (asked bool, er
 		if obs.Record.HolderIdentity != from {
 			return false, fmt.Errorf("placement: move %s from %s: %w (now %q)", l.Describe(), from, ErrStale, obs.Record.HolderIdentity)
 		}
-		if obs.Annotations[locks.PreferredHolderAnnotation] == to {
+		var write bool
+		if to, write = change(obs.Annotations[locks.PreferredHolderAnnotation]); !write {
 			return false, nil
 		}
 		_, err = a.Annotate(ctx, obs.Version, nil, map[string]string{locks.PreferredHolderAnnotation: to})
@@ -57,13 +75,13 @@ func Request(ctx context.Context, l locks.Lock, from, to string) (asked bool, er
 			return true, nil
 		}
 		if !errors.Is(err, locks.ErrConflict) {
-			return false, fmt.Errorf("placement: ask %s to move to %s: %w", l.Describe(), to, err)
+			return false, fmt.Errorf("placement: ask %s to move to %q: %w", l.Describe(), to, err)
 		}
 		if s, ok := l.(serverReader); ok {
 			get = s.GetFromServer // a cache may be behind the version that won
 		}
 	}
-	return false, fmt.Errorf("placement: ask %s to move to %s: the lock kept changing: %w", l.Describe(), to, locks.ErrConflict)
+	return false, fmt.Errorf("placement: ask %s to move to %q: the lock kept changing: %w", l.Describe(), to, locks.ErrConflict)
 }
 
 // requestAttempts bounds Request's writes.
@@ -75,11 +93,13 @@ type serverReader interface {
 	GetFromServer(ctx context.Context) (locks.Observed, error)
 }
 
-// Component is a component as the coordinator places it: its lock, and
-// its weight (1 if zero).
+// Component is a component as the coordinator places it: its lock, its
+// weight (1 if zero), and its name in logs and spans (default: its key in
+// CoordinatorConfig.Components).
 type Component struct {
 	Lock   locks.Lock
 	Weight int
+	Name   string
 }
 
 // CoordinatorConfig configures a Coordinator.
@@ -116,6 +136,7 @@ type Coordinator struct {
 
 	mu      sync.Mutex
 	pending map[string]pendingMove // by component
+	adopted bool                   // the requests on the locks were read
 }
 
 // pendingMove is a move asked for, and when.
@@ -173,31 +194,53 @@ func (c *Coordinator) Run(ctx context.Context) {
 
 // Round computes the placement once and asks for its moves; it returns
 // the moves asked for.
+//
+// A move asked for counts as under way (see Leadership.Pending) until the
+// holder changes or PendingFor passes, and a coordinator's first round
+// reads the requests already on the locks (a last coordinator's, or a
+// stopping replica's). A request whose target is no longer an eligible
+// member that runs the component is redirected where the plan sends the
+// leadership, or withdrawn if the plan leaves it with its holder: a
+// leadership is never handed to a replica that stopped, crashed or was
+// cordoned since it was asked.
 func (c *Coordinator) Round(ctx context.Context) []Move {
 	holders := c.cfg.Holders()
+	c.adopt(ctx, holders)
 	now := c.cfg.Clock.Now()
+	members := uniqueMembers(c.cfg.Roster.Members())
+	byID := map[string]Member{}
+	for _, m := range members {
+		byID[m.Identity] = m
+	}
+	placeable := func(to, component string) bool {
+		m, ok := byID[to]
+		return ok && m.eligible() && m.runs(component)
+	}
 	var ls []Leadership
+	moot := map[string]pendingMove{} // requests to withdraw unless redirected
 	c.mu.Lock()
 	for name, comp := range c.cfg.Components {
 		p, ok := c.pending[name]
 		if ok && (holders[name] != p.from || now.Sub(p.asked) >= c.cfg.PendingFor) {
 			delete(c.pending, name) // done, moot (the term changed), or given up on
+			p, ok = pendingMove{}, false
+		}
+		if ok && !placeable(p.to, name) {
+			moot[name] = p
+			delete(c.pending, name)
 			p = pendingMove{}
 		}
 		ls = append(ls, Leadership{Component: name, Weight: comp.Weight, Holder: holders[name], Pending: p.to})
 	}
 	c.mu.Unlock()
 	var asked []Move
-	members := c.cfg.Roster.Members()
-	stopping := map[string]bool{}
-	for _, m := range members {
-		stopping[m.Identity] = m.ShuttingDown
-	}
 	for _, m := range Plan(members, ls) {
 		if ctx.Err() != nil {
 			break
 		}
-		if stopping[m.From] {
+		_, redirect := moot[m.Component]
+		delete(moot, m.Component)
+		if byID[m.From].ShuttingDown && !redirect {
 			// A replica that shuts down asks for its own leaderships to
 			// move, from its own view, before it stops them: a second
 			// decider would only send some elsewhere.
@@ -205,7 +248,7 @@ func (c *Coordinator) Round(ctx context.Context) []Move {
 		}
 		ok, err := c.request(ctx, m)
 		if err != nil {
-			c.cfg.Logger.Info("placement: move not asked", "component", m.Component, "from", m.From, "to", m.To, "err", err)
+			c.cfg.Logger.Info("placement: move not asked", "component", c.nameOf(m.Component), "from", m.From, "to", m.To, "err", err)
 			continue
 		}
 		c.mu.Lock()
@@ -214,18 +257,64 @@ func (c *Coordinator) Round(ctx context.Context) []Move {
 		if !ok {
 			continue // asked already; the holder is handing over
 		}
-		c.cfg.Logger.Info("placement: asked a leader to move", "component", m.Component, "from", m.From, "to", m.To)
+		c.cfg.Logger.Info("placement: asked a leader to move", "component", c.nameOf(m.Component), "from", m.From, "to", m.To)
 		asked = append(asked, m)
 		if c.cfg.OnMove != nil {
 			c.cfg.OnMove(m)
 		}
 	}
+	for name, p := range moot {
+		if ctx.Err() != nil {
+			break
+		}
+		if _, err := withdraw(ctx, c.cfg.Components[name].Lock, p.from, p.to); err != nil {
+			c.cfg.Logger.Info("placement: move not withdrawn", "component", c.nameOf(name), "from", p.from, "to", p.to, "err", err)
+			continue
+		}
+		c.cfg.Logger.Info("placement: withdrew a move: its target is gone", "component", c.nameOf(name), "from", p.from, "to", p.to)
+	}
 	return asked
+}
+
+// adopt reads, once, the requests already on the locks, as pending moves
+// asked now.
+func (c *Coordinator) adopt(ctx context.Context, holders map[string]string) {
+	c.mu.Lock()
+	done := c.adopted
+	c.adopted = true
+	c.mu.Unlock()
+	if done {
+		return
+	}
+	now := c.cfg.Clock.Now()
+	for name, comp := range c.cfg.Components {
+		if _, ok := comp.Lock.(annotator); !ok || holders[name] == "" {
+			continue
+		}
+		obs, err := comp.Lock.Get(ctx)
+		if err != nil {
+			continue // a request there, if any, is handled as it comes
+		}
+		to := obs.Annotations[locks.PreferredHolderAnnotation]
+		if to == "" || obs.Record.HolderIdentity != holders[name] {
+			continue
+		}
+		c.mu.Lock()
+		if _, ok := c.pending[name]; !ok {
+			c.pending[name] = pendingMove{from: holders[name], to: to, asked: now}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// nameOf is component's name in logs and spans.
+func (c *Coordinator) nameOf(component string) string {
+	return cmp.Or(c.cfg.Components[component].Name, component)
 }
 
 func (c *Coordinator) request(ctx context.Context, m Move) (bool, error) {
 	ctx, sp := c.cfg.Tracer.Start(ctx, "request move", trace.WithAttributes(
-		attribute.String("tenure.election", m.Component),
+		attribute.String("tenure.election", c.nameOf(m.Component)),
 		attribute.String("tenure.move.from", m.From),
 		attribute.String("tenure.move.to", m.To),
 		attribute.String("tenure.move.reason", "placement"),

@@ -128,3 +128,51 @@ func (p plainLock) Update(ctx context.Context, v string, r locks.Record) (locks.
 	return p.l.Update(ctx, v, r)
 }
 func (p plainLock) Describe() string { return p.l.Describe() }
+
+// TestCoordinatorTakesOverTheLastOnesRequests: a coordinator's first round
+// reads the requests already on the locks. One asks for a member that is
+// gone: the plan sends that leadership elsewhere, so the request is
+// redirected. Another asks for a member that is gone where the plan leaves
+// the leadership with its holder: it is withdrawn. A third asks for a live
+// member: it counts as under way, and nothing else is asked of it.
+func TestCoordinatorTakesOverTheLastOnesRequests(t *testing.T) {
+	ctx := context.Background()
+	clk := clocktesting.NewFakeClock(t0)
+	roster := NewMemoryRoster(clk, time.Minute)
+	names := []string{"c0", "c1", "c2", "c3"}
+	for _, id := range []string{"a", "b"} {
+		require.NoError(t, roster.Announce(ctx, Member{Identity: id, Components: names}))
+	}
+	holders := map[string]string{"c0": "a", "c1": "a", "c2": "a", "c3": "b"}
+	comps := map[string]Component{}
+	for _, n := range names {
+		comps[n] = Component{Lock: heldBy(t, n, holders[n])}
+	}
+	ask := func(n, to string) {
+		_, err := Request(ctx, comps[n].Lock, holders[n], to)
+		require.NoError(t, err)
+	}
+	ask("c0", "b")    // under way: 3/1 becomes 2/2
+	ask("c1", "gone") // the plan would leave c1 at a once c0 moves
+	ask("c3", "gone") // c3 stays at b
+	c, err := NewCoordinator(CoordinatorConfig{Roster: roster, Components: comps, Interval: time.Second, Clock: clk, PendingFor: 2 * time.Minute,
+		Holders: func() map[string]string { return holders }})
+	require.NoError(t, err)
+	assert.Empty(t, c.Round(ctx), "c0's hand-over is under way: 2/2")
+	assert.Equal(t, "b", preferred(t, comps["c0"].Lock))
+	assert.Empty(t, preferred(t, comps["c1"].Lock), "the move to a member that is gone is withdrawn")
+	assert.Empty(t, preferred(t, comps["c3"].Lock), "the move to a member that is gone is withdrawn")
+
+	// Now b goes while a request to it is under way; a new member d
+	// takes its place: the request is redirected to d.
+	clk.Step(30 * time.Second)
+	require.NoError(t, roster.Announce(ctx, Member{Identity: "a", Components: names}))
+	require.NoError(t, roster.Announce(ctx, Member{Identity: "d", Components: names}))
+	clk.Step(31 * time.Second) // b's record expires
+	require.NoError(t, roster.Announce(ctx, Member{Identity: "a", Components: names}))
+	require.NoError(t, roster.Announce(ctx, Member{Identity: "d", Components: names}))
+	holders["c3"] = "" // b's lock expired: left to the election
+	moves := c.Round(ctx)
+	assert.Contains(t, moves, Move{Component: "c0", From: "a", To: "d"}, "redirected: %v", moves)
+	assert.Equal(t, "d", preferred(t, comps["c0"].Lock))
+}

@@ -13,6 +13,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 
+	"github.com/tenure/tenure/internal/listwatch"
 	"github.com/tenure/tenure/locks"
 )
 
@@ -28,6 +30,9 @@ import (
 const (
 	// LabelMember marks a Lease as a tenure member record.
 	LabelMember = locks.AnnotationPrefix + "member"
+	// LabelGroup is the placement group of a member record: replicas of
+	// one group are placed together, by one coordinator (see WithGroup).
+	LabelGroup = locks.AnnotationPrefix + "placement-group"
 	// Member record annotations: what the replica announces.
 	AnnotationComponents   = locks.AnnotationPrefix + "components"    // comma-separated
 	AnnotationStarted      = locks.AnnotationPrefix + "started"       // RFC 3339
@@ -40,14 +45,18 @@ const (
 	AnnotationCordoned = locks.AnnotationPrefix + "cordoned"
 )
 
-// LeaseRoster keeps member records as Leases labelled LabelMember in one
-// namespace, and reads them from a watch of its own (one list and watch
-// per replica, whatever the number of components). A record is live for
-// its lease duration after this roster last saw it change, judged on this
-// roster's clock, as an election judges a lock.
+// LeaseRoster keeps member records as Leases labelled LabelMember and
+// LabelGroup in one namespace, and reads them from a watch of its own (one
+// list and watch per replica, whatever the number of components). A
+// record is live for its lease duration after this roster last saw it
+// change, judged on this roster's clock, as an election judges a lock; a
+// record this roster has not yet seen change is live only while its own
+// renew time, plus its lease, is still ahead (a replica killed an hour ago
+// left a record that says so).
 type LeaseRoster struct {
 	client    coordinationv1client.LeasesGetter
 	namespace string
+	group     string
 	lease     time.Duration
 	clock     clock.PassiveClock
 	owner     *metav1.OwnerReference
@@ -56,13 +65,17 @@ type LeaseRoster struct {
 	stop     chan struct{}
 	done     chan struct{}
 
-	mu   sync.Mutex
-	seen map[string]sighting // Lease name → when its current version was first seen
+	mu      sync.Mutex
+	seen    map[string]sighting // Lease name → its current version, as first seen
+	created map[string]bool     // Leases made after the roster's first list
 }
 
+// sighting is a version of a member record, and when this roster first saw
+// it; changed says that the roster saw the record change to it.
 type sighting struct {
 	version string
 	at      time.Time
+	changed bool
 }
 
 // LeaseRosterOption configures a LeaseRoster.
@@ -79,6 +92,13 @@ func WithClock(clk clock.PassiveClock) LeaseRosterOption {
 	return func(r *LeaseRoster) { r.clock = clk }
 }
 
+// WithGroup makes the roster announce and read the members of placement
+// group group (a label value; default ""), so that two programs in one
+// namespace are placed apart.
+func WithGroup(group string) LeaseRosterOption {
+	return func(r *LeaseRoster) { r.group = group }
+}
+
 // NewLeaseRoster makes a roster of member Leases in namespace whose
 // records expire lease after they last changed, and starts its watch; Close
 // stops it.
@@ -92,13 +112,16 @@ func NewLeaseRoster(client coordinationv1client.LeasesGetter, namespace string, 
 	if lease < time.Second {
 		return nil, fmt.Errorf("placement: lease roster: lease %v is under a second, the least a Lease keeps", lease)
 	}
-	r := &LeaseRoster{client: client, namespace: namespace, lease: lease, clock: clock.RealClock{}, seen: map[string]sighting{},
+	r := &LeaseRoster{client: client, namespace: namespace, lease: lease, clock: clock.RealClock{}, seen: map[string]sighting{}, created: map[string]bool{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	for _, o := range opts {
 		o(r)
 	}
+	if err := ValidateGroup(r.group); err != nil {
+		return nil, fmt.Errorf("placement: lease roster: %w", err)
+	}
 	leases := client.Leases(namespace)
-	selector := LabelMember + "=true"
+	selector := labels.Set{LabelMember: "true", LabelGroup: r.group}.String()
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.LabelSelector = selector
@@ -109,12 +132,34 @@ func NewLeaseRoster(client coordinationv1client.LeasesGetter, namespace string, 
 			return leases.Watch(ctx, o)
 		},
 	}
-	r.informer = cache.NewSharedIndexInformer(lw, &coordinationv1.Lease{}, 0, cache.Indexers{})
+	r.informer = cache.NewSharedIndexInformer(listwatch.ListThenWatch(lw), &coordinationv1.Lease{}, 0, cache.Indexers{})
+	// A record made after the first list is a change seen: its writer is
+	// alive, whatever its clock says.
+	if _, err := r.informer.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+		AddFunc: func(obj any, initial bool) {
+			if lease, ok := obj.(*coordinationv1.Lease); ok && !initial {
+				r.mu.Lock()
+				r.created[lease.Name] = true
+				r.mu.Unlock()
+			}
+		},
+	}); err != nil {
+		return nil, fmt.Errorf("placement: lease roster: %w", err)
+	}
 	go func() {
 		defer close(r.done)
 		r.informer.Run(r.stop)
 	}()
 	return r, nil
+}
+
+// ValidateGroup says why group cannot name a placement group, if it cannot:
+// it is a label value.
+func ValidateGroup(group string) error {
+	if errs := validation.IsValidLabelValue(group); len(errs) > 0 {
+		return fmt.Errorf("placement group %q: %s", group, strings.Join(errs, "; "))
+	}
+	return nil
 }
 
 // Close stops the roster's watch and waits for it.
@@ -131,25 +176,43 @@ func (r *LeaseRoster) Close() {
 func (r *LeaseRoster) Synced() bool { return r.informer.HasSynced() }
 
 // MemberLeaseName is the name of the Lease that holds identity's member
-// record: "tenure-member-" and the identity, made a valid name, with a
-// hash of the identity where it had to change.
-func MemberLeaseName(identity string) string {
+// record: "tenure-member-", the identity made a valid name, and a hash of
+// the identity, so that no two identities share one.
+func MemberLeaseName(identity string) string { return hashedName("tenure-member-", identity) }
+
+// CoordinatorLeaseName is the name of the lock of placement group group's
+// coordinator election: "tenure-placement" for the group "", else
+// "tenure-placement-", the group made a valid name, and a hash of it.
+func CoordinatorLeaseName(group string) string {
+	if group == "" {
+		return "tenure-placement"
+	}
+	return hashedName("tenure-placement-", group)
+}
+
+// hashedName is prefix, s made lower-case letters, digits and dashes (at
+// most 200 of them, none at either end), a dash, and a 64-bit hash of s:
+// a valid name of an object, distinct for distinct s.
+func hashedName(prefix, s string) string {
 	name := strings.Map(func(c rune) rune {
 		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '.':
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
 			return c
 		case c >= 'A' && c <= 'Z':
 			return c - 'A' + 'a'
 		}
 		return '-'
-	}, identity)
-	name = strings.Trim(name, "-.")
-	if name != identity || len(name) > 200 {
-		h := fnv.New32a()
-		h.Write([]byte(identity))
-		name = fmt.Sprintf("%.200s-%08x", name, h.Sum32())
+	}, s)
+	if len(name) > 200 {
+		name = name[:200]
 	}
-	return "tenure-member-" + strings.TrimLeft(name, "-.")
+	name = strings.Trim(name, "-")
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	if name == "" {
+		return fmt.Sprintf("%s%016x", prefix, h.Sum64())
+	}
+	return fmt.Sprintf("%s%s-%016x", prefix, name, h.Sum64())
 }
 
 // Announce implements Roster: one merge patch of the member Lease, or a
@@ -163,7 +226,7 @@ func (r *LeaseRoster) Announce(ctx context.Context, m Member) error {
 	secs := int32(r.lease / time.Second)
 	ann := announcement(m)
 	patch := map[string]any{
-		"metadata": map[string]any{"labels": map[string]string{LabelMember: "true"}, "annotations": ann},
+		"metadata": map[string]any{"labels": r.labels(), "annotations": ann},
 		"spec":     map[string]any{"holderIdentity": m.Identity, "leaseDurationSeconds": secs, "renewTime": now},
 	}
 	body, err := json.Marshal(patch)
@@ -176,7 +239,7 @@ func (r *LeaseRoster) Announce(ctx context.Context, m Member) error {
 		return r.apiError("patch", name, err)
 	}
 	lease := &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: r.namespace, Labels: map[string]string{LabelMember: "true"}, Annotations: map[string]string{}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: r.namespace, Labels: r.labels(), Annotations: map[string]string{}},
 		Spec:       coordinationv1.LeaseSpec{HolderIdentity: &m.Identity, LeaseDurationSeconds: &secs, AcquireTime: &now, RenewTime: &now},
 	}
 	for k, v := range ann {
@@ -193,6 +256,11 @@ func (r *LeaseRoster) Announce(ctx context.Context, m Member) error {
 		return r.apiError("patch", name, err)
 	}
 	return r.apiError("create", name, err)
+}
+
+// labels are the labels of this roster's member records.
+func (r *LeaseRoster) labels() map[string]string {
+	return map[string]string{LabelMember: "true", LabelGroup: r.group}
 }
 
 func (r *LeaseRoster) apiError(verb, name string, err error) error {
@@ -272,7 +340,9 @@ func (r *LeaseRoster) Leave(ctx context.Context, identity string) error {
 	return r.apiError("delete", name, err)
 }
 
-// Members implements Roster, from the roster's watch.
+// Members implements Roster, from the roster's watch. A Lease that holds
+// an identity's record under another name than MemberLeaseName(identity),
+// a copy or a leftover, is not that identity's record and is ignored.
 func (r *LeaseRoster) Members() []Member {
 	now := r.clock.Now()
 	r.mu.Lock()
@@ -285,22 +355,36 @@ func (r *LeaseRoster) Members() []Member {
 			continue
 		}
 		m, ok := memberOf(lease)
-		if !ok {
+		if !ok || lease.Name != MemberLeaseName(m.Identity) {
 			continue
 		}
 		names[lease.Name] = true
 		s, ok := r.seen[lease.Name]
 		if !ok || s.version != lease.ResourceVersion {
-			s = sighting{version: lease.ResourceVersion, at: now}
+			s = sighting{version: lease.ResourceVersion, at: now, changed: ok || r.created[lease.Name]}
 			r.seen[lease.Name] = s
 		}
-		if now.Sub(s.at) < leaseOf(lease, r.lease) {
-			out = append(out, m)
+		d := leaseOf(lease, r.lease)
+		if now.Sub(s.at) >= d {
+			continue
 		}
+		// A version first seen here, rather than seen to replace another,
+		// may be a record nobody renews any more: its renew time, on its
+		// writer's clock, tells. A writer's clock that runs behind by more
+		// than the lease delays the member until its next renewal.
+		if !s.changed && (lease.Spec.RenewTime == nil || !now.Before(lease.Spec.RenewTime.Add(d))) {
+			continue
+		}
+		out = append(out, m)
 	}
 	for name := range r.seen {
 		if !names[name] {
 			delete(r.seen, name)
+		}
+	}
+	for name := range r.created {
+		if !names[name] {
+			delete(r.created, name)
 		}
 	}
 	sortMembers(out)

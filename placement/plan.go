@@ -8,11 +8,12 @@ import (
 )
 
 // Member is a replica as placement sees it: what it announces in its
-// member record (see Announcement) and whether that record is live.
+// member record, and whether that record is live.
 type Member struct {
 	// Identity is the replica's identity in every election.
 	Identity string
-	// Components are the components the replica campaigns for.
+	// Components are the components the replica campaigns for, by the key
+	// the coordinator places them under (the framework: their locks).
 	Components []string
 	// Started is when the replica started; Revision the version of its
 	// program, where known (a Deployment's pod-template-hash).
@@ -71,15 +72,21 @@ type Move struct {
 //     runs one of its components, by more than that component's weight,
 //     that component moves. Each move lowers the spread, so nothing moves
 //     back and forth, and a spread within one component's weight (4/4/4,
-//     or 5/4/4 with 13) makes no move. During a rollout only leaderships
+//     or 5/4/4 with 13) makes no move. Members that share no component
+//     are balanced through members that share one with each: a chain of
+//     moves that changes only its ends' loads. During a rollout only leaderships
 //     that must move do, and they go to the new revision: a rolling update
 //     that starts each new replica before it stops an old one (a
 //     Deployment's maxSurge) moves each leadership once.
 //
-// Leaderships without a holder, or held by someone who is not a member
+// Members that neither run nor hold any of the leaderships (another
+// program's) are left out, and the records of an identity listed twice
+// are merged the cautious way (see uniqueMembers). Leaderships without a
+// holder, or held by someone who is not a member
 // (a client-go candidate, or a replica whose member record expired), are
 // left to their elections and count for nobody.
 func Plan(members []Member, leaderships []Leadership) []Move {
+	members = relevant(uniqueMembers(members), leaderships)
 	byID := map[string]*Member{}
 	for i := range members {
 		byID[members[i].Identity] = &members[i]
@@ -139,18 +146,119 @@ func Plan(members []Member, leaderships []Leadership) []Move {
 	if rollingOut(members) {
 		return movesOf(ls, assigned, effective)
 	}
-	// Balance, one move at a time, each lowering the spread.
+	// Balance, one move at a time, each lowering the spread of a pair;
+	// where no single move does, a chain of moves between members that
+	// share no component, through members that share one with each.
 	for range len(ls) * len(members) {
-		c, to, ok := bestMove(ls, assigned, load, candidates, order)
+		if c, to, ok := bestMove(ls, assigned, load, candidates, order); ok {
+			w := weightOf(ls, c)
+			load[assigned[c]] -= w
+			load[to] += w
+			assigned[c] = to
+			continue
+		}
+		chain, ok := bestChain(ls, assigned, load, candidates, order)
 		if !ok {
 			break
 		}
-		w := weightOf(ls, c)
-		load[assigned[c]] -= w
-		load[to] += w
-		assigned[c] = to
+		w := weightOf(ls, chain[0].Component)
+		load[chain[0].From] -= w
+		load[chain[len(chain)-1].To] += w
+		for _, m := range chain {
+			assigned[m.Component] = m.To
+		}
 	}
 	return movesOf(ls, assigned, effective)
+}
+
+// bestChain finds a chain of moves of components of one weight w, each
+// from the member that leads it in the plan to one that runs it, from the
+// most loaded member that has one to the least loaded member it reaches
+// that leads less by more than w: each member in between gives one and
+// gets one, so only the ends' loads change, as with a single move, and
+// their spread falls. The shortest such chain wins, found breadth first in
+// ls's and order's order.
+func bestChain(ls []Leadership, assigned map[string]string, load map[string]int, candidates func(string) []string, order []string) ([]Move, bool) {
+	byLoad := slices.Clone(order)
+	slices.SortStableFunc(byLoad, func(a, b string) int { return cmp.Compare(load[b], load[a]) })
+	var weights []int
+	for _, l := range ls { // heaviest first
+		if !slices.Contains(weights, l.weight()) {
+			weights = append(weights, l.weight())
+		}
+	}
+	for _, w := range weights {
+		for _, src := range byLoad {
+			via := map[string]Move{src: {}} // member → the move that reached it
+			queue := []string{src}
+			best := ""
+			for len(queue) > 0 {
+				u := queue[0]
+				queue = queue[1:]
+				for _, l := range ls {
+					if l.weight() != w || assigned[l.Component] != u {
+						continue
+					}
+					for _, v := range candidates(l.Component) {
+						if _, seen := via[v]; seen {
+							continue
+						}
+						via[v] = Move{Component: l.Component, From: u, To: v}
+						queue = append(queue, v)
+						if load[src]-load[v] > w && (best == "" || load[v] < load[best]) {
+							best = v
+						}
+					}
+				}
+			}
+			if best == "" {
+				continue
+			}
+			var chain []Move
+			for v := best; v != src; v = via[v].From {
+				chain = append(chain, via[v])
+			}
+			slices.Reverse(chain)
+			return chain, true
+		}
+	}
+	return nil, false
+}
+
+// relevant is the members that run one of the leaderships' components,
+// or hold one: another program's replicas, in the same roster, neither
+// take leaderships nor make a rollout.
+func relevant(members []Member, leaderships []Leadership) []Member {
+	return slices.DeleteFunc(members, func(m Member) bool {
+		return !slices.ContainsFunc(leaderships, func(l Leadership) bool { return l.Holder == m.Identity || m.runs(l.Component) })
+	})
+}
+
+// uniqueMembers is members with one entry per identity: the records of an
+// identity listed more than once are merged so that the result does not
+// depend on their order, the cautious way (cordoned or shutting down if
+// any says so, running only what all say it runs, the latest start and
+// the revision and zone of the record that says it).
+func uniqueMembers(members []Member) []Member {
+	var out []Member
+	at := map[string]int{}
+	for _, m := range members {
+		i, dup := at[m.Identity]
+		if !dup {
+			at[m.Identity] = len(out)
+			m.Components = slices.Clone(m.Components)
+			out = append(out, m)
+			continue
+		}
+		o := &out[i]
+		o.Cordoned = o.Cordoned || m.Cordoned
+		o.ShuttingDown = o.ShuttingDown || m.ShuttingDown
+		o.Components = slices.DeleteFunc(o.Components, func(c string) bool { return !m.runs(c) })
+		if later := cmp.Or(m.Started.Compare(o.Started), cmp.Compare(m.Revision, o.Revision), cmp.Compare(m.Zone, o.Zone)); later > 0 {
+			o.Started, o.Revision, o.Zone = m.Started, m.Revision, m.Zone
+		}
+	}
+	return out
 }
 
 // movesOf is the moves from the holders of ls to the plan assigned, where

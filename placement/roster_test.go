@@ -35,10 +35,13 @@ func identities(ms []Member) []string {
 }
 
 func TestMemberLeaseNames(t *testing.T) {
-	assert.Equal(t, "tenure-member-pod-1", MemberLeaseName("pod-1"))
+	assert.Regexp(t, `^tenure-member-pod-1-[0-9a-f]{16}$`, MemberLeaseName("pod-1"))
 	odd := MemberLeaseName("Pod_1/x")
-	assert.Regexp(t, `^tenure-member-pod-1-x-[0-9a-f]{8}$`, odd)
+	assert.Regexp(t, `^tenure-member-pod-1-x-[0-9a-f]{16}$`, odd)
+	assert.Regexp(t, `^tenure-member-[0-9a-f]{16}$`, MemberLeaseName("_/."))
 	assert.NotEqual(t, MemberLeaseName("Pod_1"), MemberLeaseName("pod-1"), "identities that look alike get Leases of their own")
 	long := MemberLeaseName(string(make([]byte, 1000)) + "a")
 	assert.LessOrEqual(t, len(long), 253)
+	assert.Equal(t, "tenure-placement", CoordinatorLeaseName(""))
+	assert.Regexp(t, `^tenure-placement-my-app-[0-9a-f]{16}$`, CoordinatorLeaseName("My_App"))
 }
