@@ -39,9 +39,11 @@ type inProcess struct {
 	watchProxy *faultproxy.Proxy // the Lease watch
 	gen        int               // restarts so far: a restarted candidate is a new identity
 
-	cut     atomic.Bool  // its memory locks are unreachable (with proxy blocked)
-	latency atomic.Int64 // its memory locks' latency each way
-	crashed atomic.Bool  // the process died: its work stops at once
+	cut     atomic.Bool   // its memory locks are unreachable (with proxy blocked)
+	latency atomic.Int64  // its memory locks' latency each way
+	crashed atomic.Bool   // the process died: its work stops at once
+	leaving atomic.Bool   // its member record says it is shutting down
+	kick    chan struct{} // announce now
 
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
@@ -266,6 +268,7 @@ func TestElectionsUnderFaults(t *testing.T) {
 	require.NoError(t, err)
 	moves := &mover{locks: map[string]locks.Lock{}, staleness: retry}
 	var placedMoves atomic.Int64 // moves the placement coordinators asked for
+	var withdrawn atomic.Int64   // moves withdrawn: their target went away
 	quiet = slog.New(countingHandler{quiet.Handler(), &moves.handedOver})
 	for _, name := range names {
 		var l locks.Lock
@@ -392,7 +395,8 @@ func TestElectionsUnderFaults(t *testing.T) {
 				}
 				return out
 			},
-			OnMove: func(placement.Move) { placedMoves.Add(1) },
+			OnMove:     func(placement.Move) { placedMoves.Add(1) },
+			OnWithdraw: func(placement.Move) { withdrawn.Add(1) },
 		})
 		require.NoError(t, err)
 		coordLock, err := locks.NewLeaseLock(leases, ns, "tenure-placement")
@@ -405,15 +409,19 @@ func TestElectionsUnderFaults(t *testing.T) {
 		require.NoError(t, err)
 		cand.wg.Go(func() { _ = cand.coordinator.Run(ctx) })
 		member := placement.Member{Identity: id, Components: names, Started: time.Now()}
+		cand.kick = make(chan struct{}, 1)
 		cand.wg.Go(func() {
 			defer roster.Close()
 			tick := time.NewTicker(lease / 3)
 			defer tick.Stop()
 			for {
 				actx, cancel := context.WithTimeout(ctx, retry)
-				_ = roster.Announce(actx, member)
+				m := member
+				m.ShuttingDown = cand.leaving.Load()
+				_ = roster.Announce(actx, m)
 				cancel()
 				select {
+				case <-cand.kick:
 				case <-ctx.Done():
 					if !cand.crashed.Load() {
 						lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -621,6 +629,19 @@ func TestElectionsUnderFaults(t *testing.T) {
 			start(b)
 			healWatches()
 		}},
+		{"a candidate announces that it shuts down, then that it does not: moves to it are withdrawn or redirected", func() {
+			cand := cands[rand.IntN(len(cands))]
+			announce := func(leaving bool) {
+				cand.leaving.Store(leaving)
+				select {
+				case cand.kick <- struct{}{}:
+				default:
+				}
+			}
+			announce(true)
+			time.Sleep(3 * retry)
+			announce(false)
+		}},
 		{"partition the placement coordinator", func() {
 			var coordinator *inProcess
 			for _, cand := range cands {
@@ -673,7 +694,7 @@ func TestElectionsUnderFaults(t *testing.T) {
 	for _, cand := range cands {
 		stop(cand)
 	}
-	t.Logf("%d elections (%v) × 3 candidates: %d faults, %d terms started, %d moves asked by the mover, %d by placement, %d hand-overs", n, electionKinds, count, c.transitions(), moves.asked.Load(), placedMoves.Load(), moves.handedOver.Load())
+	t.Logf("%d elections (%v) × 3 candidates: %d faults, %d terms started, %d moves asked by the mover, %d by placement (%d withdrawn), %d hand-overs", n, electionKinds, count, c.transitions(), moves.asked.Load(), placedMoves.Load(), withdrawn.Load(), moves.handedOver.Load())
 	assert.Positive(t, moves.handedOver.Load(), "leaders handed over")
 	assert.Positive(t, placedMoves.Load(), "placement moved leaderships")
 	c.check(t)

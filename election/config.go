@@ -59,9 +59,12 @@ type Config struct {
 	// between a failed renewal and the next.
 	RetryPeriod time.Duration
 	// RenewInterval is the wait between a successful renewal and the
-	// next. Default: RetryPeriod. A longer one makes fewer requests and
-	// leaves less time for retries before RenewDeadline, which must
-	// exceed RenewInterval × 1.2 (see TimingError).
+	// next. Default: the longest that still leaves time for three
+	// attempts, jittered, before RenewDeadline (see DefaultRenewInterval),
+	// at least RetryPeriod: 4.3s at 15s/10s/2s, a renewal about every
+	// 4.7s where client-go renews every 2s. A shorter one makes more
+	// requests and leaves more time for retries; RenewDeadline must exceed
+	// RenewInterval × 1.2 (see TimingError).
 	RenewInterval time.Duration
 
 	// OnStartedLeading is the leader work. It runs in its own goroutine
@@ -133,7 +136,7 @@ func (cfg Config) resolve() (Config, error) {
 			cfg.Name, len(cfg.Identity), maxIdentityLength)
 	}
 	if cfg.RenewInterval == 0 {
-		cfg.RenewInterval = cfg.RetryPeriod
+		cfg.RenewInterval = DefaultRenewInterval(cfg.RenewDeadline, cfg.RetryPeriod)
 	}
 	if err := checkTimings(cfg); err != nil {
 		return cfg, fmt.Errorf("election %s: %w", cfg.Name, err)
@@ -145,4 +148,14 @@ func (cfg Config) resolve() (Config, error) {
 		cfg.Logger = slog.Default()
 	}
 	return cfg, nil
+}
+
+// DefaultRenewInterval is the default Config.RenewInterval for
+// renewDeadline and retryPeriod: the longest wait after a successful
+// renewal that leaves time for three attempts before renewDeadline, each
+// wait at its longest jitter (the renewal, then two retries a RetryPeriod
+// apart), in whole milliseconds; at least retryPeriod.
+func DefaultRenewInterval(renewDeadline, retryPeriod time.Duration) time.Duration {
+	d := time.Duration(float64(renewDeadline-2*jittered(retryPeriod)) / jitterFactor)
+	return max(d.Truncate(time.Millisecond), retryPeriod)
 }

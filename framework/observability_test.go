@@ -138,6 +138,7 @@ namespace: %s
 lease_duration: 2s
 renew_deadline: 1500ms
 retry_period: 100ms
+renew_interval: 100ms
 tracing:
   enabled: true
 %s`, ns, tracing), withClient(cs), recorded(led, "billing"))

@@ -126,6 +126,9 @@ type CoordinatorConfig struct {
 	Tracer trace.Tracer
 	// OnMove, if set, is called after each move asked for.
 	OnMove func(Move)
+	// OnWithdraw, if set, is called after each move withdrawn because its
+	// target went away.
+	OnWithdraw func(Move)
 }
 
 // Coordinator computes the placement and asks for its moves, a round
@@ -272,6 +275,9 @@ func (c *Coordinator) Round(ctx context.Context) []Move {
 			continue
 		}
 		c.cfg.Logger.Info("placement: withdrew a move: its target is gone", "component", c.nameOf(name), "from", p.from, "to", p.to)
+		if c.cfg.OnWithdraw != nil {
+			c.cfg.OnWithdraw(Move{Component: name, From: p.from, To: p.to})
+		}
 	}
 	return asked
 }
