@@ -17,6 +17,7 @@ import (
 	"go.uber.org/fx/fxtest"
 	"go.uber.org/goleak"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
 
 	"github.com/tenure/tenure/components"
@@ -337,6 +338,11 @@ func TestBadSetUpFailsBeforeAnythingStarts(t *testing.T) {
 			yaml: memoryYAML + "placement: balanced\nplacement_group: g\ncomponents:\n  billing:\n    lock_name: " + placement.CoordinatorLeaseName("g") + "\n",
 			opts: []fx.Option{ok("billing")},
 			want: "components.billing: its lock " + placement.CoordinatorLeaseName("g") + ` is the placement coordinator's (placement group "g"): set lock_name`,
+		},
+		"member Leases under a second": {
+			yaml: "lock: lease\nplacement: balanced\nlease_duration: 900ms\nrenew_deadline: 700ms\nretry_period: 500ms\n",
+			opts: []fx.Option{ok("billing"), withClient(fake.NewClientset())},
+			want: "placement: lease_duration 900ms is under a second, the least a member Lease keeps: set lease_duration of 1s or more, or placement: none",
 		},
 		"a lock named like a member record": {
 			yaml: memoryYAML + "placement: balanced\ncomponents:\n  billing:\n    placement: none\n    lock_name: tenure-member-x\n",

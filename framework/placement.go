@@ -88,6 +88,9 @@ func newPlacer(r *Runner, p runnerParams, space *locks.MemorySpace, ns string) (
 	}
 	var coordLock locks.Lock
 	if r.client != nil {
+		if d.LeaseDuration < time.Second {
+			return nil, fmt.Errorf("lease_duration %v is under a second, the least a member Lease keeps: set lease_duration of 1s or more, or placement: none", d.LeaseDuration)
+		}
 		var err error
 		coordLock, err = locks.NewLeaseLock(r.client.CoordinationV1(), ns, coordName, locks.WithIdentity(r.identity))
 		if err != nil {
@@ -237,7 +240,7 @@ func (pl *placer) permissions() []locks.Permission {
 		return nil
 	}
 	var out []locks.Permission
-	if p, ok := pl.coordLock.(permissioned); ok {
+	if p, ok := pl.coordLock.(permissioned); ok && !pl.r.cfg.NeverLead { // a replica that never leads does not campaign
 		out = p.Permissions()
 	}
 	const group = "coordination.k8s.io"

@@ -337,6 +337,11 @@ func (r *Runner) start(startCtx context.Context) error {
 	if err := startCtx.Err(); err != nil {
 		return fmt.Errorf("tenure: start: %w", err)
 	}
+	if r.placer != nil {
+		if err := r.placer.start(); err != nil {
+			return err
+		}
+	}
 	if r.cfg.Events && r.client != nil {
 		r.events = newEvents(r.client, r.identity)
 	}
@@ -344,14 +349,6 @@ func (r *Runner) start(startCtx context.Context) error {
 	r.cancel = cancel
 	r.log.Info("starting elections", "identity", r.identity, "components", len(r.units))
 	r.running.Store(true)
-	if r.placer != nil {
-		if err := r.placer.start(); err != nil {
-			cancel()
-			r.cancel = nil
-			r.running.Store(false)
-			return err
-		}
-	}
 	for _, u := range r.units {
 		if r.cfg.NeverLead {
 			r.log.Info("never_lead: this replica campaigns for nothing", "component", u.comp.Name())

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -137,9 +138,11 @@ type CoordinatorConfig struct {
 type Coordinator struct {
 	cfg CoordinatorConfig
 
-	mu      sync.Mutex
-	pending map[string]pendingMove // by component
-	adopted bool                   // the requests on the locks were read
+	mu        sync.Mutex
+	pending   map[string]pendingMove // by component
+	adopted   bool                   // the requests on the locks were read this term
+	lastRound time.Time
+	warned    map[string]bool // members found to run none of the components
 }
 
 // pendingMove is a move asked for, and when.
@@ -178,11 +181,15 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	if cfg.PendingFor <= 0 {
 		cfg.PendingFor = 10 * cfg.Interval
 	}
-	return &Coordinator{cfg: cfg, pending: map[string]pendingMove{}}, nil
+	return &Coordinator{cfg: cfg, pending: map[string]pendingMove{}, warned: map[string]bool{}}, nil
 }
 
-// Run makes a round every Interval until ctx is done.
+// Run makes a round every Interval until ctx is done: a coordinator's
+// term. Its first round reads the moves already asked on the locks.
 func (c *Coordinator) Run(ctx context.Context) {
+	c.mu.Lock()
+	c.adopted = false
+	c.mu.Unlock()
 	t := c.cfg.Clock.NewTicker(c.cfg.Interval)
 	defer t.Stop()
 	for {
@@ -199,22 +206,37 @@ func (c *Coordinator) Run(ctx context.Context) {
 // the moves asked for.
 //
 // A move asked for counts as under way (see Leadership.Pending) until the
-// holder changes or PendingFor passes, and a coordinator's first round
-// reads the requests already on the locks (a last coordinator's, or a
-// stopping replica's). A request whose target is no longer an eligible
+// holder changes or PendingFor passes. The first round of a term (of Run,
+// or after a pause of more than two Intervals) reads the requests already
+// on the locks (a last coordinator's, an operator's), and every round
+// reads those on the locks of stopping members (their own hand-offs). A
+// round waits for a roster that can say it has listed its records (a
+// LeaseRoster) to have done so. A request whose target is no longer an eligible
 // member that runs the component is redirected where the plan sends the
 // leadership, or withdrawn if the plan leaves it with its holder: a
 // leadership is never handed to a replica that stopped, crashed or was
 // cordoned since it was asked.
 func (c *Coordinator) Round(ctx context.Context) []Move {
+	if s, ok := c.cfg.Roster.(interface{ Synced() bool }); ok && !s.Synced() {
+		return nil // an empty view would withdraw every request
+	}
 	holders := c.cfg.Holders()
-	c.adopt(ctx, holders)
 	now := c.cfg.Clock.Now()
 	members := uniqueMembers(c.cfg.Roster.Members())
 	byID := map[string]Member{}
 	for _, m := range members {
 		byID[m.Identity] = m
 	}
+	c.mu.Lock()
+	all := !c.adopted || !c.lastRound.IsZero() && now.Sub(c.lastRound) > 2*c.cfg.Interval
+	c.adopted, c.lastRound = true, now
+	c.mu.Unlock()
+	for name := range c.cfg.Components {
+		if all || byID[holders[name]].ShuttingDown {
+			c.adopt(ctx, name, holders[name], now)
+		}
+	}
+	c.warnForeign(members)
 	placeable := func(to, component string) bool {
 		m, ok := byID[to]
 		return ok && m.eligible() && m.runs(component)
@@ -282,34 +304,54 @@ func (c *Coordinator) Round(ctx context.Context) []Move {
 	return asked
 }
 
-// adopt reads, once, the requests already on the locks, as pending moves
-// asked now.
-func (c *Coordinator) adopt(ctx context.Context, holders map[string]string) {
+// adopt reads the request on component's lock, if holder holds it, as a
+// pending move asked now, unless one is pending already.
+func (c *Coordinator) adopt(ctx context.Context, component, holder string, now time.Time) {
 	c.mu.Lock()
-	done := c.adopted
-	c.adopted = true
+	_, pending := c.pending[component]
 	c.mu.Unlock()
-	if done {
+	l := c.cfg.Components[component].Lock
+	if _, ok := l.(annotator); !ok || holder == "" || pending {
 		return
 	}
-	now := c.cfg.Clock.Now()
-	for name, comp := range c.cfg.Components {
-		if _, ok := comp.Lock.(annotator); !ok || holders[name] == "" {
-			continue
+	obs, err := l.Get(ctx)
+	if err != nil {
+		return // a request there, if any, is handled as it comes
+	}
+	to := obs.Annotations[locks.PreferredHolderAnnotation]
+	if to == "" || obs.Record.HolderIdentity != holder {
+		return
+	}
+	c.mu.Lock()
+	if _, ok := c.pending[component]; !ok {
+		c.pending[component] = pendingMove{from: holder, to: to, asked: now}
+	}
+	c.mu.Unlock()
+}
+
+// warnForeign logs, once per member, a member that runs none of the
+// components placed here: most likely a replica of another program in the
+// same placement group, which this coordinator does not place.
+func (c *Coordinator) warnForeign(members []Member) {
+	c.mu.Lock()
+	for id := range c.warned { // forget those gone
+		if !slices.ContainsFunc(members, func(m Member) bool { return m.Identity == id }) {
+			delete(c.warned, id)
 		}
-		obs, err := comp.Lock.Get(ctx)
-		if err != nil {
-			continue // a request there, if any, is handled as it comes
-		}
-		to := obs.Annotations[locks.PreferredHolderAnnotation]
-		if to == "" || obs.Record.HolderIdentity != holders[name] {
+	}
+	c.mu.Unlock()
+	for _, m := range members {
+		if len(m.Components) == 0 || slices.ContainsFunc(m.Components, func(k string) bool { _, ok := c.cfg.Components[k]; return ok }) {
 			continue
 		}
 		c.mu.Lock()
-		if _, ok := c.pending[name]; !ok {
-			c.pending[name] = pendingMove{from: holders[name], to: to, asked: now}
-		}
+		warned := c.warned[m.Identity]
+		c.warned[m.Identity] = true
 		c.mu.Unlock()
+		if !warned {
+			c.cfg.Logger.Warn("placement: a member of this placement group runs none of the components this coordinator places, and is not placed by it: if it is another program, give each program its own placement_group",
+				"member", m.Identity)
+		}
 	}
 }
 

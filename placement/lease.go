@@ -65,9 +65,8 @@ type LeaseRoster struct {
 	stop     chan struct{}
 	done     chan struct{}
 
-	mu      sync.Mutex
-	seen    map[string]sighting // Lease name → its current version, as first seen
-	created map[string]bool     // Leases made after the roster's first list
+	mu   sync.Mutex
+	seen map[string]sighting // Lease name → its current version, as first seen
 }
 
 // sighting is a version of a member record, and when this roster first saw
@@ -112,7 +111,7 @@ func NewLeaseRoster(client coordinationv1client.LeasesGetter, namespace string, 
 	if lease < time.Second {
 		return nil, fmt.Errorf("placement: lease roster: lease %v is under a second, the least a Lease keeps", lease)
 	}
-	r := &LeaseRoster{client: client, namespace: namespace, lease: lease, clock: clock.RealClock{}, seen: map[string]sighting{}, created: map[string]bool{},
+	r := &LeaseRoster{client: client, namespace: namespace, lease: lease, clock: clock.RealClock{}, seen: map[string]sighting{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	for _, o := range opts {
 		o(r)
@@ -133,13 +132,21 @@ func NewLeaseRoster(client coordinationv1client.LeasesGetter, namespace string, 
 		},
 	}
 	r.informer = cache.NewSharedIndexInformer(listwatch.ListThenWatch(lw), &coordinationv1.Lease{}, 0, cache.Indexers{})
-	// A record made after the first list is a change seen: its writer is
-	// alive, whatever its clock says.
+	// Sightings are timed when the watch delivers them, not when Members
+	// reads them: a replica that reads its roster only as it stops must
+	// not take a record that changed an hour ago for one that changed now.
+	// A record made after the first list is a change seen: its writer was
+	// alive then, whatever its clock says.
 	if _, err := r.informer.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
-		AddFunc: func(obj any, initial bool) {
-			if lease, ok := obj.(*coordinationv1.Lease); ok && !initial {
+		AddFunc:    func(obj any, initial bool) { r.sight(obj, !initial) },
+		UpdateFunc: func(_, obj any) { r.sight(obj, true) },
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if lease, ok := obj.(*coordinationv1.Lease); ok {
 				r.mu.Lock()
-				r.created[lease.Name] = true
+				delete(r.seen, lease.Name)
 				r.mu.Unlock()
 			}
 		},
@@ -160,6 +167,21 @@ func ValidateGroup(group string) error {
 		return fmt.Errorf("placement group %q: %s", group, strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// sight records obj's version as seen now, if it is new; changed says
+// that it replaced a version seen, or was made after the first list.
+func (r *LeaseRoster) sight(obj any, changed bool) {
+	lease, ok := obj.(*coordinationv1.Lease)
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.seen[lease.Name]; ok && s.version == lease.ResourceVersion {
+		return
+	}
+	r.seen[lease.Name] = sighting{version: lease.ResourceVersion, at: r.clock.Now(), changed: changed}
 }
 
 // Close stops the roster's watch and waits for it.
@@ -223,7 +245,7 @@ func (r *LeaseRoster) Announce(ctx context.Context, m Member) error {
 	}
 	name := MemberLeaseName(m.Identity)
 	now := metav1.NewMicroTime(r.clock.Now())
-	secs := int32(r.lease / time.Second)
+	secs := int32((r.lease + time.Second - 1) / time.Second) // whole seconds, rounded up as the locks do
 	ann := announcement(m)
 	patch := map[string]any{
 		"metadata": map[string]any{"labels": r.labels(), "annotations": ann},
@@ -347,7 +369,6 @@ func (r *LeaseRoster) Members() []Member {
 	now := r.clock.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	names := map[string]bool{}
 	var out []Member
 	for _, obj := range r.informer.GetStore().List() {
 		lease, ok := obj.(*coordinationv1.Lease)
@@ -358,34 +379,24 @@ func (r *LeaseRoster) Members() []Member {
 		if !ok || lease.Name != MemberLeaseName(m.Identity) {
 			continue
 		}
-		names[lease.Name] = true
 		s, ok := r.seen[lease.Name]
 		if !ok || s.version != lease.ResourceVersion {
-			s = sighting{version: lease.ResourceVersion, at: now, changed: ok || r.created[lease.Name]}
-			r.seen[lease.Name] = s
+			// The store is ahead of the handlers: a change, just now.
+			s = sighting{version: lease.ResourceVersion, at: now, changed: true}
 		}
 		d := leaseOf(lease, r.lease)
 		if now.Sub(s.at) >= d {
 			continue
 		}
-		// A version first seen here, rather than seen to replace another,
-		// may be a record nobody renews any more: its renew time, on its
-		// writer's clock, tells. A writer's clock that runs behind by more
-		// than the lease delays the member until its next renewal.
+		// A version seen in the first list, rather than seen to replace
+		// another, may be a record nobody renews any more: its renew time,
+		// on its writer's clock, tells. A writer's clock behind this
+		// roster's by more than the lease, less the time since its last
+		// renewal, delays the member until its next renewal.
 		if !s.changed && (lease.Spec.RenewTime == nil || !now.Before(lease.Spec.RenewTime.Add(d))) {
 			continue
 		}
 		out = append(out, m)
-	}
-	for name := range r.seen {
-		if !names[name] {
-			delete(r.seen, name)
-		}
-	}
-	for name := range r.created {
-		if !names[name] {
-			delete(r.created, name)
-		}
 	}
 	sortMembers(out)
 	return out

@@ -121,13 +121,18 @@ func Plan(members []Member, leaderships []Leadership) []Move {
 		leaving = append(leaving, l)
 	}
 	// candidates are the eligible members that run c, newest first.
+	cands := map[string][]string{}
 	candidates := func(c string) []string {
+		if out, ok := cands[c]; ok {
+			return out
+		}
 		var out []string
 		for _, id := range order {
 			if m := byID[id]; m.eligible() && m.runs(c) {
 				out = append(out, id)
 			}
 		}
+		cands[c] = out
 		return out
 	}
 	newest := newestRevision(members, order)
@@ -168,7 +173,30 @@ func Plan(members []Member, leaderships []Leadership) []Move {
 			assigned[m.Component] = m.To
 		}
 	}
+	undoSwaps(ls, assigned, effective, load)
 	return movesOf(ls, assigned, effective)
+}
+
+// undoSwaps takes back pairs of moves that cancel: one component of a
+// weight from u to v and another of that weight from v to u leave both
+// loads as they were, at the cost of two hand-overs. Moves are judged
+// against where each leadership is, or is being handed to (effective).
+func undoSwaps(ls []Leadership, assigned, effective map[string]string, load map[string]int) {
+	for _, a := range ls {
+		from, to := effective[a.Component], assigned[a.Component]
+		if from == to || from == "" || to == "" {
+			continue
+		}
+		for _, b := range ls {
+			if b.Component == a.Component || b.weight() != a.weight() {
+				continue
+			}
+			if effective[b.Component] == to && assigned[b.Component] == from {
+				assigned[a.Component], assigned[b.Component] = from, to
+				break
+			}
+		}
+	}
 }
 
 // bestChain finds a chain of moves of components of one weight w, each
@@ -179,6 +207,12 @@ func Plan(members []Member, leaderships []Leadership) []Move {
 // their spread falls. The shortest such chain wins, found breadth first in
 // ls's and order's order.
 func bestChain(ls []Leadership, assigned map[string]string, load map[string]int, candidates func(string) []string, order []string) ([]Move, bool) {
+	least := 0
+	for i, id := range order {
+		if i == 0 || load[id] < least {
+			least = load[id]
+		}
+	}
 	byLoad := slices.Clone(order)
 	slices.SortStableFunc(byLoad, func(a, b string) int { return cmp.Compare(load[b], load[a]) })
 	var weights []int
@@ -188,22 +222,28 @@ func bestChain(ls []Leadership, assigned map[string]string, load map[string]int,
 		}
 	}
 	for _, w := range weights {
+		led := map[string][]string{} // member → the components of weight w it leads in the plan, in ls's order
+		for _, l := range ls {
+			if u, ok := assigned[l.Component]; ok && l.weight() == w {
+				led[u] = append(led[u], l.Component)
+			}
+		}
 		for _, src := range byLoad {
+			if load[src]-least <= w {
+				break // nobody leads little enough for a chain from here, or from anyone after
+			}
 			via := map[string]Move{src: {}} // member → the move that reached it
 			queue := []string{src}
 			best := ""
 			for len(queue) > 0 {
 				u := queue[0]
 				queue = queue[1:]
-				for _, l := range ls {
-					if l.weight() != w || assigned[l.Component] != u {
-						continue
-					}
-					for _, v := range candidates(l.Component) {
+				for _, c := range led[u] {
+					for _, v := range candidates(c) {
 						if _, seen := via[v]; seen {
 							continue
 						}
-						via[v] = Move{Component: l.Component, From: u, To: v}
+						via[v] = Move{Component: c, From: u, To: v}
 						queue = append(queue, v)
 						if load[src]-load[v] > w && (best == "" || load[v] < load[best]) {
 							best = v
@@ -320,10 +360,10 @@ func ofRevision(ids []string, byID map[string]*Member, rev string) []string {
 // bestMove finds the move that lowers the spread of a pair of members the
 // most: a component from the member leading it in the plan to one that
 // runs it and leads less by more than its weight. Among equal gains, the
-// less loaded, then newer, destination wins, then the first component in
-// ls's order.
+// more loaded source wins, then the less loaded, then newer, destination,
+// then the first component in ls's order.
 func bestMove(ls []Leadership, assigned map[string]string, load map[string]int, candidates func(string) []string, order []string) (component, to string, ok bool) {
-	bestGain := 0
+	bestGain, bestFrom := 0, ""
 	for _, l := range ls {
 		from, held := assigned[l.Component]
 		if !held {
@@ -337,8 +377,8 @@ func bestMove(ls []Leadership, assigned map[string]string, load map[string]int, 
 			}
 			// The spread of the pair goes from d to |d - 2w|.
 			gain := d - abs(d-2*w)
-			if gain > bestGain || gain == bestGain && better(id, to, load, order) {
-				component, to, bestGain, ok = l.Component, id, gain, true
+			if gain > bestGain || gain == bestGain && (load[from] > load[bestFrom] || load[from] == load[bestFrom] && better(id, to, load, order)) {
+				component, to, bestGain, bestFrom, ok = l.Component, id, gain, from, true
 			}
 		}
 	}
