@@ -90,7 +90,7 @@ type Config struct {
 	// replica starts or stops leading it, as client-go does.
 	Events bool
 	// Placement is PlacementBalanced or PlacementNone, for every component
-	// whose entry does not say.
+	// whose entry does not say. Default: PlacementBalanced.
 	Placement string
 	// PlacementGroup names the replicas placed together, by one
 	// coordinator: every replica of one program, and no other program's
@@ -169,7 +169,7 @@ func Default() *Config {
 			RetryPeriod:   2 * time.Second,
 		},
 		Watch:             true,
-		Placement:         PlacementNone,
+		Placement:         PlacementBalanced,
 		KubeQPS:           50,
 		KubeBurst:         100,
 		ShutdownTimeout:   10 * time.Second,

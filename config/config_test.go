@@ -286,5 +286,5 @@ func TestPlacementKeys(t *testing.T) {
 	assert.Equal(t, "billing-v2", cfg.PlacementGroup)
 	def, err := load(t, "")
 	require.NoError(t, err)
-	assert.Equal(t, config.PlacementNone, def.PlacementOf("billing"), "off unless asked for (see the issue note: RBAC first)")
+	assert.Equal(t, config.PlacementBalanced, def.PlacementOf("billing"), "on unless turned off")
 }

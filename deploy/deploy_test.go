@@ -115,12 +115,19 @@ func TestManifests(t *testing.T) {
 		patch := []byte(`{"metadata":{"labels":{"touched":"yes"}}}`)
 		lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "intruder"}}
 		for name, call := range map[string]func() error{
-			"patch another Lease in its namespace": func() error {
-				_, err := sa.CoordinationV1().Leases(ns).Patch(ctx, "someone-else", types.MergePatchType, patch, metav1.PatchOptions{})
+			// patch and delete on leases in its namespace are placement's
+			// (member Leases are named after their Pods): the namespace is
+			// its own.
+			"get another Lease in its namespace": func() error {
+				_, err := sa.CoordinationV1().Leases(ns).Get(ctx, "someone-else", metav1.GetOptions{})
 				return err
 			},
-			"delete its own Lease": func() error {
-				return sa.CoordinationV1().Leases(ns).Delete(ctx, "billing", metav1.DeleteOptions{})
+			"patch a Lease in another namespace": func() error {
+				_, err := sa.CoordinationV1().Leases("default").Patch(ctx, "billing", types.MergePatchType, patch, metav1.PatchOptions{})
+				return err
+			},
+			"delete a Lease in another namespace": func() error {
+				return sa.CoordinationV1().Leases("default").Delete(ctx, "billing", metav1.DeleteOptions{})
 			},
 			"get its Lease's name in another namespace": func() error {
 				_, err := sa.CoordinationV1().Leases("default").Get(ctx, "billing", metav1.GetOptions{})
@@ -147,7 +154,9 @@ func TestManifests(t *testing.T) {
 	t.Run("FailsClearlyWithoutAVerb", func(t *testing.T) {
 		role, err := cs.RbacV1().Roles(ns).Get(context.Background(), "multicomponent-leader-election", metav1.GetOptions{})
 		require.NoError(t, err)
-		role.Rules[1].Verbs = slices.DeleteFunc(role.Rules[1].Verbs, func(v string) bool { return v == "patch" })
+		for i := range role.Rules { // the components' Leases, and placement's
+			role.Rules[i].Verbs = slices.DeleteFunc(role.Rules[i].Verbs, func(v string) bool { return v == "patch" })
+		}
 		_, err = cs.RbacV1().Roles(ns).Update(context.Background(), role, metav1.UpdateOptions{})
 		require.NoError(t, err)
 
@@ -157,6 +166,7 @@ func TestManifests(t *testing.T) {
 		for _, c := range []string{"billing", "reports", "janitor"} {
 			assert.Contains(t, p.Stderr(), `components.`+c+`: forbidden: "system:serviceaccount:tenure-example:multicomponent" may not patch leases.coordination.k8s.io "`+c+`" in namespace "tenure-example"`)
 		}
+		assert.Contains(t, p.Stderr(), `placement: forbidden: "system:serviceaccount:tenure-example:multicomponent" may not patch leases.coordination.k8s.io "tenure-placement-multicomponent" in namespace "tenure-example"`)
 		assert.NotContains(t, p.Stderr(), "may not get")
 		assert.NotContains(t, p.Output(), "started leading")
 	})

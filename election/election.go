@@ -770,6 +770,16 @@ func (e *Election) validTerm(t Term) error {
 	return nil
 }
 
+// HandOverTo is the candidate this leader was asked to hand the lock over
+// to (see the package documentation: a planned hand-over), "" if none or
+// if this candidate does not lead.
+func (e *Election) HandOverTo() string {
+	if !e.IsLeader() {
+		return ""
+	}
+	return e.requested().to
+}
+
 // Record returns the record as this candidate last read or wrote it, and
 // false if it has seen no valid record yet.
 func (e *Election) Record() (locks.Record, bool) {

@@ -87,9 +87,12 @@ func TestHandOverMovesTheLockToTheCandidateAskedFor(t *testing.T) {
 	c.run(t)
 	waitFor(t, func() bool { return b.Leader() == "a" && c.Leader() == "a" }, "b and c follow a")
 
+	assert.Empty(t, a.HandOverTo())
 	ask(t, lock, "b")
 	<-cancelled
 	assert.True(t, a.IsLeader(), "a leads while its work winds down")
+	assert.Equal(t, "b", a.HandOverTo(), "a says whom it hands over to")
+	assert.Empty(t, c.HandOverTo(), "a follower hands nothing over")
 	assert.Equal(t, "a", holderOf(t, lock).HolderIdentity)
 	assert.False(t, b.IsLeader())
 
@@ -103,6 +106,7 @@ func TestHandOverMovesTheLockToTheCandidateAskedFor(t *testing.T) {
 	assert.Equal(t, int32(2), obs.Record.LeaderTransitions, "fencing token +1")
 	assert.Empty(t, obs.Annotations, "the taking write clears the request and the mark")
 	assert.False(t, a.IsLeader())
+	assert.Empty(t, a.HandOverTo(), "handed over")
 	assert.False(t, c.IsLeader())
 	waitFor(t, func() bool { return a.Leader() == "b" && c.Leader() == "b" }, "a and c see b")
 	led.check(t, "a", "b")

@@ -212,7 +212,11 @@ func TestUsesTheAppsMeterProvider(t *testing.T) {
 		for _, sm := range rm.ScopeMetrics {
 			for _, m := range sm.Metrics {
 				if g, ok := m.Data.(metricdata.Gauge[int64]); ok && m.Name == "tenure.election.leader" {
-					return len(g.DataPoints) == 1 && g.DataPoints[0].Value == 1
+					for _, p := range g.DataPoints { // billing's, and the placement coordinator's
+						if v, _ := p.Attributes.Value("tenure.election.name"); v.AsString() == "billing" {
+							return p.Value == 1
+						}
+					}
 				}
 			}
 		}

@@ -32,6 +32,10 @@ import (
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // fast timings on memory locks.
+// onlyComponents keeps the placement coordinator's election out of a test
+// that counts the spans of its components' elections.
+const onlyComponents = "placement: none\n"
+
 const memoryYAML = `
 lock: memory
 lease_duration: 2s

@@ -27,13 +27,17 @@ type leaderStatus struct {
 	TermStart *time.Time `json:"termStart,omitempty"`
 	// LastRenew is the record's renew time, on the holder's clock.
 	LastRenew *time.Time `json:"lastRenew,omitempty"`
+	// HandOverTo is the replica this one was asked to hand over to (only
+	// when Self, while the hand-over is under way).
+	HandOverTo string `json:"handOverTo,omitempty"`
 }
 
 // Handler serves the operator's endpoints, to mount on the app's own mux:
 // /healthz and /healthz/<component> (see HealthChecks; ?verbose lists
 // every check, as Kubernetes components do), /readyz (ok between start
 // and stop) and /leaders (JSON: each election's lock, holder, whether it
-// is this replica, fencing token, term start and last renewal). The
+// is this replica, fencing token, term start, last renewal, and the
+// replica it is handing over to). The
 // endpoint on http.address serves it, and /metrics.
 func (r *Runner) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -67,6 +71,7 @@ func (r *Runner) leaders() []leaderStatus {
 		if st.Leading {
 			ls.FencingToken = st.Term.FencingToken
 			ls.TermStart = &st.Term.Started
+			ls.HandOverTo = st.HandOverTo
 		}
 		out = append(out, ls)
 	}

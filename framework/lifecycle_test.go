@@ -371,7 +371,7 @@ func TestReleaseSpansReachAProviderShutDownFromItsConstructor(t *testing.T) {
 	noLeaks(t)
 	spans := &keptSpans{}
 	led := newLedgers()
-	app := replica(t, "r1", memoryYAML, fx.Options(
+	app := replica(t, "r1", memoryYAML+onlyComponents, fx.Options(
 		fx.Supply(locks.NewMemorySpace()),
 		fx.Provide(func(lc fx.Lifecycle) trace.TracerProvider {
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
@@ -423,7 +423,7 @@ func (k *keptSpans) names() map[string]int {
 func TestRestartedAppKeepsItsSpans(t *testing.T) {
 	recv, endpoint := startReceiver(t)
 	led := newLedgers()
-	app := replica(t, "r1", memoryYAML+"tracing:\n  enabled: true\n  insecure: true\n  endpoint: "+endpoint+"\n",
+	app := replica(t, "r1", memoryYAML+onlyComponents+"tracing:\n  enabled: true\n  insecure: true\n  endpoint: "+endpoint+"\n",
 		fx.Supply(locks.NewMemorySpace()), recorded(led, "billing"))
 	releases := func() int {
 		recv.mu.Lock()

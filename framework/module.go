@@ -53,7 +53,10 @@ func Config(sources ...config.Source) fx.Option {
 }
 
 // LockWrapper wraps the lock of the named component: to instrument it, or
-// to inject faults in tests and demos.
+// to inject faults in tests and demos. A wrapper that embeds locks.Lock
+// hides the lock's other methods: forward Annotate as well (see
+// locks.Lock), or the election releases where it would hand over, and
+// placement cannot ask it to move.
 type LockWrapper func(component string, l locks.Lock) locks.Lock
 
 // WrapLocks makes the app wrap every component's lock with wrap.

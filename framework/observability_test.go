@@ -139,6 +139,7 @@ lease_duration: 2s
 renew_deadline: 1500ms
 retry_period: 100ms
 renew_interval: 100ms
+placement: none
 tracing:
   enabled: true
 %s`, ns, tracing), withClient(cs), recorded(led, "billing"))

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,7 +50,8 @@ type placer struct {
 	close  func()           // stops the current start's roster watch
 	coord  *placement.Coordinator
 
-	tracer trace.Tracer
+	tracer  trace.Tracer
+	metrics placerMetrics
 
 	stopAnnounce context.CancelFunc
 	wg           sync.WaitGroup
@@ -122,6 +125,9 @@ func newPlacer(r *Runner, p runnerParams, space *locks.MemorySpace, ns string) (
 		return nil, fmt.Errorf("placement coordinator: %w", err)
 	}
 	pl.tracer = p.Telemetry.tracerProvider.Tracer(election.ScopeName)
+	if err := pl.instruments(p.Telemetry.meterProvider); err != nil {
+		return nil, fmt.Errorf("placement metrics: %w", err)
+	}
 	return pl, nil
 }
 
@@ -196,6 +202,8 @@ func (pl *placer) start() error {
 		PendingFor: d.LeaseDuration,
 		Logger:     pl.r.log,
 		Tracer:     pl.tracer,
+		OnMove:     func(m placement.Move) { pl.moved(m, "asked to hand over to ", pl.metrics.moves) },
+		OnWithdraw: func(m placement.Move) { pl.moved(m, "withdrew the request to hand over to ", pl.metrics.withdrawn) },
 	})
 	if err != nil {
 		closeRoster()
@@ -253,6 +261,47 @@ func (pl *placer) permissions() []locks.Permission {
 		out = append(out, p)
 	}
 	return out
+}
+
+// moved counts a move asked or withdrawn as coordinator, and records it
+// as an Event on the component's lock if Events are on.
+func (pl *placer) moved(m placement.Move, what string, counter metric.Int64Counter) {
+	i := slices.IndexFunc(pl.units, func(u *unit) bool { return lockKey(u.settings) == m.Component })
+	if i < 0 {
+		return
+	}
+	u := pl.units[i]
+	counter.Add(context.Background(), 1, metric.WithAttributes(attribute.String("tenure.election.name", u.comp.Name())))
+	pl.r.events.record(lockObject(u.settings), "placement: "+m.From+" "+what+m.To)
+}
+
+// placerMetrics are placement's instruments: the moves this replica asked
+// for as coordinator and withdrew, by component, and the weighted share of
+// the balanced components it leads.
+type placerMetrics struct {
+	moves, withdrawn metric.Int64Counter
+}
+
+func (pl *placer) instruments(mp metric.MeterProvider) error {
+	m := mp.Meter(election.ScopeName)
+	var errs [3]error
+	pl.metrics.moves, errs[0] = m.Int64Counter("tenure.placement.moves", metric.WithUnit("{move}"),
+		metric.WithDescription("Moves this replica asked for as placement coordinator, by component."))
+	pl.metrics.withdrawn, errs[1] = m.Int64Counter("tenure.placement.withdrawn", metric.WithUnit("{move}"),
+		metric.WithDescription("Moves this replica withdrew as placement coordinator, their target gone, by component."))
+	_, errs[2] = m.Int64ObservableGauge("tenure.placement.share", metric.WithUnit("{weight}"),
+		metric.WithDescription("The weighted share of the balanced components this replica leads."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			share := 0
+			for _, u := range pl.units {
+				if u.election.IsLeader() {
+					share += max(pl.r.cfg.Components[u.comp.Name()].Weight, 1)
+				}
+			}
+			o.Observe(int64(share))
+			return nil
+		}))
+	return errors.Join(errs[:]...)
 }
 
 // coordinate is the coordinator election's leader work: the current
@@ -314,6 +363,7 @@ func (pl *placer) currentRoster() placement.Roster {
 // together (a blue/green switch, a rollout with a full surge: SIGTERM
 // reaches every old Pod at once) see each other's marks and plan alike:
 // each sending its own leaderships where the others' do not go, once each.
+// A replica that leads nothing, or sees no other member, does not wait.
 func (pl *placer) handOff(ctx context.Context) {
 	pl.mu.Lock()
 	pl.member.ShuttingDown = true
@@ -323,11 +373,19 @@ func (pl *placer) handOff(ctx context.Context) {
 	if err := roster.Announce(ctx, m); err != nil {
 		pl.r.log.Warn("placement: cannot announce that this replica is shutting down", "err", err)
 	}
-	t := pl.r.clock.NewTimer(pl.r.cfg.Defaults.RetryPeriod)
-	select {
-	case <-t.C():
-	case <-ctx.Done():
-		t.Stop()
+	if !slices.ContainsFunc(pl.units, func(u *unit) bool { return u.election.IsLeader() }) {
+		return // nothing to hand over
+	}
+	others := func() bool {
+		return slices.ContainsFunc(roster.Members(), func(o placement.Member) bool { return o.Identity != m.Identity })
+	}
+	if others() {
+		t := pl.r.clock.NewTimer(pl.r.cfg.Defaults.RetryPeriod)
+		select {
+		case <-t.C():
+		case <-ctx.Done():
+			t.Stop()
+		}
 	}
 	members := roster.Members()
 	if i := slices.IndexFunc(members, func(o placement.Member) bool { return o.Identity == m.Identity }); i >= 0 {

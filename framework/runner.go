@@ -63,6 +63,9 @@ type ComponentStatus struct {
 	Term election.Term
 	// Leader is the holder this replica last observed ("" if none).
 	Leader string
+	// HandOverTo is the replica this one was asked to hand its
+	// leadership over to, while Leading (see package placement).
+	HandOverTo string
 	// Failures counts the leader work's failures in a row.
 	Failures int
 	// Record is the lock's record as this replica last saw it; Observed
@@ -320,6 +323,7 @@ func (r *Runner) Status() []ComponentStatus {
 		u.mu.Unlock()
 		if st.Leading {
 			st.Term, _ = u.election.Term()
+			st.HandOverTo = u.election.HandOverTo()
 		}
 		out = append(out, st)
 	}
@@ -337,13 +341,15 @@ func (r *Runner) start(startCtx context.Context) error {
 	if err := startCtx.Err(); err != nil {
 		return fmt.Errorf("tenure: start: %w", err)
 	}
-	if r.placer != nil {
-		if err := r.placer.start(); err != nil {
-			return err
-		}
-	}
 	if r.cfg.Events && r.client != nil {
 		r.events = newEvents(r.client, r.identity)
+	}
+	if r.placer != nil {
+		if err := r.placer.start(); err != nil {
+			r.events.shutdown()
+			r.events = nil
+			return err
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel

@@ -203,13 +203,19 @@ func (r *LeaseRoster) Synced() bool { return r.informer.HasSynced() }
 func MemberLeaseName(identity string) string { return hashedName("tenure-member-", identity) }
 
 // CoordinatorLeaseName is the name of the lock of placement group group's
-// coordinator election: "tenure-placement" for the group "", else
-// "tenure-placement-", the group made a valid name, and a hash of it.
+// coordinator election: "tenure-placement" for the group "",
+// "tenure-placement-" and the group if it is lower-case letters, digits
+// and inner dashes (for a Role's resourceNames), else "tenure-placement-",
+// the group made a valid name, and a hash of it.
 func CoordinatorLeaseName(group string) string {
-	if group == "" {
-		return "tenure-placement"
+	const prefix = "tenure-placement"
+	switch {
+	case group == "":
+		return prefix
+	case len(validation.IsDNS1123Label(group)) == 0:
+		return prefix + "-" + group
 	}
-	return hashedName("tenure-placement-", group)
+	return hashedName(prefix+"-", group)
 }
 
 // hashedName is prefix, s made lower-case letters, digits and dashes (at

@@ -44,4 +44,5 @@ func TestMemberLeaseNames(t *testing.T) {
 	assert.LessOrEqual(t, len(long), 253)
 	assert.Equal(t, "tenure-placement", CoordinatorLeaseName(""))
 	assert.Regexp(t, `^tenure-placement-my-app-[0-9a-f]{16}$`, CoordinatorLeaseName("My_App"))
+	assert.Equal(t, "tenure-placement-my-app", CoordinatorLeaseName("my-app"), "a valid name is kept, for a Role's resourceNames")
 }

@@ -132,12 +132,13 @@ func (s *sim) render(o options, auto bool) string {
 		}
 		fmt.Fprintf(&b, "%-12s %-12s %5d %12d %11s\n", n, leader, rec.LeaderTransitions, rec.LeaderTransitions, renew)
 	}
-	fmt.Fprintf(&b, "\n%-12s %-8s %s\n", "REPLICA", "STATE", "LEADS")
+	fmt.Fprintf(&b, "\n%-12s %-8s %5s %s\n", "REPLICA", "STATE", "SHARE", "LEADS")
 	for _, r := range s.replicas {
 		r.mu.Lock()
 		state, runner := r.state, r.runner
 		r.mu.Unlock()
-		fmt.Fprintf(&b, "%-12s %-8s %s\n", r.id, state, leads(runner))
+		share, what := leads(runner)
+		fmt.Fprintf(&b, "%-12s %-8s %5s %s\n", r.id, state, share, what)
 	}
 	b.WriteString("\nrecent:\n")
 	for _, l := range s.ev.last() {
@@ -148,20 +149,32 @@ func (s *sim) render(o options, auto bool) string {
 	return strings.ReplaceAll(b.String(), "\n", "\r\n")
 }
 
-func leads(r *framework.Runner) string {
+// leads is the share of the components r leads, and which, with the
+// replica each is being handed to while a move is under way.
+func leads(r *framework.Runner) (share, what string) {
 	if r == nil {
-		return "-"
+		return "-", "-"
 	}
 	var names []string
-	for _, st := range r.Status() {
+	all := r.Status()
+	for _, st := range all {
 		if st.Leading {
-			names = append(names, fmt.Sprintf("%s (term %d)", st.Name, st.Term.FencingToken))
+			names = append(names, fmt.Sprintf("%s (term %d%s)", st.Name, st.Term.FencingToken, handingOver(st)))
 		}
 	}
+	share = fmt.Sprintf("%d/%d", len(names), len(all))
 	if len(names) == 0 {
-		return "standby"
+		return share, "standby"
 	}
-	return strings.Join(names, ", ")
+	return share, strings.Join(names, ", ")
+}
+
+// handingOver says whom st's leadership is being handed to, if anyone.
+func handingOver(st framework.ComponentStatus) string {
+	if st.HandOverTo == "" {
+		return ""
+	}
+	return " → " + st.HandOverTo
 }
 
 // runCluster runs one replica against a cluster until ctx is done.
@@ -191,11 +204,13 @@ func runCluster(ctx context.Context, o options, ev *events, logger *slog.Logger,
 	render := func() {
 		var b strings.Builder
 		b.WriteString("\x1b[H\x1b[2J")
-		fmt.Fprintf(&b, "tenure demo: replica %s on Leases\n\n%-12s %-24s %s\n", runner.Identity(), "COMPONENT", "LEADER", "LOCK")
+		share, _ := leads(runner)
+		fmt.Fprintf(&b, "tenure demo: replica %s on Leases, leading %s (placement spreads them over the replicas)\n\n%-12s %-24s %s\n",
+			runner.Identity(), share, "COMPONENT", "LEADER", "LOCK")
 		for _, st := range runner.Status() {
 			leader := st.Leader
 			if st.Leading {
-				leader += fmt.Sprintf(" (us, term %d)", st.Term.FencingToken)
+				leader += fmt.Sprintf(" (us, term %d%s)", st.Term.FencingToken, handingOver(st))
 			}
 			fmt.Fprintf(&b, "%-12s %-24s %s\n", st.Name, leader, st.Lock)
 		}
@@ -218,7 +233,7 @@ func runCluster(ctx context.Context, o options, ev *events, logger *slog.Logger,
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := app.Stop(stopCtx)
-	ev.add("demo: %s stopped; its leases released", runner.Identity())
+	ev.add("demo: %s stopped; its leases handed over (or released)", runner.Identity())
 	if live {
 		render()
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/tenure/tenure/components"
 	"github.com/tenure/tenure/framework"
 	"github.com/tenure/tenure/locks"
+	"github.com/tenure/tenure/placement"
 )
 
 // Replica states.
@@ -89,10 +90,24 @@ func (l faultLock) Update(ctx context.Context, version string, rec locks.Record)
 	return l.Lock.Update(ctx, version, rec)
 }
 
+// annotator is a lock that keeps tenure's annotations, as the memory
+// locks do: hand-overs and placement's move requests go through it.
+type annotator interface {
+	Annotate(ctx context.Context, version string, r *locks.Record, set map[string]string) (locks.Observed, error)
+}
+
+func (l faultLock) Annotate(ctx context.Context, version string, r *locks.Record, set map[string]string) (locks.Observed, error) {
+	if err := l.gate(ctx); err != nil {
+		return locks.Observed{}, err
+	}
+	return l.Lock.(annotator).Annotate(ctx, version, r, set)
+}
+
 // sim runs the simulated replicas on one set of memory locks.
 type sim struct {
 	opts     options
 	space    *locks.MemorySpace
+	roster   *placement.MemoryRoster // the replicas' member records: placement spreads the leaderships
 	ev       *events
 	log      *slog.Logger
 	names    []string
@@ -100,7 +115,7 @@ type sim struct {
 }
 
 func newSim(opts options, ev *events, log *slog.Logger) *sim {
-	s := &sim{opts: opts, space: locks.NewMemorySpace(), ev: ev, log: log, names: names(opts.components)}
+	s := &sim{opts: opts, space: locks.NewMemorySpace(), roster: placement.NewMemoryRoster(nil, opts.lease), ev: ev, log: log, names: names(opts.components)}
 	for i := range opts.replicas {
 		s.replicas = append(s.replicas, &replica{id: fmt.Sprintf("replica-%d", i+1), state: stateStopped})
 	}
@@ -113,7 +128,7 @@ func (s *sim) start(r *replica) error {
 	opts := []fx.Option{
 		framework.Module,
 		framework.Config(s.opts.sources(map[string]any{"lock": "memory", "identity": r.id})...),
-		fx.Supply(s.space, s.log),
+		fx.Supply(s.space, s.log, s.roster),
 		framework.WrapLocks(func(_ string, l locks.Lock) locks.Lock { return faultLock{Lock: l, r: r} }),
 		fx.Populate(&runner),
 		fx.NopLogger,
@@ -229,7 +244,7 @@ func (s *sim) fault(kind string) {
 	}
 	switch kind {
 	case "stop":
-		s.ev.add("fault: %s stops gracefully (SIGTERM): its leases are released, standbys take over at once", r.id)
+		s.ev.add("fault: %s stops gracefully (SIGTERM): its leases are handed over to the replicas that stay, which lead at once", r.id)
 		s.stop(r, false)
 	case "crash":
 		s.ev.add("fault: %s crashes (SIGKILL): nothing is released, standbys wait for its leases to expire", r.id)
