@@ -226,7 +226,7 @@ var electionKinds = []string{"lease", "configmap", "lease", "stubborn", "memory"
 // It injects faults one after another: a partition of the busiest
 // candidate (all its elections fail at once), a partition of a follower,
 // a slow network, a crash (no release), a graceful stop whose work winds
-// down for up to two leases without checking its term, silent watches
+// down for up to two leases (checking its term), silent watches
 // followed by a graceful stop or a crash (taken over within two retry
 // periods, or a lease and a retry period), a restart of the API server, a
 // restart of etcd, and reset connections. Every leader acts every 20ms

@@ -1,16 +1,21 @@
 package chaos_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/tenure/tenure/internal/faultproxy"
 	"github.com/tenure/tenure/internal/kubetest"
@@ -36,8 +41,10 @@ type replica struct {
 // TestProcessesUnderFaults runs three processes of examples/multicomponent,
 // each reaching the API server through a proxy of its own, and injects,
 // one after another: SIGKILL, SIGSTOP past the lease then SIGCONT, SIGTERM
-// (each component's work winds down for up to two leases, acting without
-// checking its term, at times past shutdown_timeout), a partition of the
+// (each component's work winds down for up to two leases, checking its
+// term before each act, at times past shutdown_timeout), a SIGSTOP of the
+// placement coordinator (placement is on by default, so hand-overs wind
+// work down throughout), a partition of the
 // leader, a partition of a follower, a restart of the API server, a
 // restart of etcd, and reset connections. Every leader checks its term
 // with election.Valid before each act while it runs; the checker finds no
@@ -56,13 +63,24 @@ func TestProcessesUnderFaults(t *testing.T) {
 		env = append(env, "TENURE_"+c+"LEASE_DURATION="+lease.String(), "TENURE_"+c+"RENEW_DEADLINE="+deadline.String(), "TENURE_"+c+"RETRY_PERIOD="+retry.String())
 	}
 
+	admin, err := kubernetes.NewForConfig(srv.Config())
+	require.NoError(t, err)
 	c := newChecker()
 	day := time.Now()
 	var mu sync.Mutex
+	var placed atomic.Int64 // moves the placement coordinators asked for
 	replicas := map[string]*replica{}
+	// countMoves counts the moves r's process asked for as coordinator,
+	// from its log, once the process has ended.
+	countMoves := func(r *replica) {
+		if r.p != nil {
+			placed.Add(int64(strings.Count(r.p.Stderr(), "placement: asked a leader to move")))
+		}
+	}
 	start := func(r *replica) {
 		mu.Lock()
 		defer mu.Unlock()
+		countMoves(r)
 		r.p = proctest.Start(t, r.id, func(l string) { c.parse(day, l) },
 			append(env, "TENURE_IDENTITY="+r.id), bin, "--config", config, "--kubeconfig", r.kc, "--act-period", "50ms", "--log-acts", "--wind-down", (2 * lease).String())
 	}
@@ -127,6 +145,19 @@ func TestProcessesUnderFaults(t *testing.T) {
 			_ = r.p.Wait(t, 10*time.Second)
 			start(r)
 		}},
+		{"SIGSTOP the placement coordinator past its lease, then SIGCONT", func() {
+			// Placement is on by default: the coordinator, frozen, may
+			// wake with a stale view and ask for stale moves, which the
+			// locks' compare-and-swap turns into poor moves at worst.
+			coord, err := admin.CoordinationV1().Leases(ns).Get(context.Background(), "tenure-placement-multicomponent", metav1.GetOptions{})
+			if err != nil || coord.Spec.HolderIdentity == nil || replicas[*coord.Spec.HolderIdentity] == nil {
+				return // between coordinators
+			}
+			r := replicas[*coord.Spec.HolderIdentity]
+			_ = r.p.Cmd.Process.Signal(syscall.SIGSTOP)
+			time.Sleep(lease + time.Second)
+			_ = r.p.Cmd.Process.Signal(syscall.SIGCONT)
+		}},
 		{"partition the busiest", func() {
 			r := busiest()
 			r.proxy.Block()
@@ -152,7 +183,9 @@ func TestProcessesUnderFaults(t *testing.T) {
 	}
 	for _, r := range replicas {
 		_ = r.p.Wait(t, 10*time.Second)
+		countMoves(r)
 	}
-	t.Logf("%d faults, %d terms started", n, c.transitions())
+	t.Logf("%d faults, %d terms started, %d moves asked by placement", n, c.transitions(), placed.Load())
 	c.check(t)
+	assert.Positive(t, placed.Load(), "placement (on by default) moved leaderships")
 }

@@ -2,6 +2,7 @@ package framework_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -15,10 +16,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
-
-	"github.com/tenure/tenure/framework"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tenure/tenure/components"
+	"github.com/tenure/tenure/framework"
 	"github.com/tenure/tenure/internal/kubetest"
 )
 
@@ -107,7 +108,7 @@ func TestPlacementOnRealAPIServer(t *testing.T) {
 		}
 		opts := []fx.Option{
 			framework.Module,
-			framework.ConfigYAML("test.yaml", []byte(placedYAML(ns, rev)+"identity: "+id+"\n")),
+			framework.ConfigYAML("test.yaml", []byte(placedYAML(ns, rev)+"identity: "+id+"\nevents: true\n")),
 			withClient(cs),
 			fx.Supply(slog.New(slog.NewTextHandler(&moveLog, nil)).With("replica", id)),
 			fx.NopLogger,
@@ -131,6 +132,16 @@ func TestPlacementOnRealAPIServer(t *testing.T) {
 	})
 	took := waitForShares(t, led, names, map[string]int{"r1": 4, "r2": 4, "r3": 4}, 20*time.Second, "after the start")
 	t.Logf("spread 4/4/4 %v after the last start", took)
+	assert.Eventually(t, func() bool {
+		evs, err := cs.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{})
+		require.NoError(t, err)
+		for _, ev := range evs.Items {
+			if ev.InvolvedObject.Kind == "Lease" && strings.Contains(ev.Message, " asked to hand over to r") {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 100*time.Millisecond, "each move is an Event on its Lease")
 
 	apps["r3"].RequireStop()
 	delete(apps, "r3")

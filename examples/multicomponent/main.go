@@ -34,7 +34,7 @@ func main() {
 	kubeconfig := flag.String("kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)")
 	flag.DurationVar(&actPeriod, "act-period", 0, "act this often as leader (default: each component's own period)")
 	flag.BoolVar(&logActs, "log-acts", false, "print a line for each act as leader")
-	flag.DurationVar(&windDown, "wind-down", 0, "once stopping, keep acting for a random time up to this long before returning, as a flush would (the term is renewed meanwhile)")
+	flag.DurationVar(&windDown, "wind-down", 0, "once stopping, keep acting (while the term is valid) for a random time up to this long before returning, as a flush would (the term is renewed meanwhile)")
 	configPath := flag.String("config", "", "YAML configuration (default: the embedded tenure.yaml)")
 	flag.Parse()
 
@@ -115,7 +115,7 @@ func newComponent(name string, period time.Duration) func() components.Component
 					// program stops); one that is over has nothing to
 					// finish.
 					if windDown > 0 && election.Valid(ctx) == nil {
-						finish(name, term, period, time.Duration(rand.Int64N(int64(windDown))))
+						finish(ctx, name, term, period, time.Duration(rand.Int64N(int64(windDown))))
 					}
 					return nil
 				case <-tick.C:
@@ -136,10 +136,14 @@ func newComponent(name string, period time.Duration) func() components.Component
 	}
 }
 
-// finish acts every period for d without checking the term, as wind-down
-// code that flushes or commits does: the election renews the term until it
-// returns.
-func finish(name string, term election.Term, period, d time.Duration) {
+// finish acts every period for d, as wind-down code that flushes or
+// commits does: the election renews the term until it returns. It checks
+// the term before each act: if the renewals fail meanwhile (a partition, a
+// freeze), the term ends at the renew deadline and another replica may
+// lead a lease after the last renewal it saw, so wind-down that kept
+// acting would overlap it (placement's hand-overs wind work down at any
+// time, partitions included; the chaos suite found exactly that).
+func finish(ctx context.Context, name string, term election.Term, period, d time.Duration) {
 	tick := time.NewTicker(period)
 	defer tick.Stop()
 	end := time.After(d)
@@ -148,6 +152,9 @@ func finish(name string, term election.Term, period, d time.Duration) {
 		case <-end:
 			return
 		case <-tick.C:
+			if election.Valid(ctx) != nil {
+				return // the term is over: nothing more may be done under it
+			}
 			if logActs {
 				say("%s %s acts, term %d", name, term.Identity, term.FencingToken)
 			}
