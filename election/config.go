@@ -61,8 +61,8 @@ type Config struct {
 	// RenewInterval is the wait between a successful renewal and the
 	// next. Default: the longest that still leaves time for three
 	// attempts, jittered, before RenewDeadline (see DefaultRenewInterval),
-	// at least RetryPeriod: 4.3s at 15s/10s/2s, a renewal about every
-	// 4.7s where client-go renews every 2s. A shorter one makes more
+	// at least RetryPeriod: 4s at 15s/10s/2s, a renewal about every 4.4s
+	// where client-go renews every 2s. A shorter one makes more
 	// requests and leaves more time for retries; RenewDeadline must exceed
 	// RenewInterval × 1.2 (see TimingError).
 	RenewInterval time.Duration
@@ -152,10 +152,13 @@ func (cfg Config) resolve() (Config, error) {
 
 // DefaultRenewInterval is the default Config.RenewInterval for
 // renewDeadline and retryPeriod: the longest wait after a successful
-// renewal that leaves time for three attempts before renewDeadline, each
-// wait at its longest jitter (the renewal, then two retries a RetryPeriod
-// apart), in whole milliseconds; at least retryPeriod.
+// renewal that leaves three attempts before renewDeadline, each wait at
+// its longest jitter (the renewal, then two retries a RetryPeriod apart),
+// the third still a fifth of a RetryPeriod before the deadline for its
+// request to be answered; in whole milliseconds, at least retryPeriod. At
+// 10s/2s it is 4s: attempts by 4.8s, 7.2s and 9.6s, so an outage that
+// fails the first two is survived.
 func DefaultRenewInterval(renewDeadline, retryPeriod time.Duration) time.Duration {
-	d := time.Duration(float64(renewDeadline-2*jittered(retryPeriod)) / jitterFactor)
+	d := time.Duration(float64(renewDeadline-2*jittered(retryPeriod)-retryPeriod/5) / jitterFactor)
 	return max(d.Truncate(time.Millisecond), retryPeriod)
 }

@@ -110,7 +110,11 @@ func (r *Runner) checkAccess(ctx context.Context, cs kubernetes.Interface) error
 		errs = append(errs, errors.New(msg))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("tenure: missing RBAC permissions; grant them with a Role (see deploy/):\n%w", err)
+		hint := ""
+		if slices.ContainsFunc(denials, func(d denial) bool { return d.component == "placement" }) {
+			hint = " (placement: none keeps every leadership with whoever wins it and needs none of placement's)"
+		}
+		return fmt.Errorf("tenure: missing RBAC permissions; grant them with a Role (see deploy/)%s:\n%w", hint, err)
 	}
 	return nil
 }

@@ -209,6 +209,8 @@ func (pl *placer) start() error {
 		closeRoster()
 		return fmt.Errorf("tenure: placement: %w", err)
 	}
+	pl.r.log.Info("placement: balanced: this replica's leaderships are spread over the replicas of its placement group (placement: none turns it off)",
+		"placement_group", pl.group, "components", len(pl.units), "coordinator_lease", placement.CoordinatorLeaseName(pl.group))
 	pl.mu.Lock()
 	pl.roster, pl.close, pl.coord = roster, closeRoster, coord
 	pl.member.Started, pl.member.ShuttingDown = time.Now(), false

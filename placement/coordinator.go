@@ -264,7 +264,6 @@ func (c *Coordinator) Round(ctx context.Context) []Move {
 			break
 		}
 		_, redirect := moot[m.Component]
-		delete(moot, m.Component)
 		if byID[m.From].ShuttingDown && !redirect {
 			// A replica that shuts down asks for its own leaderships to
 			// move, from its own view, before it stops them: a second
@@ -273,9 +272,12 @@ func (c *Coordinator) Round(ctx context.Context) []Move {
 		}
 		ok, err := c.request(ctx, m)
 		if err != nil {
+			// A redirect not made leaves the request to the target that
+			// went away: it is withdrawn below.
 			c.cfg.Logger.Info("placement: move not asked", "component", c.nameOf(m.Component), "from", m.From, "to", m.To, "err", err)
 			continue
 		}
+		delete(moot, m.Component) // redirected
 		c.mu.Lock()
 		c.pending[m.Component] = pendingMove{from: m.From, to: m.To, asked: now}
 		c.mu.Unlock()
