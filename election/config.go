@@ -59,12 +59,11 @@ type Config struct {
 	// between a failed renewal and the next.
 	RetryPeriod time.Duration
 	// RenewInterval is the wait between a successful renewal and the
-	// next. Default: the longest that still leaves time for three
-	// attempts, jittered, before RenewDeadline (see DefaultRenewInterval),
-	// at least RetryPeriod: 4s at 15s/10s/2s, a renewal about every 4.4s
-	// where client-go renews every 2s. A shorter one makes more
-	// requests and leaves more time for retries; RenewDeadline must exceed
-	// RenewInterval × 1.2 (see TimingError).
+	// next. Default: RetryPeriod. A longer one makes fewer requests, but
+	// leaves fewer retries before RenewDeadline (a shorter API outage ends
+	// the term) and makes standbys behind a silent watch notice a release
+	// later (they read past their cache once a renewal is overdue);
+	// RenewDeadline must exceed RenewInterval × 1.2 (see TimingError).
 	RenewInterval time.Duration
 
 	// OnStartedLeading is the leader work. It runs in its own goroutine
@@ -136,7 +135,7 @@ func (cfg Config) resolve() (Config, error) {
 			cfg.Name, len(cfg.Identity), maxIdentityLength)
 	}
 	if cfg.RenewInterval == 0 {
-		cfg.RenewInterval = DefaultRenewInterval(cfg.RenewDeadline, cfg.RetryPeriod)
+		cfg.RenewInterval = cfg.RetryPeriod
 	}
 	if err := checkTimings(cfg); err != nil {
 		return cfg, fmt.Errorf("election %s: %w", cfg.Name, err)
@@ -148,17 +147,4 @@ func (cfg Config) resolve() (Config, error) {
 		cfg.Logger = slog.Default()
 	}
 	return cfg, nil
-}
-
-// DefaultRenewInterval is the default Config.RenewInterval for
-// renewDeadline and retryPeriod: the longest wait after a successful
-// renewal that leaves three attempts before renewDeadline, each wait at
-// its longest jitter (the renewal, then two retries a RetryPeriod apart),
-// the third still a fifth of a RetryPeriod before the deadline for its
-// request to be answered; in whole milliseconds, at least retryPeriod. At
-// 10s/2s it is 4s: attempts by 4.8s, 7.2s and 9.6s, so an outage that
-// fails the first two is survived.
-func DefaultRenewInterval(renewDeadline, retryPeriod time.Duration) time.Duration {
-	d := time.Duration(float64(renewDeadline-2*jittered(retryPeriod)-retryPeriod/5) / jitterFactor)
-	return max(d.Truncate(time.Millisecond), retryPeriod)
 }

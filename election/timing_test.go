@@ -168,27 +168,3 @@ func TestNewMakesNoRequestAndStartsNoGoroutine(t *testing.T) {
 		}
 	}
 }
-
-// TestDefaultRenewIntervalLeavesThreeAttempts: at the longest jitter, the
-// renewal and two retries a RetryPeriod apart all start before the renew
-// deadline, for every valid pair; and the default is what New uses.
-func TestDefaultRenewIntervalLeavesThreeAttempts(t *testing.T) {
-	assert.Equal(t, 4*time.Second, DefaultRenewInterval(10*time.Second, 2*time.Second))
-	assert.Equal(t, time.Second, DefaultRenewInterval(3*time.Second, time.Second), "never below RetryPeriod")
-	for deadline := 100 * time.Millisecond; deadline <= 60*time.Second; deadline += 700 * time.Millisecond {
-		for retry := 10 * time.Millisecond; float64(deadline) > 1.2*float64(retry); retry = retry * 3 / 2 {
-			d := DefaultRenewInterval(deadline, retry)
-			require.GreaterOrEqual(t, d, retry)
-			require.Less(t, time.Duration(1.2*float64(d)), deadline, "deadline %v retry %v: interval %v", deadline, retry, d)
-			if d > retry {
-				third := time.Duration(1.2*float64(d)) + 2*time.Duration(1.2*float64(retry))
-				assert.LessOrEqual(t, third, deadline-retry/5,
-					"deadline %v retry %v: interval %v: the third attempt at %v leaves no time before the deadline", deadline, retry, d, third)
-			}
-		}
-	}
-	e, err := New(Config{Lock: locks.NewMemoryLock("x"), Identity: "a",
-		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second})
-	require.NoError(t, err)
-	assert.Equal(t, 4*time.Second, e.cfg.RenewInterval)
-}
