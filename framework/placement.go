@@ -39,8 +39,9 @@ type placer struct {
 	group       string
 	memory      placement.Roster // in memory mode, the roster; else nil
 	coordinator *election.Election
-	coordLock   locks.Lock // the coordinator election's
-	units       []*unit    // the balanced components
+	coordLock   locks.Lock       // the coordinator election's
+	units       []*unit          // the balanced components
+	byKey       map[string]*unit // the balanced components by lock (see lockKey)
 	every       time.Duration
 	kick        chan struct{} // announce now: a component's campaign began or paused
 
@@ -58,9 +59,9 @@ type placer struct {
 }
 
 // newPlacer makes the placer of r's balanced components, nil if there are
-// none; roster is the app's, if it gave one. The roster's watch starts
-// with the placer, so that an app that never starts leaves nothing
-// running.
+// none; p.Roster is the app's, if it gave one. A LeaseRoster and its watch
+// are made by each start (see start), so that an app that never starts
+// leaves nothing running.
 func newPlacer(r *Runner, p runnerParams, space *locks.MemorySpace, ns string) (*placer, error) {
 	var units []*unit
 	for _, u := range r.units {
@@ -72,8 +73,11 @@ func newPlacer(r *Runner, p runnerParams, space *locks.MemorySpace, ns string) (
 		return nil, nil
 	}
 	d := r.cfg.Defaults
-	pl := &placer{r: r, ns: ns, units: units, every: max(d.LeaseDuration/3, d.RetryPeriod), kick: make(chan struct{}, 1),
+	pl := &placer{r: r, ns: ns, units: units, byKey: map[string]*unit{}, every: max(d.LeaseDuration/3, d.RetryPeriod), kick: make(chan struct{}, 1),
 		group: cmp.Or(r.cfg.PlacementGroup, programGroup())}
+	for _, u := range units {
+		pl.byKey[lockKey(u.settings)] = u
+	}
 	pl.member.Identity = r.identity
 	pl.member.Revision, pl.member.Zone, pl.member.Cordoned = r.cfg.Revision, r.cfg.Zone, r.cfg.NeverLead
 	coordName := placement.CoordinatorLeaseName(pl.group)
@@ -82,8 +86,8 @@ func newPlacer(r *Runner, p runnerParams, space *locks.MemorySpace, ns string) (
 		switch {
 		case u.settings.Namespace == ns && u.settings.LockName == coordName:
 			errs = append(errs, fmt.Errorf("components.%s: its lock %s is the placement coordinator's (placement group %q): set lock_name", u.comp.Name(), coordName, pl.group))
-		case strings.HasPrefix(u.settings.LockName, memberPrefix):
-			errs = append(errs, fmt.Errorf("components.%s: its lock %s is named like a placement member record (%s*): set lock_name", u.comp.Name(), u.settings.LockName, memberPrefix))
+		case strings.HasPrefix(u.settings.LockName, placement.MemberLeasePrefix):
+			errs = append(errs, fmt.Errorf("components.%s: its lock %s is named like a placement member record (%s*): set lock_name", u.comp.Name(), u.settings.LockName, placement.MemberLeasePrefix))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -131,10 +135,6 @@ func newPlacer(r *Runner, p runnerParams, space *locks.MemorySpace, ns string) (
 	return pl, nil
 }
 
-// memberPrefix starts the names of member records (see
-// placement.MemberLeaseName).
-const memberPrefix = "tenure-member-"
-
 // programGroup is the default placement group: the program's name, made a
 // label value.
 func programGroup() string {
@@ -165,8 +165,8 @@ func podOwner() (metav1.OwnerReference, bool) {
 // it, by lock.
 func (pl *placer) holders() map[string]string {
 	out := map[string]string{}
-	for _, u := range pl.units {
-		out[lockKey(u.settings)] = u.election.Leader()
+	for key, u := range pl.byKey {
+		out[key] = u.election.Leader()
 	}
 	return out
 }
@@ -190,9 +190,9 @@ func (pl *placer) start() error {
 		roster, closeRoster = lr, lr.Close
 	}
 	comps := map[string]placement.Component{}
-	for _, u := range pl.units {
+	for key, u := range pl.byKey {
 		name := u.comp.Name()
-		comps[lockKey(u.settings)] = placement.Component{Lock: u.lockImpl, Weight: pl.r.cfg.Components[name].Weight, Name: name}
+		comps[key] = placement.Component{Lock: u.lockImpl, Weight: pl.r.cfg.Components[name].Weight, Name: name}
 	}
 	coord, err := placement.NewCoordinator(placement.CoordinatorConfig{
 		Roster:     roster,
@@ -268,11 +268,10 @@ func (pl *placer) permissions() []locks.Permission {
 // moved counts a move asked or withdrawn as coordinator, and records it
 // as an Event on the component's lock if Events are on.
 func (pl *placer) moved(m placement.Move, what string, counter metric.Int64Counter) {
-	i := slices.IndexFunc(pl.units, func(u *unit) bool { return lockKey(u.settings) == m.Component })
-	if i < 0 {
+	u, ok := pl.byKey[m.Component]
+	if !ok {
 		return
 	}
-	u := pl.units[i]
 	counter.Add(context.Background(), 1, metric.WithAttributes(attribute.String("tenure.election.name", u.comp.Name())))
 	pl.r.events.record(lockObject(u.settings), "placement: "+m.From+" "+what+m.To)
 }
@@ -378,10 +377,7 @@ func (pl *placer) handOff(ctx context.Context) {
 	if !slices.ContainsFunc(pl.units, func(u *unit) bool { return u.election.IsLeader() }) {
 		return // nothing to hand over
 	}
-	others := func() bool {
-		return slices.ContainsFunc(roster.Members(), func(o placement.Member) bool { return o.Identity != m.Identity })
-	}
-	if others() {
+	if slices.ContainsFunc(roster.Members(), func(o placement.Member) bool { return o.Identity != m.Identity }) {
 		t := pl.r.clock.NewTimer(pl.r.cfg.Defaults.RetryPeriod)
 		select {
 		case <-t.C():
@@ -398,11 +394,8 @@ func (pl *placer) handOff(ctx context.Context) {
 	// The plan counts every leadership, as this replica last saw it, so
 	// that its own go to the least loaded of the replicas that stay.
 	var ls []placement.Leadership
-	byKey := map[string]*unit{}
 	holders := pl.holders()
-	for _, u := range pl.units {
-		key := lockKey(u.settings)
-		byKey[key] = u
+	for key, u := range pl.byKey {
 		holder := holders[key]
 		if u.election.IsLeader() {
 			holder = m.Identity
@@ -414,7 +407,7 @@ func (pl *placer) handOff(ctx context.Context) {
 		if mv.From != m.Identity {
 			continue
 		}
-		u := byKey[mv.Component]
+		u := pl.byKey[mv.Component]
 		wg.Go(func() {
 			if _, err := placement.Request(ctx, u.lockImpl, mv.From, mv.To); err != nil {
 				u.log.Info("placement: cannot ask for a hand-over before stopping; releasing instead", "to", mv.To, "err", err)

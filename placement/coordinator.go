@@ -237,10 +237,6 @@ func (c *Coordinator) Round(ctx context.Context) []Move {
 		}
 	}
 	c.warnForeign(members)
-	placeable := func(to, component string) bool {
-		m, ok := byID[to]
-		return ok && m.eligible() && m.runs(component)
-	}
 	var ls []Leadership
 	moot := map[string]pendingMove{} // requests to withdraw unless redirected
 	c.mu.Lock()
@@ -250,7 +246,7 @@ func (c *Coordinator) Round(ctx context.Context) []Move {
 			delete(c.pending, name) // done, moot (the term changed), or given up on
 			p, ok = pendingMove{}, false
 		}
-		if ok && !placeable(p.to, name) {
+		if ok && !byID[p.to].canLead(name) { // not a member, or not a place for it now
 			moot[name] = p
 			delete(c.pending, name)
 			p = pendingMove{}

@@ -200,7 +200,10 @@ func (r *LeaseRoster) Synced() bool { return r.informer.HasSynced() }
 // MemberLeaseName is the name of the Lease that holds identity's member
 // record: "tenure-member-", the identity made a valid name, and a hash of
 // the identity, so that no two identities share one.
-func MemberLeaseName(identity string) string { return hashedName("tenure-member-", identity) }
+func MemberLeaseName(identity string) string { return hashedName(MemberLeasePrefix, identity) }
+
+// MemberLeasePrefix starts the name of every member record's Lease.
+const MemberLeasePrefix = "tenure-member-"
 
 // CoordinatorLeaseName is the name of the lock of placement group group's
 // coordinator election: "tenure-placement" for the group "",

@@ -34,6 +34,9 @@ func (m Member) eligible() bool { return !m.Cordoned && !m.ShuttingDown }
 // runs says whether m campaigns for component.
 func (m Member) runs(component string) bool { return slices.Contains(m.Components, component) }
 
+// canLead says whether m may be given component's leadership.
+func (m Member) canLead(component string) bool { return m.eligible() && m.runs(component) }
+
 // Leadership is one component's election as placement sees it.
 type Leadership struct {
 	// Component is the component's name.
@@ -105,7 +108,7 @@ func Plan(members []Member, leaderships []Leadership) []Move {
 	effective := map[string]string{} // component → its holder once a pending hand-over is done
 	for _, l := range ls {
 		holder := l.Holder
-		if p, ok := byID[l.Pending]; ok && byID[holder] != nil && p.eligible() && p.runs(l.Component) {
+		if p, ok := byID[l.Pending]; ok && byID[holder] != nil && p.canLead(l.Component) {
 			holder = l.Pending
 		}
 		effective[l.Component] = holder
@@ -113,7 +116,7 @@ func Plan(members []Member, leaderships []Leadership) []Move {
 		if !ok {
 			continue
 		}
-		if m.eligible() && m.runs(l.Component) {
+		if m.canLead(l.Component) {
 			assigned[l.Component] = holder
 			load[holder] += l.weight()
 			continue
@@ -128,7 +131,7 @@ func Plan(members []Member, leaderships []Leadership) []Move {
 		}
 		var out []string
 		for _, id := range order {
-			if m := byID[id]; m.eligible() && m.runs(c) {
+			if m := byID[id]; m.canLead(c) {
 				out = append(out, id)
 			}
 		}
@@ -173,7 +176,7 @@ func Plan(members []Member, leaderships []Leadership) []Move {
 			assigned[m.Component] = m.To
 		}
 	}
-	undoSwaps(ls, assigned, effective, load)
+	undoSwaps(ls, assigned, effective)
 	return movesOf(ls, assigned, effective)
 }
 
@@ -181,7 +184,7 @@ func Plan(members []Member, leaderships []Leadership) []Move {
 // weight from u to v and another of that weight from v to u leave both
 // loads as they were, at the cost of two hand-overs. Moves are judged
 // against where each leadership is, or is being handed to (effective).
-func undoSwaps(ls []Leadership, assigned, effective map[string]string, load map[string]int) {
+func undoSwaps(ls []Leadership, assigned, effective map[string]string) {
 	for _, a := range ls {
 		from, to := effective[a.Component], assigned[a.Component]
 		if from == to || from == "" || to == "" {
