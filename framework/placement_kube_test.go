@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"slices"
@@ -17,8 +18,8 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
-	"github.com/tenure/tenure/components"
 	"github.com/tenure/tenure/framework"
 	"github.com/tenure/tenure/internal/kubetest"
 )
@@ -34,6 +35,25 @@ retry_period: 200ms
 placement: balanced
 revision: %q
 `, ns, revision)
+}
+
+// startPlaced starts a replica with the identity id, configured by yaml,
+// that campaigns for names on cs, recording their terms in led and its
+// logs in logs.
+func startPlaced(t *testing.T, cs kubernetes.Interface, led *ledgers, names []string, logs io.Writer, id, yaml string) *fxtest.App {
+	opts := []fx.Option{
+		framework.Module,
+		framework.ConfigYAML("test.yaml", []byte(yaml+"identity: "+id+"\n")),
+		withClient(cs),
+		fx.Supply(slog.New(slog.NewTextHandler(logs, nil)).With("replica", id)),
+		fx.NopLogger,
+	}
+	for _, n := range names {
+		opts = append(opts, supply(recorded(led, n)))
+	}
+	app := fxtest.New(t, opts...)
+	app.RequireStart()
+	return app
 }
 
 func twelve() []string {
@@ -102,23 +122,7 @@ func TestPlacementOnRealAPIServer(t *testing.T) {
 		}
 	})
 	start := func(id, rev string) *fxtest.App {
-		var comps []components.Component
-		for _, n := range names {
-			comps = append(comps, recorded(led, n))
-		}
-		opts := []fx.Option{
-			framework.Module,
-			framework.ConfigYAML("test.yaml", []byte(placedYAML(ns, rev)+"identity: "+id+"\nevents: true\n")),
-			withClient(cs),
-			fx.Supply(slog.New(slog.NewTextHandler(&moveLog, nil)).With("replica", id)),
-			fx.NopLogger,
-		}
-		for _, c := range comps {
-			opts = append(opts, supply(c))
-		}
-		app := fxtest.New(t, opts...)
-		app.RequireStart()
-		return app
+		return startPlaced(t, cs, led, names, &moveLog, id, placedYAML(ns, rev)+"events: true\n")
 	}
 	apps := map[string]*fxtest.App{}
 	for _, id := range []string{"r1", "r2", "r3"} {

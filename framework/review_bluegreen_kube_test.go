@@ -6,17 +6,13 @@ package framework_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
-	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
-	"github.com/tenure/tenure/components"
-	"github.com/tenure/tenure/framework"
 	"github.com/tenure/tenure/internal/kubetest"
 )
 
@@ -38,23 +34,7 @@ func TestBlueGreenMovesEachLeadershipOnce(t *testing.T) {
 	led := newLedgers()
 	var logs lockedBuffer
 	start := func(id, rev string) *fxtest.App {
-		var comps []components.Component
-		for _, n := range names {
-			comps = append(comps, recorded(led, n))
-		}
-		opts := []fx.Option{
-			framework.Module,
-			framework.ConfigYAML("test.yaml", []byte(placedYAML(ns, rev)+"identity: "+id+"\n")),
-			withClient(cs),
-			fx.Supply(slog.New(slog.NewTextHandler(&logs, nil)).With("replica", id)),
-			fx.NopLogger,
-		}
-		for _, c := range comps {
-			opts = append(opts, supply(c))
-		}
-		app := fxtest.New(t, opts...)
-		app.RequireStart()
-		return app
+		return startPlaced(t, cs, led, names, &logs, id, placedYAML(ns, rev))
 	}
 	apps := map[string]*fxtest.App{}
 	t.Cleanup(func() {
