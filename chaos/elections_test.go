@@ -412,7 +412,7 @@ func TestElectionsUnderFaults(t *testing.T) {
 		cand.kick = make(chan struct{}, 1)
 		cand.wg.Go(func() {
 			defer roster.Close()
-			tick := time.NewTicker(lease / 3)
+			tick := time.NewTicker((lease - retry) / 2) // as the framework announces
 			defer tick.Stop()
 			for {
 				actx, cancel := context.WithTimeout(ctx, retry)

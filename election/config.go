@@ -55,15 +55,23 @@ type Config struct {
 	// long has passed since the start of the last successful write, which
 	// is before any other candidate can see the lease as expired.
 	RenewDeadline time.Duration
-	// RetryPeriod is the wait between two attempts to acquire, and
-	// between a failed renewal and the next.
+	// RetryPeriod is the wait between two attempts to acquire. A failed
+	// renewal is retried after half of it, so that a leader that renews
+	// seldom still has several attempts before RenewDeadline.
 	RetryPeriod time.Duration
 	// RenewInterval is the wait between a successful renewal and the
-	// next. Default: RetryPeriod. A longer one makes fewer requests, but
-	// leaves fewer retries before RenewDeadline (a shorter API outage ends
-	// the term) and makes standbys behind a silent watch notice a release
-	// later (they read past their cache once a renewal is overdue);
-	// RenewDeadline must exceed RenewInterval × 1.2 (see TimingError).
+	// next. Default: the longest that leaves the renewal and three
+	// retries, each wait at its longest jitter, before RenewDeadline, the
+	// last half a RetryPeriod before it; at most half of RenewDeadline
+	// and at least RetryPeriod (see defaultRenewInterval). At client-go's
+	// 15s/10s/2s it is 4.5s: a renewal about every 5s, where client-go
+	// renews every 2s and its standbys poll as often. A shorter one makes
+	// more requests and leaves longer for retries (an API outage that
+	// fails every attempt before the deadline ends the term: with the
+	// default, one of 3.6s at the worst moment, of 9s at the best), and
+	// standbys behind a silent watch notice a release sooner (they read
+	// past their cache once a renewal is overdue); RenewDeadline must
+	// exceed RenewInterval × 1.2 (see TimingError).
 	RenewInterval time.Duration
 
 	// OnStartedLeading is the leader work. It runs in its own goroutine
@@ -135,7 +143,7 @@ func (cfg Config) resolve() (Config, error) {
 			cfg.Name, len(cfg.Identity), maxIdentityLength)
 	}
 	if cfg.RenewInterval == 0 {
-		cfg.RenewInterval = cfg.RetryPeriod
+		cfg.RenewInterval = defaultRenewInterval(cfg.RenewDeadline, cfg.RetryPeriod)
 	}
 	if err := checkTimings(cfg); err != nil {
 		return cfg, fmt.Errorf("election %s: %w", cfg.Name, err)
@@ -147,4 +155,28 @@ func (cfg Config) resolve() (Config, error) {
 		cfg.Logger = slog.Default()
 	}
 	return cfg, nil
+}
+
+// defaultRenewInterval is Config.RenewInterval's default for renewDeadline
+// and retryPeriod: the longest wait after a successful renewal that leaves
+// the renewal and three retries half a retryPeriod apart, every wait at
+// its longest jitter, before renewDeadline, with half a retryPeriod left
+// for the last one's answer; at most half of renewDeadline, at least
+// retryPeriod, in whole milliseconds. At 10s/2s it is 4.5s: attempts by
+// 5.4s, 6.6s, 7.8s and 9s.
+//
+// It is what meets tenure's request budget: a leader renewing every
+// retryPeriod, as client-go does, makes most of a watching election's
+// requests (see BENCHMARKS.md).
+func defaultRenewInterval(renewDeadline, retryPeriod time.Duration) time.Duration {
+	retries := 3 * jittered(failedRenewalRetry(retryPeriod))
+	d := time.Duration(float64(renewDeadline-retries-retryPeriod/2) / jitterFactor)
+	d = min(d, renewDeadline/2)
+	return max(d.Truncate(time.Millisecond), retryPeriod)
+}
+
+// failedRenewalRetry is the wait, before jitter, between a failed renewal
+// and the next attempt: half of retryPeriod.
+func failedRenewalRetry(retryPeriod time.Duration) time.Duration {
+	return retryPeriod / 2
 }

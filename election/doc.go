@@ -103,7 +103,7 @@
 // client-go: a candidate whose reads both found the lock missing cannot
 // know that it was created and deleted in between, and may create it
 // while the deleted lock's leader still works; that leader stops at its
-// next renewal, within RetryPeriod. A lock deleted while nobody holds it
+// next renewal, within RenewInterval. A lock deleted while nobody holds it
 // (released, or handed to a candidate that has not taken it yet) is made
 // again by the first candidate to wait out its lease, with one more than
 // the greatest token that candidate has seen. Do not delete locks that are

@@ -434,7 +434,7 @@ func (e *Election) untilExpiry() (time.Duration, bool) {
 	return o.at.Add(lease).Sub(e.cfg.Clock.Now()), true
 }
 
-// RenewLoop renews the lock every RetryPeriod while this candidate leads
+// RenewLoop renews the lock every RenewInterval while this candidate leads
 // and returns when the term is over: a write replaced or deleted the
 // record, or RenewDeadline passed since the start of the last successful
 // write. It also returns when ctx is done (Stop, which ends Run, does
@@ -655,7 +655,7 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 			default:
 				e.log.Warn("cannot renew the lock", "lock", e.cfg.Lock.Describe(), "outcome", r.res.outcome, "err", r.err, "deadline_in", deadline.Sub(clk.Now()))
 			}
-			renewTimer.Reset(e.jitter(e.cfg.RetryPeriod))
+			renewTimer.Reset(e.jitter(failedRenewalRetry(e.cfg.RetryPeriod)))
 		}
 	}
 }

@@ -177,7 +177,9 @@ func testDeletedLock(t *testing.T, makeLock lockMaker) {
 	deleteLockObject(t, cs, ns, "lock")
 	require.Eventually(t, func() bool { return led.Ended() > 0 }, 10*time.Second, 5*time.Millisecond, "the leader steps down")
 	assert.Equal(t, first, led.Last().Who)
-	assert.Less(t, led.Last().End.Sub(deleted), kRetry*2, "the leader stepped down at its next renewal")
+	// The default renew interval is at most half the renew deadline, and
+	// jittered by at most a fifth more.
+	assert.Less(t, led.Last().End.Sub(deleted), kDeadline*6/10+kRetry, "the leader stepped down at its next renewal")
 	next := led.Leader(t)
 	assert.GreaterOrEqual(t, led.Started(next).Sub(deleted), kLease-kRetry, "nobody re-created the lock before a lease passed")
 	led.Check(t)

@@ -10,7 +10,7 @@ import (
 // TimingError reports a timing of a Config that breaks one of the rules
 // New enforces:
 //   - LeaseDuration, RenewDeadline, RetryPeriod and RenewInterval are
-//     positive (RenewInterval may be left zero for RetryPeriod);
+//     positive (RenewInterval may be left zero for its default);
 //   - LeaseDuration exceeds RenewDeadline and is at most
 //     locks.MaxLeaseDuration;
 //   - RenewDeadline exceeds RetryPeriod × 1.2 and RenewInterval × 1.2,

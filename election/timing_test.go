@@ -168,3 +168,25 @@ func TestNewMakesNoRequestAndStartsNoGoroutine(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultRenewInterval: the longest wait leaving the renewal and three
+// retries before the deadline, at most half of it, at least RetryPeriod;
+// and every default passes the timing rules.
+func TestDefaultRenewInterval(t *testing.T) {
+	for _, tc := range []struct {
+		deadline, retry, want time.Duration
+	}{
+		{10 * time.Second, 2 * time.Second, 4500 * time.Millisecond}, // client-go's timings
+		{4 * time.Second, time.Second, 1416 * time.Millisecond},
+		{20 * time.Second, 5 * time.Second, 7083 * time.Millisecond},
+		{1500 * time.Millisecond, 100 * time.Millisecond, 750 * time.Millisecond}, // half the deadline
+		{3500 * time.Millisecond, 2 * time.Second, 2 * time.Second},               // RetryPeriod
+	} {
+		got := defaultRenewInterval(tc.deadline, tc.retry)
+		assert.Equal(t, tc.want, got, "renew deadline %v, retry period %v", tc.deadline, tc.retry)
+		cfg, err := Config{Lock: locks.NewMemorySpace().Lock("l"), Identity: "a",
+			LeaseDuration: 2 * tc.deadline, RenewDeadline: tc.deadline, RetryPeriod: tc.retry}.resolve()
+		require.NoError(t, err)
+		assert.Equal(t, got, cfg.RenewInterval, "the default fills an empty RenewInterval")
+	}
+}

@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/tenure/tenure/components"
 	"github.com/tenure/tenure/config"
 	"github.com/tenure/tenure/election"
 	"github.com/tenure/tenure/locks"
@@ -73,7 +74,7 @@ func newPlacer(r *Runner, p runnerParams, space *locks.MemorySpace, ns string) (
 		return nil, nil
 	}
 	d := r.cfg.Defaults
-	pl := &placer{r: r, ns: ns, units: units, byKey: map[string]*unit{}, every: max(d.LeaseDuration/3, d.RetryPeriod), kick: make(chan struct{}, 1),
+	pl := &placer{r: r, ns: ns, units: units, byKey: map[string]*unit{}, every: announceEvery(d), kick: make(chan struct{}, 1),
 		group: cmp.Or(r.cfg.PlacementGroup, programGroup())}
 	for _, u := range units {
 		pl.byKey[lockKey(u.settings)] = u
@@ -437,4 +438,11 @@ func (pl *placer) stop(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// announceEvery is how often a replica writes its member record: twice a
+// lease, the second a RetryPeriod before the record would expire, so that
+// one failed write is made up for in time; at least every RetryPeriod.
+func announceEvery(d components.Settings) time.Duration {
+	return max((d.LeaseDuration-d.RetryPeriod)/2, d.RetryPeriod)
 }
