@@ -46,6 +46,11 @@ type placer struct {
 	every       time.Duration
 	kick        chan struct{} // announce now: a component's campaign began or paused
 
+	// announcing is held from taking a member record's snapshot until
+	// its write has returned, so that a periodic announcement made before
+	// handOff's mark cannot land after it and say the replica stays.
+	announcing sync.Mutex
+
 	mu     sync.Mutex
 	member placement.Member
 	roster placement.Roster // of the current start
@@ -342,6 +347,8 @@ func (pl *placer) announcement() placement.Member {
 
 // announce writes the member record, logging a failure.
 func (pl *placer) announce(ctx context.Context) {
+	pl.announcing.Lock()
+	defer pl.announcing.Unlock()
 	m := pl.announcement()
 	actx, cancel := context.WithTimeout(ctx, pl.r.cfg.Defaults.RetryPeriod*2)
 	defer cancel()
@@ -367,12 +374,15 @@ func (pl *placer) currentRoster() placement.Roster {
 // each sending its own leaderships where the others' do not go, once each.
 // A replica that leads nothing, or sees no other member, does not wait.
 func (pl *placer) handOff(ctx context.Context) {
+	pl.announcing.Lock()
 	pl.mu.Lock()
 	pl.member.ShuttingDown = true
 	pl.mu.Unlock()
 	m := pl.announcement()
 	roster := pl.currentRoster()
-	if err := roster.Announce(ctx, m); err != nil {
+	err := roster.Announce(ctx, m)
+	pl.announcing.Unlock()
+	if err != nil {
 		pl.r.log.Warn("placement: cannot announce that this replica is shutting down", "err", err)
 	}
 	if !slices.ContainsFunc(pl.units, func(u *unit) bool { return u.election.IsLeader() }) {

@@ -143,6 +143,11 @@ type Coordinator struct {
 	adopted   bool                   // the requests on the locks were read this term
 	lastRound time.Time
 	warned    map[string]bool // members found to run none of the components
+	// led: the components that had a holder at the last round, nil
+	// before the first; asked: when a move of each component was last
+	// asked, for PendingFor (see settling).
+	led   map[string]bool
+	asked map[string]time.Time
 }
 
 // pendingMove is a move asked for, and when.
@@ -181,7 +186,7 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	if cfg.PendingFor <= 0 {
 		cfg.PendingFor = 10 * cfg.Interval
 	}
-	return &Coordinator{cfg: cfg, pending: map[string]pendingMove{}, warned: map[string]bool{}}, nil
+	return &Coordinator{cfg: cfg, pending: map[string]pendingMove{}, warned: map[string]bool{}, asked: map[string]time.Time{}}, nil
 }
 
 // Run makes a round every Interval until ctx is done: a coordinator's
@@ -215,7 +220,10 @@ func (c *Coordinator) Run(ctx context.Context) {
 // member that runs the component is redirected where the plan sends the
 // leadership, or withdrawn if the plan leaves it with its holder: a
 // leadership is never handed to a replica that stopped, crashed or was
-// cordoned since it was asked.
+// cordoned since it was asked. A round in which leaderships are still
+// being taken (see settling) asks for no new move: replicas starting
+// together take their locks unevenly over several rounds, and a plan made
+// meanwhile would be undone by the next, moving leaderships back and forth.
 func (c *Coordinator) Round(ctx context.Context) []Move {
 	if s, ok := c.cfg.Roster.(interface{ Synced() bool }); ok && !s.Synced() {
 		return nil // an empty view would withdraw every request
@@ -228,6 +236,7 @@ func (c *Coordinator) Round(ctx context.Context) []Move {
 		byID[m.Identity] = m
 	}
 	c.mu.Lock()
+	settling := c.settling(holders, now)
 	all := !c.adopted || !c.lastRound.IsZero() && now.Sub(c.lastRound) > 2*c.cfg.Interval
 	c.adopted, c.lastRound = true, now
 	c.mu.Unlock()
@@ -254,8 +263,12 @@ func (c *Coordinator) Round(ctx context.Context) []Move {
 		ls = append(ls, Leadership{Component: name, Weight: comp.Weight, Holder: holders[name], Pending: p.to})
 	}
 	c.mu.Unlock()
+	var plan []Move
+	if !settling {
+		plan = Plan(members, ls)
+	}
 	var asked []Move
-	for _, m := range Plan(members, ls) {
+	for _, m := range plan {
 		if ctx.Err() != nil {
 			break
 		}
@@ -276,6 +289,7 @@ func (c *Coordinator) Round(ctx context.Context) []Move {
 		delete(moot, m.Component) // redirected
 		c.mu.Lock()
 		c.pending[m.Component] = pendingMove{from: m.From, to: m.To, asked: now}
+		c.asked[m.Component] = now
 		c.mu.Unlock()
 		if !ok {
 			continue // asked already; the holder is handing over
@@ -300,6 +314,34 @@ func (c *Coordinator) Round(ctx context.Context) []Move {
 		}
 	}
 	return asked
+}
+
+// settling says whether leaderships are still being taken: a component
+// without a holder at the last round has one now, other than by a move
+// asked within PendingFor (a hand-over passes through no holder). Replicas
+// starting, or taking over from a crashed one, do so; a move from one
+// holder to another, this coordinator's or not, does not. The first round
+// has nothing to compare with and is not settling. It records this
+// round's holders for the next. c.mu is held.
+func (c *Coordinator) settling(holders map[string]string, now time.Time) bool {
+	for name, at := range c.asked {
+		if now.Sub(at) >= c.cfg.PendingFor {
+			delete(c.asked, name)
+		}
+	}
+	taken := false
+	led := map[string]bool{}
+	for name := range c.cfg.Components {
+		if holders[name] == "" {
+			continue
+		}
+		led[name] = true
+		if _, moved := c.asked[name]; c.led != nil && !c.led[name] && !moved {
+			taken = true
+		}
+	}
+	c.led = led
+	return taken
 }
 
 // adopt reads the request on component's lock, if holder holds it, as a

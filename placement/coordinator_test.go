@@ -3,6 +3,7 @@ package placement
 import (
 	"context"
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -175,4 +176,54 @@ func TestCoordinatorTakesOverTheLastOnesRequests(t *testing.T) {
 	moves := c.Round(ctx)
 	assert.Contains(t, moves, Move{Component: "c0", From: "a", To: "d"}, "redirected: %v", moves)
 	assert.Equal(t, "d", preferred(t, comps["c0"].Lock))
+}
+
+// TestCoordinatorWaitsWhileLeadershipsAreTaken: replicas starting
+// together take their locks over several rounds; a round in which a
+// leaderless component gained a holder asks for nothing, so that the plan
+// does not move leaderships that the next acquisitions would move back. A
+// hand-over the coordinator asked for passes through no holder too, and
+// does not hold the next round up.
+func TestCoordinatorWaitsWhileLeadershipsAreTaken(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	roster := NewMemoryRoster(clk, time.Minute)
+	names := []string{"c0", "c1", "c2", "c3", "c4", "c5"}
+	for _, id := range []string{"a", "b"} {
+		require.NoError(t, roster.Announce(context.Background(), Member{Identity: id, Components: names}))
+	}
+	comps := map[string]Component{}
+	holders := map[string]string{}
+	for _, n := range names {
+		comps[n] = Component{Lock: heldBy(t, n, "a")}
+	}
+	c, err := NewCoordinator(CoordinatorConfig{
+		Roster: roster, Components: comps, Interval: time.Second, Clock: clk,
+		Holders: func() map[string]string { return maps.Clone(holders) },
+	})
+	require.NoError(t, err)
+	round := func() []Move {
+		clk.Step(time.Second)
+		return c.Round(context.Background())
+	}
+	assert.Empty(t, round(), "nothing led yet")
+	for _, n := range names[:4] {
+		holders[n] = "a"
+	}
+	assert.Empty(t, round(), "a took four locks this round: more may follow")
+	moves := round()
+	require.Len(t, moves, 2, "nothing taken since the last round: 4/0 to 2/2")
+
+	// The hand-overs pass through no holder, then b holds them; meanwhile
+	// a third replica joins: the round plans for it.
+	for _, m := range moves {
+		holders[m.Component] = ""
+	}
+	round() // may ask more of a: its own leaderships are all it counts
+	for _, m := range moves {
+		holders[m.Component] = m.To
+		comps[m.Component] = Component{Lock: heldBy(t, m.Component, m.To)}
+	}
+	c.cfg.Components = comps
+	require.NoError(t, roster.Announce(context.Background(), Member{Identity: "c", Components: names}))
+	assert.NotEmpty(t, round(), "the hand-overs that ended are not leaderships being taken: the round moves some to c")
 }

@@ -34,7 +34,12 @@
 // a planned hand-over). A move whose target stops being a place for the
 // leadership before it is done (it crashed, stops or was cordoned) is
 // redirected where the plan now sends it, or withdrawn; a coordinator
-// that takes over reads the moves already asked on the locks. Every move goes through the lock's own
+// that takes over reads the moves already asked on the locks. No move is
+// asked in a round in which leaderships without a holder were taken
+// (replicas starting together take their locks unevenly over several
+// rounds): the plan waits for the spread to stop changing by itself, so
+// that it moves each leadership once rather than back and forth. Every
+// move goes through the lock's own
 // compare-and-swap, so a stale, partitioned or frozen coordinator, or two
 // of them, can cause a poor move, never two leaders.
 //
