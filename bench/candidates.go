@@ -63,6 +63,22 @@ func report(led chan<- leadEvent, ev leadEvent) {
 }
 
 var tenure = implementation{name: "tenure", start: func(cs kubernetes.Interface, ns, lease, id string, t timings, release bool, led chan<- leadEvent) candidate {
+	c := newTenureCandidate(cs, ns, lease, id, t, release, led)
+	c.start()
+	return c
+}}
+
+// tenureCandidate is a tenure candidate with its lock and election at
+// hand, for placement (see runPlacement).
+type tenureCandidate struct {
+	name     string // the election's and its Lease's
+	lock     locks.Lock
+	election *election.Election
+	running
+}
+
+// newTenureCandidate makes a candidate on a Lease lock; start runs it.
+func newTenureCandidate(cs kubernetes.Interface, ns, lease, id string, t timings, release bool, led chan<- leadEvent) *tenureCandidate {
 	lock, err := locks.NewLeaseLock(cs.CoordinationV1(), ns, lease, locks.WithIdentity(id))
 	if err != nil {
 		panic(err)
@@ -72,20 +88,24 @@ var tenure = implementation{name: "tenure", start: func(cs kubernetes.Interface,
 		KeepLeaseOnStop: !release, Logger: quiet,
 		OnStartedLeading: func(ctx context.Context) {
 			report(led, leadEvent{lease, id, time.Now()})
-			<-ctx.Done()
+			<-ctx.Done() // a stop, or a move asked by placement
 		},
 	})
 	if err != nil {
 		panic(err)
 	}
+	return &tenureCandidate{name: lease, lock: lock, election: e}
+}
+
+// start runs the election until stop.
+func (c *tenureCandidate) start() {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := running{cancel, make(chan struct{})}
+	c.running = running{cancel, make(chan struct{})}
 	go func() {
-		defer close(r.done)
-		_ = e.Run(ctx)
+		defer close(c.done)
+		_ = c.election.Run(ctx)
 	}()
-	return r
-}}
+}
 
 var clientGo = implementation{name: "client-go", start: func(cs kubernetes.Interface, ns, lease, id string, t timings, release bool, led chan<- leadEvent) candidate {
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{

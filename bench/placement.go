@@ -21,15 +21,20 @@ import (
 // in steady state.
 const placedComponents = 12
 
-// tracker follows who leads each component and counts the terms started.
+// tracker follows who leads each of n components and counts the terms
+// started and the placement moves asked (see placed).
 type tracker struct {
+	n      int
 	mu     sync.Mutex
 	leader map[string]string
 	starts map[string]int
-	last   time.Time // the last term started
+	moves  map[string]int // by kind: moveLine, withdrawLine
+	last   time.Time      // the last term started or move asked
 }
 
-func newTracker() *tracker { return &tracker{leader: map[string]string{}, starts: map[string]int{}} }
+func newTracker(n int) *tracker {
+	return &tracker{n: n, leader: map[string]string{}, starts: map[string]int{}, moves: map[string]int{}}
+}
 
 func (tr *tracker) lead(comp, id string) {
 	tr.mu.Lock()
@@ -46,14 +51,30 @@ func (tr *tracker) unlead(comp, id string) {
 	}
 }
 
-// settled waits until every component has a leader and no term started for
-// quiet, up to limit; it returns the shares of the live replicas, largest
-// first, and when the last term started.
+// placed counts a placement move of kind asked (or withdrawn).
+func (tr *tracker) placed(kind string) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.moves[kind]++
+	tr.last = time.Now()
+}
+
+// movesOf is the number of placement moves of kind so far.
+func (tr *tracker) movesOf(kind string) int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.moves[kind]
+}
+
+// settled waits until every component has a leader and no term started
+// nor move was asked for quiet, up to limit; it returns the shares of the
+// live replicas, largest first, and when the last term started or move
+// was asked.
 func (tr *tracker) settled(quiet, limit time.Duration, live []string) ([]int, time.Time, bool) {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		tr.mu.Lock()
-		ok := len(tr.leader) == placedComponents && time.Since(tr.last) >= quiet
+		ok := len(tr.leader) == tr.n && time.Since(tr.last) >= quiet
 		shares := map[string]int{}
 		for _, id := range live {
 			shares[id] = 0
@@ -201,7 +222,7 @@ func (e *env) placement(impl implementation, window time.Duration) (res placemen
 	ns := e.namespace("placement-" + impl.name)
 	c := newCounter()
 	cs := e.client(c)
-	tr := newTracker()
+	tr := newTracker(placedComponents)
 	start := tenurePlaced(cs, ns, t, tr)
 	if impl.name == clientGo.name {
 		start = clientGoPlaced(cs, ns, t, tr)
