@@ -6,7 +6,9 @@
 //	go run ./cmd/demo
 //
 // With --kubeconfig (or in a cluster) it is one replica on real Leases;
-// start it in three terminals and stop one with Ctrl-C:
+// start it in three terminals and stop one with Ctrl-C. Placement spreads
+// the components over the replicas; each shows every replica's share, as
+// it sees the leaders, and each hand-over ("→ replica"):
 //
 //	go run ./cmd/demo --kubeconfig ~/.kube/config
 package main
@@ -85,16 +87,17 @@ func run(ctx context.Context, o options, in *os.File, out io.Writer) error {
 		return err
 	}
 	o.lease = cfg.Defaults.LeaseDuration
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if o.verbose {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
 	f, isFile := out.(*os.File)
 	live := !o.plain && isFile && isTerminal(f)
 	ev := &events{keep: 12}
 	if !live {
 		ev.out = out
 	}
+	var logs slog.Handler = slog.NewTextHandler(io.Discard, nil)
+	if o.verbose {
+		logs = slog.NewTextHandler(os.Stderr, nil)
+	}
+	logger := slog.New(newHandOverLog(logs, ev, names(o.components)))
 	if o.kubeconfig != "" || inCluster() {
 		return runCluster(ctx, o, ev, logger, live, out)
 	}

@@ -97,6 +97,7 @@ func TestDemoInMemory(t *testing.T) {
 	assert.Contains(t, out, "crashes")
 	assert.Contains(t, out, "starts again")
 	assert.Contains(t, out, "demo: stopped; every lease released")
+	assert.Contains(t, out, " over → ", "placement's moves show in the log (a replica that starts again is given its share)")
 	for _, n := range names(4) {
 		l := tr.ledger(n)
 		l.Check(t)
@@ -159,10 +160,10 @@ func TestDemoOnRealAPIServer(t *testing.T) {
 		assert.NoError(t, p.Wait(t, 30*time.Second), "%s exits 0", p.Name)
 	}
 	t.Log("\n" + tr.text())
+	led := tr.checkLedgers(t, names(3))
 	for _, n := range names(3) {
-		l := tr.ledger(n)
-		l.Check(t)
-		assert.GreaterOrEqual(t, l.Ended(), 2, "%s changed hands when p1 left", n)
+		assert.GreaterOrEqual(t, led[n].Ended(), 2, "%s changed hands when p1 left", n)
+		assert.Empty(t, led[n].Leaders(), "%s's work stopped at the end", n)
 		lease, err := cs.CoordinationV1().Leases(ns).Get(context.Background(), n, metav1.GetOptions{})
 		require.NoError(t, err)
 		assert.Empty(t, *lease.Spec.HolderIdentity, "%s released at the end", n)

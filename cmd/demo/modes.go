@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -162,7 +163,7 @@ func leads(r *framework.Runner) (share, what string) {
 			names = append(names, fmt.Sprintf("%s (term %d%s)", st.Name, st.Term.FencingToken, handingOver(st)))
 		}
 	}
-	share = fmt.Sprintf("%d/%d", len(names), len(all))
+	share = shareOf(all)
 	if len(names) == 0 {
 		return share, "standby"
 	}
@@ -177,7 +178,9 @@ func handingOver(st framework.ComponentStatus) string {
 	return " → " + st.HandOverTo
 }
 
-// runCluster runs one replica against a cluster until ctx is done.
+// runCluster runs one replica against a cluster until ctx is done. Its
+// log (plain mode) or live view shows its share of the components as it
+// changes and each move it makes ("→ replica").
 func runCluster(ctx context.Context, o options, ev *events, logger *slog.Logger, live bool, out io.Writer) error {
 	var runner *framework.Runner
 	opts := []fx.Option{
@@ -201,41 +204,96 @@ func runCluster(ctx context.Context, o options, ev *events, logger *slog.Logger,
 	ev.add("demo: %s campaigns for %d components on Leases; stop it with Ctrl-C", runner.Identity(), o.components)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	render := func() {
-		var b strings.Builder
-		b.WriteString("\x1b[H\x1b[2J")
-		share, _ := leads(runner)
-		fmt.Fprintf(&b, "tenure demo: replica %s on Leases, leading %s (placement spreads them over the replicas)\n\n%-12s %-24s %s\n",
-			runner.Identity(), share, "COMPONENT", "LEADER", "LOCK")
-		for _, st := range runner.Status() {
-			leader := st.Leader
-			if st.Leading {
-				leader += fmt.Sprintf(" (us, term %d%s)", st.Term.FencingToken, handingOver(st))
-			}
-			fmt.Fprintf(&b, "%-12s %-24s %s\n", st.Name, leader, st.Lock)
+	lastShare := ""
+	update := func() {
+		status := runner.Status()
+		if share := shareOf(status); share != lastShare {
+			ev.add("%s share %s", runner.Identity(), share)
+			lastShare = share
 		}
-		b.WriteString("\nrecent:\n")
-		for _, l := range ev.last() {
-			b.WriteString("  " + l + "\n")
+		if live {
+			fmt.Fprint(out, renderCluster(runner.Identity(), status, ev.last()))
 		}
-		fmt.Fprint(out, b.String())
 	}
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
 			done = true
 		case <-tick.C:
-			if live {
-				render()
-			}
+			update()
 		}
 	}
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := app.Stop(stopCtx)
 	ev.add("demo: %s stopped; its leases handed over (or released)", runner.Identity())
-	if live {
-		render()
-	}
+	update()
 	return err
+}
+
+// shareOf is the share of the components that this replica leads, from
+// its status.
+func shareOf(status []framework.ComponentStatus) string {
+	n := 0
+	for _, st := range status {
+		if st.Leading {
+			n++
+		}
+	}
+	return fmt.Sprintf("%d/%d", n, len(status))
+}
+
+// renderCluster draws the live view of replica id from its status: each
+// component's leader as this replica sees it, and each replica's share,
+// with the replica this one hands a leadership to while a move is under
+// way. Replicas that lead nothing are not seen, except this one.
+func renderCluster(id string, status []framework.ComponentStatus, recent []string) string {
+	var b strings.Builder
+	b.WriteString("\x1b[H\x1b[2J")
+	fmt.Fprintf(&b, "tenure demo: replica %s on Leases, leading %s (placement spreads them over the replicas)\n\n", id, shareOf(status))
+	fmt.Fprintf(&b, "%-12s %-24s %5s %s\n", "COMPONENT", "LEADER", "TERM", "LOCK")
+	leads := map[string][]string{id: nil}
+	var replicas []string
+	for _, st := range status {
+		leader, term, what := st.Leader, "-", st.Name
+		switch {
+		case st.Leading:
+			leader = id + " (us)" + handingOver(st)
+			term = fmt.Sprint(st.Term.FencingToken)
+			what = fmt.Sprintf("%s (term %d%s)", st.Name, st.Term.FencingToken, handingOver(st))
+		case leader == "":
+			leader = "(none)"
+		case st.Observed:
+			term = fmt.Sprint(st.Record.LeaderTransitions)
+		}
+		fmt.Fprintf(&b, "%-12s %-24s %5s %s\n", st.Name, leader, term, st.Lock)
+		holder := st.Leader
+		if st.Leading {
+			holder = id
+		}
+		if holder == "" {
+			continue
+		}
+		if _, ok := leads[holder]; !ok {
+			replicas = append(replicas, holder)
+		}
+		leads[holder] = append(leads[holder], what)
+	}
+	slices.Sort(replicas)
+	fmt.Fprintf(&b, "\n%-24s %5s %s\n", "REPLICA", "SHARE", "LEADS")
+	for _, r := range append([]string{id}, replicas...) {
+		name, what := r, strings.Join(leads[r], ", ")
+		if r == id {
+			name += " (us)"
+		}
+		if what == "" {
+			what = "standby"
+		}
+		fmt.Fprintf(&b, "%-24s %5s %s\n", name, fmt.Sprintf("%d/%d", len(leads[r]), len(status)), what)
+	}
+	b.WriteString("\nrecent:\n")
+	for _, l := range recent {
+		b.WriteString("  " + l + "\n")
+	}
+	return b.String()
 }
