@@ -637,7 +637,9 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 			case !r.res.wroteAt.IsZero():
 				deadline = r.res.wroteAt.Add(e.cfg.RenewDeadline)
 				deadlineTimer.Reset(deadline.Sub(clk.Now()))
-				renewTimer.Reset(e.jitter(e.cfg.RenewInterval))
+				// Timed from the write's start, as the deadline is: a slow
+				// answer does not push the next renewal towards it.
+				renewTimer.Reset(max(e.jitter(e.cfg.RenewInterval)-clk.Since(r.res.wroteAt), 0))
 				continue
 			case !r.res.holding && r.res.outcome != outcomeLost:
 				// The renewal failed after the deadline had passed.
