@@ -39,11 +39,13 @@ type inProcess struct {
 	watchProxy *faultproxy.Proxy // the Lease watch
 	gen        int               // restarts so far: a restarted candidate is a new identity
 
-	cut     atomic.Bool   // its memory locks are unreachable (with proxy blocked)
-	latency atomic.Int64  // its memory locks' latency each way
-	crashed atomic.Bool   // the process died: its work stops at once
-	leaving atomic.Bool   // its member record says it is shutting down
-	kick    chan struct{} // announce now
+	cut      atomic.Bool   // its memory locks are unreachable (with proxy blocked)
+	latency  atomic.Int64  // its memory locks' latency each way
+	wallBack atomic.Int64  // how far its wall clock stepped back, as its memory locks' writes show
+	stepped  atomic.Int64  // its memory locks' writes while stepped back
+	crashed  atomic.Bool   // the process died: its work stops at once
+	leaving  atomic.Bool   // its member record says it is shutting down
+	kick     chan struct{} // announce now
 
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
@@ -105,14 +107,31 @@ func (l faultyLock) Create(ctx context.Context, r locks.Record) (locks.Observed,
 	if err := l.reach(ctx); err != nil {
 		return locks.Observed{}, err
 	}
-	return l.MemoryLock.Create(ctx, r)
+	return l.MemoryLock.Create(ctx, l.stepped(r))
 }
 
 func (l faultyLock) Update(ctx context.Context, version string, r locks.Record) (locks.Observed, error) {
 	if err := l.reach(ctx); err != nil {
 		return locks.Observed{}, err
 	}
-	return l.MemoryLock.Update(ctx, version, r)
+	return l.MemoryLock.Update(ctx, version, l.stepped(r))
+}
+
+// stepped is r as the candidate writes it while its wall clock is stepped
+// back (an NTP step): the times it takes now are behind, those of a term
+// it began before are not. The elections' timers and deadlines run on the
+// monotonic clock, which no step moves, so only the records show it.
+func (l faultyLock) stepped(r locks.Record) locks.Record {
+	back := time.Duration(l.c.wallBack.Load())
+	if back == 0 {
+		return r
+	}
+	l.c.stepped.Add(1)
+	if r.AcquireTime.Equal(r.RenewTime) {
+		r.AcquireTime = r.AcquireTime.Add(-back)
+	}
+	r.RenewTime = r.RenewTime.Add(-back)
+	return r
 }
 
 func (l faultyLock) Annotate(ctx context.Context, version string, r *locks.Record, set map[string]string) (locks.Observed, error) {
@@ -150,25 +169,47 @@ type annotator interface {
 	Annotate(ctx context.Context, version string, r *locks.Record, set map[string]string) (locks.Observed, error)
 }
 
-// countingHandler counts the log lines of hand-overs made.
+// countingHandler counts the log lines of hand-overs made, and tells
+// cutOff of each term an election ended at its renew deadline.
 type countingHandler struct {
 	slog.Handler
 	handedOver *atomic.Int64
+	cutOff     func(election, identity string)
+	election   string // the logger's election and identity attributes
+	identity   string
 }
 
 func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message == "handed the lock over" {
+	switch r.Message {
+	case "handed the lock over":
 		h.handedOver.Add(1)
+	case "stopped leading":
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "reason" && strings.HasPrefix(a.Value.String(), "no successful renewal for the renew deadline") {
+				h.cutOff(h.election, h.identity)
+			}
+			return true
+		})
 	}
 	return h.Handler.Handle(ctx, r)
 }
 
 func (h countingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return countingHandler{h.Handler.WithAttrs(attrs), h.handedOver}
+	for _, a := range attrs {
+		switch a.Key {
+		case "election":
+			h.election = a.Value.String()
+		case "identity":
+			h.identity = a.Value.String()
+		}
+	}
+	h.Handler = h.Handler.WithAttrs(attrs)
+	return h
 }
 
 func (h countingHandler) WithGroup(name string) slog.Handler {
-	return countingHandler{h.Handler.WithGroup(name), h.handedOver}
+	h.Handler = h.Handler.WithGroup(name)
+	return h
 }
 
 // mover asks the leaders of random elections to move, as a placement
@@ -269,7 +310,20 @@ func TestElectionsUnderFaults(t *testing.T) {
 	moves := &mover{locks: map[string]locks.Lock{}, staleness: retry}
 	var placedMoves atomic.Int64 // moves the placement coordinators asked for
 	var withdrawn atomic.Int64   // moves withdrawn: their target went away
-	quiet = slog.New(countingHandler{quiet.Handler(), &moves.handedOver})
+	var cutOffsMu sync.Mutex
+	cutOffs := map[string]int{} // identity → its memory locks' terms ended at the renew deadline
+	quiet = slog.New(countingHandler{Handler: quiet.Handler(), handedOver: &moves.handedOver, cutOff: func(election, identity string) {
+		if kinds[election] == "memory" {
+			cutOffsMu.Lock()
+			defer cutOffsMu.Unlock()
+			cutOffs[identity]++
+		}
+	}})
+	cutOffsOf := func(identity string) int {
+		cutOffsMu.Lock()
+		defer cutOffsMu.Unlock()
+		return cutOffs[identity]
+	}
 	for _, name := range names {
 		var l locks.Lock
 		switch kinds[name] {
@@ -628,6 +682,31 @@ func TestElectionsUnderFaults(t *testing.T) {
 			stop(b)
 			start(b)
 			healWatches()
+		}},
+		{"step the busiest's wall clock back by two leases (its memory locks' renew times go back)", func() {
+			// Its renewals store earlier renew times than the last:
+			// each still changes the record, so its terms go on (before,
+			// the leader did not count them, wrote every 10ms and lost
+			// its terms after the renew deadline).
+			b, _ := byLoad()
+			memory := 0
+			for i, name := range names {
+				if kinds[name] == "memory" && b.elections[i].IsLeader() {
+					memory++
+				}
+			}
+			b.stepped.Store(0)
+			before := cutOffsOf(b.identity())
+			b.wallBack.Store(int64(2 * fastLease))
+			time.Sleep(lease + time.Second)
+			b.wallBack.Store(0)
+			assert.Equal(t, before, cutOffsOf(b.identity()), "memory-lock terms of %s ended at the renew deadline while its wall clock was stepped back", b.identity())
+			// A renewal every renew interval (750ms), a retry at most
+			// every retry period: far fewer than one write per retry
+			// period per election it led (before: one every 10ms).
+			writes, bound := b.stepped.Load(), int64(memory)*int64((lease+time.Second)/fastRetry)
+			t.Logf("wall clock step: %d memory elections led, %d writes while stepped back", memory, writes)
+			assert.LessOrEqual(t, writes, bound, "writes of memory locks while the wall clock was stepped back")
 		}},
 		{"a candidate announces that it shuts down, then that it does not: moves to it are withdrawn or redirected", func() {
 			cand := cands[rand.IntN(len(cands))]

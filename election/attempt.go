@@ -276,10 +276,9 @@ func (e *Election) renew(ctx context.Context) (attemptResult, error) {
 		written, err := e.cfg.Lock.Update(ctx, version, e.record(term.Started, start, term.FencingToken))
 		if err == nil {
 			if !e.wrote(written, start) {
-				// The record's renew time did not move: the lock keeps
+				// The record's bytes did not change: the lock keeps
 				// whole seconds and this renewal fell in the second of the
-				// last one, so it stored the same bytes (the API server
-				// even skips such a write). No other candidate can tell it
+				// last one (the API server even skips such a write). No other candidate can tell it
 				// from the last one, so the deadline stays where that one
 				// put it.
 				return attemptResult{holding: e.IsLeader(), outcome: outcomeUnchanged}, nil
@@ -416,14 +415,17 @@ func (e *Election) startTerm(obs locks.Observed, start time.Time) {
 }
 
 // wrote records a successful renewal sent at start and reports whether it
-// renewed the term: whether the record's renew time moved past the last
-// renewal's, so that other candidates see it as a change.
+// renewed the term: whether it changed the record's bytes, which is what
+// other candidates count as a renewal (see observation.changed). The renew
+// time need not move forward: after the wall clock steps back it is
+// earlier than the last one, and the write is still a change to everyone
+// else.
 func (e *Election) wrote(obs locks.Observed, start time.Time) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.version = obs.Version
 	e.noteLocked(obs)
-	if !obs.Record.RenewTime.After(e.obs.record.RenewTime) {
+	if !e.obs.changed(obs) {
 		return false
 	}
 	e.lastWrite = start

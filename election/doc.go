@@ -76,10 +76,11 @@
 //     since the start of the last successful write, by a timer that does
 //     not wait for a request in flight; no other candidate can consider
 //     the lease expired before LeaseDuration has passed since it saw that
-//     write. A renewal whose renew time the lock stored no later than the
-//     last one (two renewals of a ConfigMap within one second store the
-//     same bytes) does not count, since no other candidate can tell it
-//     from the last.
+//     write. A renewal that leaves the record's bytes as they were (two
+//     renewals of a ConfigMap within one second store the same bytes) does
+//     not count, since no other candidate can tell it from the last; one
+//     that changes them counts even if its renew time is earlier than the
+//     last (the wall clock stepped back), since everyone else sees it.
 //   - IsLeader, Term, TryAcquireOrRenew and Valid report a term only while
 //     its last successful write was sent less than RenewDeadline ago.
 //   - The lock is released only after the leader work has returned.

@@ -56,10 +56,10 @@ const (
 const (
 	outcomeAcquired = "acquired"
 	outcomeRenewed  = "renewed"
-	// outcomeUnchanged: a renewal whose renew time the lock stored no
-	// later than the last one's, as two renewals within one second of a
-	// ConfigMap lock (which keeps whole seconds) are. No other candidate
-	// can tell it from the last, so it does not extend the term.
+	// outcomeUnchanged: a renewal that stored the record's bytes as they
+	// were, as two renewals within one second of a ConfigMap lock (which
+	// keeps whole seconds) do. No other candidate can tell it from the
+	// last, so it does not extend the term.
 	outcomeUnchanged = "unchanged"
 	outcomeReleased  = "released"
 	// outcomeHandedOver: a release that wrote the lock over to the
