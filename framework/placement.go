@@ -224,18 +224,28 @@ func (pl *placer) start() error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	pl.stopAnnounce = cancel
-	pl.announce(ctx)
+	ok := pl.announce(ctx)
 	pl.wg.Go(func() {
 		t := pl.r.clock.NewTicker(pl.every)
 		defer t.Stop()
+		// A failed announcement is tried again after half a retry period,
+		// not a whole interval later: two intervals without a record let it
+		// expire, and the coordinator then counts this replica's
+		// leaderships as nobody's.
+		var again <-chan time.Time
 		for {
+			if !ok {
+				again = pl.r.clock.After(d.RetryPeriod / 2)
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C():
 			case <-pl.kick:
+			case <-again:
 			}
-			pl.announce(ctx)
+			again = nil
+			ok = pl.announce(ctx)
 		}
 	})
 	if !pl.r.cfg.NeverLead {
@@ -345,16 +355,19 @@ func (pl *placer) announcement() placement.Member {
 	return m
 }
 
-// announce writes the member record, logging a failure.
-func (pl *placer) announce(ctx context.Context) {
+// announce writes the member record, logging a failure, and says whether
+// it was written.
+func (pl *placer) announce(ctx context.Context) bool {
 	pl.announcing.Lock()
 	defer pl.announcing.Unlock()
 	m := pl.announcement()
 	actx, cancel := context.WithTimeout(ctx, pl.r.cfg.Defaults.RetryPeriod*2)
 	defer cancel()
-	if err := pl.currentRoster().Announce(actx, m); err != nil && ctx.Err() == nil {
+	err := pl.currentRoster().Announce(actx, m)
+	if err != nil && ctx.Err() == nil {
 		pl.r.log.Warn("placement: cannot announce this replica", "err", err)
 	}
+	return err == nil
 }
 
 func (pl *placer) currentRoster() placement.Roster {
