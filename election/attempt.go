@@ -273,14 +273,15 @@ func (e *Election) renew(ctx context.Context) (attemptResult, error) {
 
 	for range 2 {
 		start := e.cfg.Clock.Now()
-		written, err := e.cfg.Lock.Update(ctx, version, e.record(term.Started, start, term.FencingToken))
+		written, err := e.cfg.Lock.Update(ctx, version, e.record(term.Started, e.renewTime(start), term.FencingToken))
 		if err == nil {
 			if !e.wrote(written, start) {
 				// The record's bytes did not change: the lock keeps
-				// whole seconds and this renewal fell in the second of the
-				// last one (the API server even skips such a write). No other candidate can tell it
-				// from the last one, so the deadline stays where that one
-				// put it.
+				// whole seconds and this renewal fell in the second of
+				// the last one (the API server even skips such a write),
+				// or the wall clock is behind the last renew time (see
+				// renewTime). No other candidate can tell it from the
+				// last one, so the deadline stays where that one put it.
 				return attemptResult{holding: e.IsLeader(), outcome: outcomeUnchanged}, nil
 			}
 			return attemptResult{holding: true, wroteAt: start, outcome: outcomeRenewed}, nil
@@ -414,12 +415,50 @@ func (e *Election) startTerm(obs locks.Observed, start time.Time) {
 	e.noteLocked(obs)
 }
 
+// renewTime is the renew time of a renewal sent at now (a reading of the
+// election's clock): now on the wall clock, unless that is not past the
+// renew time of the term's last record, which happens when the wall clock
+// stepped back (an NTP step, a VM restored from a snapshot). Then it is
+// one step of the lock's resolution past the last renew time, once that
+// long has passed on the monotonic clock since the last write; until then
+// the last renew time itself, a write that changes nothing and counts as
+// no renewal.
+//
+// So a term's renew times only grow, and a term never stores the same
+// bytes twice: a renewal that changes the record from the leader's last
+// write (see wrote) changes it from every state a standby may have seen,
+// and the standby restarts its expiry clock. A renew time that went
+// backwards could store again, byte for byte, a record a standby saw
+// before it was cut off, and that standby, seeing no change since, would
+// take over under a leader inside its renew deadline. Stepping by the
+// lock's resolution no more often than the monotonic clock does, the
+// renew time is never further ahead of the wall clock than the step back
+// was, and the wall clock catches up. Nobody judges expiry from a renew
+// time, neither tenure nor client-go.
+func (e *Election) renewTime(now time.Time) time.Time {
+	wall := e.wall(now)
+	e.mu.Lock()
+	last, lastWrite := e.obs.record.RenewTime, e.lastWrite
+	e.mu.Unlock()
+	if wall.After(last) {
+		return wall
+	}
+	res, ok := resolutionOf(e.cfg.Lock)
+	if !ok {
+		res = time.Second // the coarsest of client-go's formats, as untilNextTick
+	}
+	if now.Sub(lastWrite) >= res {
+		return last.Add(res)
+	}
+	return last
+}
+
 // wrote records a successful renewal sent at start and reports whether it
 // renewed the term: whether it changed the record's bytes, which is what
-// other candidates count as a renewal (see observation.changed). The renew
-// time need not move forward: after the wall clock steps back it is
-// earlier than the last one, and the write is still a change to everyone
-// else.
+// other candidates count as a renewal (see observation.changed). Since a
+// term's renew times only grow (see renewTime), a write that changed the
+// bytes from the last one changed them from every earlier state of the
+// term too, whichever a standby saw last.
 func (e *Election) wrote(obs locks.Observed, start time.Time) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -59,11 +59,13 @@ type Config struct {
 	// renewal is retried after half of it, so that a leader that renews
 	// seldom still has several attempts before RenewDeadline.
 	RetryPeriod time.Duration
-	// RenewInterval is the wait between a successful renewal and the
-	// next. Default: the longest that leaves the renewal and three
+	// RenewInterval is the time from the start of a successful write (the
+	// acquisition or a renewal) to the next renewal, so that a slow
+	// answer does not push renewals towards RenewDeadline. Default: the longest that leaves the renewal and three
 	// retries, each wait at its longest jitter, before RenewDeadline, the
-	// last half a RetryPeriod before it; at most half of RenewDeadline
-	// and at least RetryPeriod (see defaultRenewInterval). At client-go's
+	// last half a RetryPeriod before it, and at most half of
+	// RenewDeadline, but never under RetryPeriod (see
+	// defaultRenewInterval). At client-go's
 	// 15s/10s/2s it is 4.5s: a renewal about every 5s, where client-go
 	// renews every 2s and its standbys poll as often. A shorter one makes
 	// more requests and leaves longer for retries (an API outage that
@@ -161,8 +163,8 @@ func (cfg Config) resolve() (Config, error) {
 // and retryPeriod: the longest wait after a successful renewal that leaves
 // the renewal and three retries half a retryPeriod apart, every wait at
 // its longest jitter, before renewDeadline, with half a retryPeriod left
-// for the last one's answer; at most half of renewDeadline, at least
-// retryPeriod, in whole milliseconds. At 10s/2s it is 4.5s: attempts by
+// for the last one's answer; at most half of renewDeadline, but never
+// under retryPeriod, in whole milliseconds. At 10s/2s it is 4.5s: attempts by
 // 5.4s, 6.6s, 7.8s and 9s.
 //
 // It is what meets tenure's request budget: a leader renewing every

@@ -78,9 +78,12 @@
 //     the lease expired before LeaseDuration has passed since it saw that
 //     write. A renewal that leaves the record's bytes as they were (two
 //     renewals of a ConfigMap within one second store the same bytes) does
-//     not count, since no other candidate can tell it from the last; one
-//     that changes them counts even if its renew time is earlier than the
-//     last (the wall clock stepped back), since everyone else sees it.
+//     not count, since no other candidate can tell it from the last. A
+//     term's renew times only grow, even when the wall clock steps back
+//     (they then step by the lock's resolution, no faster than time
+//     passes, until the wall clock catches up), so a term never stores
+//     the same bytes twice: a renewal that changes the record from the
+//     last one changes it from whatever state another candidate last saw.
 //   - IsLeader, Term, TryAcquireOrRenew and Valid report a term only while
 //     its last successful write was sent less than RenewDeadline ago.
 //   - The lock is released only after the leader work has returned.

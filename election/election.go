@@ -59,6 +59,10 @@ type Election struct {
 
 	// jitter lengthens a wait; tests replace it to get exact schedules.
 	jitter func(time.Duration) time.Duration
+	// wall is the wall-clock reading of a reading of cfg.Clock, which
+	// stands for both clocks (a real time.Time carries both); tests of a
+	// wall clock that steps replace it. Only renew times are read from it.
+	wall func(time.Time) time.Time
 
 	notifyMu sync.Mutex
 	notifier *notifier // set while Run runs
@@ -100,6 +104,7 @@ func New(cfg Config) (*Election, error) {
 		ins:    ins,
 		attrs:  staticAttributes(cfg),
 		jitter: jitter,
+		wall:   func(t time.Time) time.Time { return t },
 	}, nil
 }
 
@@ -520,12 +525,16 @@ func (e *Election) hold(ctx context.Context, workDone <-chan struct{}, cancelWor
 		cancelWork = func() {}
 	}
 	e.mu.Lock()
-	deadline := e.lastWrite.Add(e.cfg.RenewDeadline)
+	lastWrite := e.lastWrite
 	e.mu.Unlock()
+	deadline := lastWrite.Add(e.cfg.RenewDeadline)
 	clk := e.cfg.Clock
 	deadlineTimer := clk.NewTimer(deadline.Sub(clk.Now()))
 	defer deadlineTimer.Stop()
-	renewTimer := clk.NewTimer(e.jitter(e.cfg.RenewInterval))
+	// Timed from the last write's start, as every later renewal is: an
+	// acquisition answered slowly (or recognised after its answer was
+	// lost) leaves that much less until the deadline.
+	renewTimer := clk.NewTimer(max(e.jitter(e.cfg.RenewInterval)-clk.Since(lastWrite), 0))
 	defer renewTimer.Stop()
 
 	// Renewals go on while the work winds down: ctx does not cut them.

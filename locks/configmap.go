@@ -164,6 +164,7 @@ func (c *ConfigMapLock) patch(ctx context.Context, op, version string, set map[s
 func (c *ConfigMapLock) Permissions() []Permission { return c.permissions("") }
 
 // TimeResolution is how finely the lock stores a record's times:
-// whole seconds, as client-go's record format does. An election does not count a renewal that stores the same renew
-// time as the last, and checks its timings against it.
+// whole seconds, as client-go's record format does. An election does not count a renewal that
+// stores the same bytes as the last, steps its renew times by it when the
+// wall clock is behind them, and checks its timings against it.
 func (c *ConfigMapLock) TimeResolution() time.Duration { return time.Second }

@@ -350,6 +350,7 @@ func (l *LeaseLock) Permissions() []Permission {
 }
 
 // TimeResolution is how finely the lock stores a record's times:
-// microseconds (a MicroTime). An election does not count a renewal that stores the same renew
-// time as the last, and checks its timings against it.
+// microseconds (a MicroTime). An election does not count a renewal that
+// stores the same bytes as the last, steps its renew times by it when the
+// wall clock is behind them, and checks its timings against it.
 func (l *LeaseLock) TimeResolution() time.Duration { return time.Microsecond }

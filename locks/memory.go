@@ -232,6 +232,7 @@ func (s *MemorySpace) Lock(name string) *MemoryLock {
 }
 
 // TimeResolution is how finely the lock stores a record's times:
-// whole seconds, in client-go's record format. An election does not count a renewal that stores the same renew
-// time as the last, and checks its timings against it.
+// whole seconds, in client-go's record format. An election does not count a renewal that
+// stores the same bytes as the last, steps its renew times by it when the
+// wall clock is behind them, and checks its timings against it.
 func (m *MemoryLock) TimeResolution() time.Duration { return time.Second }
