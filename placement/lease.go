@@ -330,8 +330,10 @@ func announcement(m Member) map[string]*string {
 	}
 }
 
-// memberOf reads the member record in lease; false if it is none.
-func memberOf(lease *coordinationv1.Lease) (Member, bool) {
+// MemberOf reads the member record in lease, false if it holds none: a
+// Lease labelled LabelMember with a holder. Cordoned is set whether the
+// replica is configured never to lead or an operator cordoned it.
+func MemberOf(lease *coordinationv1.Lease) (Member, bool) {
 	if lease.Labels[LabelMember] != "true" || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
 		return Member{}, false
 	}
@@ -384,7 +386,7 @@ func (r *LeaseRoster) Members() []Member {
 		if !ok {
 			continue
 		}
-		m, ok := memberOf(lease)
+		m, ok := MemberOf(lease)
 		if !ok || lease.Name != MemberLeaseName(m.Identity) {
 			continue
 		}
