@@ -2,7 +2,6 @@ package control_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -12,6 +11,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -270,7 +272,8 @@ func TestMoveOfATenureElection(t *testing.T) {
 	runElection(t, cs, ns, "billing", "r2", false)
 	announce(t, cs, ns, "r1", "billing")
 	announce(t, cs, ns, "r2", "billing")
-	c, err := control.New(cs)
+	spans := tracetest.NewSpanRecorder()
+	c, err := control.New(cs, control.WithTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))))
 	require.NoError(t, err)
 	before, err := c.Status(ctx, ns)
 	require.NoError(t, err)
@@ -301,5 +304,16 @@ func TestMoveOfATenureElection(t *testing.T) {
 		}
 	}
 	assert.ElementsMatch(t, []string{"tenure-control asked r1 to hand billing over to r2", "tenure-control asked r2 to hand billing over to r1"}, asked)
-	assert.False(t, errors.Is(err, control.ErrMovedElsewhere))
+	var traced []string
+	for _, s := range spans.Ended() {
+		if s.Name() == "control move" {
+			attrs := map[attribute.Key]string{}
+			for _, a := range s.Attributes() {
+				attrs[a.Key] = a.Value.Emit()
+			}
+			traced = append(traced, attrs["tenure.move.from"]+"→"+attrs["tenure.move.target"])
+			assert.Equal(t, "billing", attrs["tenure.election.name"])
+		}
+	}
+	assert.Equal(t, []string{"r1→r2", "r2→r1"}, traced, "each move is a span")
 }

@@ -15,6 +15,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/tenure/tenure/placement"
 )
 
@@ -34,10 +36,13 @@ type Cordoned struct {
 // conditional on the version read; the replica's own announcements never
 // write it. The mark lasts as long as the record: a replica that restarts
 // announces itself anew, under a new identity.
-func (c *Client) Cordon(ctx context.Context, namespace, identity string, on bool) (Cordoned, error) {
-	out := Cordoned{Identity: identity, Namespace: namespace}
+func (c *Client) Cordon(ctx context.Context, namespace, identity string, on bool) (out Cordoned, err error) {
+	name := map[bool]string{true: "control cordon", false: "control uncordon"}[on]
+	ctx, end := c.span(ctx, name, attribute.String("k8s.namespace.name", namespace), attribute.String("tenure.member", identity))
+	defer func() { end(err) }()
+	out = Cordoned{Identity: identity, Namespace: namespace}
 	leases := c.cs.CoordinationV1().Leases(namespace)
-	name := placement.MemberLeaseName(identity)
+	name = placement.MemberLeaseName(identity)
 	value := map[bool]*string{true: new("true"), false: nil}[on]
 	for range 5 {
 		l, err := leases.Get(ctx, name, metav1.GetOptions{})
@@ -107,9 +112,9 @@ type Drained struct {
 // until each has moved or ctx is done. Leaderships that no other replica
 // can take stay, and are an error; the replica stays cordoned until
 // Cordon(..., false).
-func (c *Client) Drain(ctx context.Context, namespace, identity string) (Drained, error) {
-	var out Drained
-	var err error
+func (c *Client) Drain(ctx context.Context, namespace, identity string) (out Drained, err error) {
+	ctx, end := c.span(ctx, "control drain", attribute.String("k8s.namespace.name", namespace), attribute.String("tenure.member", identity))
+	defer func() { end(err) }()
 	if out.Cordoned, err = c.Cordon(ctx, namespace, identity, true); err != nil {
 		return out, err
 	}

@@ -18,6 +18,9 @@ import (
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tenure/tenure/internal/listwatch"
 	"github.com/tenure/tenure/locks"
 	"github.com/tenure/tenure/placement"
@@ -83,7 +86,14 @@ type Moved struct {
 // With placement on, the coordinator may later move another leadership
 // to even the spread out again: to keep this one where it is, cordon the
 // others or pause placement.
-func (c *Client) Move(ctx context.Context, namespace, component, to string) (Moved, error) {
+func (c *Client) Move(ctx context.Context, namespace, component, to string) (mv Moved, err error) {
+	ctx, end := c.span(ctx, "control move", attribute.String("k8s.namespace.name", namespace),
+		attribute.String("tenure.election.name", component), attribute.String("tenure.move.to", to))
+	defer func() {
+		trace.SpanFromContext(ctx).SetAttributes(attribute.String("tenure.move.from", mv.From), attribute.String("tenure.move.target", mv.To),
+			attribute.Int64("tenure.move.took_ms", mv.Took.Milliseconds()))
+		end(err)
+	}()
 	st, err := c.Status(ctx, namespace)
 	if err != nil {
 		return Moved{}, err
@@ -308,6 +318,8 @@ func (c *Client) await(ctx context.Context, e Election, mv Moved, anywhere bool)
 				mv.Gap = now.Sub(handedAt)
 			}
 			return true, nil
+		case !handedAt.IsZero():
+			return false, fmt.Errorf("%s: %w: it was handed over to %s, which did not take it; %s leads it now", e.Component, ErrMovedElsewhere, mv.To, cmp.Or(r.HolderIdentity, "nobody"))
 		case r.HolderIdentity != mv.From:
 			holder := cmp.Or(r.HolderIdentity, "nobody")
 			return false, fmt.Errorf("%s: %w: %s leads it now, not %s (another move, a crash, or the coordinator redirected it)", e.Component, ErrMovedElsewhere, holder, mv.To)

@@ -9,6 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -17,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 
+	"github.com/tenure/tenure/election"
 	"github.com/tenure/tenure/locks"
 	"github.com/tenure/tenure/placement"
 )
@@ -28,9 +33,10 @@ var ErrNoElections = errors.New("no leader elections")
 
 // Client reads and steers the leader elections of one cluster.
 type Client struct {
-	cs    kubernetes.Interface
-	clock clock.WithTicker
-	actor string
+	cs     kubernetes.Interface
+	clock  clock.WithTicker
+	actor  string
+	tracer trace.Tracer
 }
 
 // Option configures a Client.
@@ -43,12 +49,18 @@ func WithClock(clk clock.WithTicker) Option { return func(c *Client) { c.clock =
 // "tenure-control"; kubectl-tenure says "kubectl-tenure").
 func WithActor(actor string) Option { return func(c *Client) { c.actor = actor } }
 
+// WithTracerProvider makes the client trace each action (move, drain,
+// cordon) as a span of tp (default: the global provider).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *Client) { c.tracer = tp.Tracer(election.ScopeName) }
+}
+
 // New makes a Client of the cluster that cs reaches.
 func New(cs kubernetes.Interface, opts ...Option) (*Client, error) {
 	if cs == nil {
 		return nil, errors.New("control: a Kubernetes client is required")
 	}
-	c := &Client{cs: cs, clock: clock.RealClock{}, actor: "tenure-control"}
+	c := &Client{cs: cs, clock: clock.RealClock{}, actor: "tenure-control", tracer: otel.GetTracerProvider().Tracer(election.ScopeName)}
 	for _, o := range opts {
 		o(c)
 	}
@@ -319,6 +331,18 @@ func (c *Client) memberOf(l *coordinationv1.Lease) (Member, bool) {
 		}
 	}
 	return m, true
+}
+
+// span starts the span of an action; end ends it with the action's error.
+func (c *Client) span(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, func(error)) {
+	ctx, sp := c.tracer.Start(ctx, name, trace.WithAttributes(append(attrs, attribute.String("tenure.control.actor", c.actor))...))
+	return ctx, func(err error) {
+		if err != nil {
+			sp.RecordError(err)
+			sp.SetStatus(codes.Error, err.Error())
+		}
+		sp.End()
+	}
 }
 
 // apiError is err of a request to verb resource (of group) in namespace,
