@@ -433,12 +433,24 @@ func (e *Election) startTerm(obs locks.Observed, start time.Time) {
 // take over under a leader inside its renew deadline. Stepping by the
 // lock's resolution no more often than the monotonic clock does, the
 // renew time is never further ahead of the wall clock than the step back
-// was, and the wall clock catches up. Nobody judges expiry from a renew
-// time, neither tenure nor client-go.
+// was (plus a step for each write whose answer was lost but which
+// landed), and the wall clock catches up. tenure and client-go judge
+// expiry from when they saw the record change, never from a renew time;
+// Kubernetes' coordinated leader election judges a Lease by its renew time
+// plus its lease, which a renew time ahead only makes later. The premise is
+// that no other writer lowers the renew time of a record that names this
+// term (restoring an old copy of it is outside the protocol: it can itself
+// bring back bytes a standby saw).
+//
+// Both times are compared as wall-clock readings (Round(0)): a lock that
+// answered with the Record it was given, not one decoded from what it
+// stored, would hand back a time with a monotonic reading, and comparing
+// two of those would ignore the wall clock's step (eighth review,
+// TestWallStepBackWithMonotonicReadings).
 func (e *Election) renewTime(now time.Time) time.Time {
-	wall := e.wall(now)
+	wall := e.wall(now).Round(0)
 	e.mu.Lock()
-	last, lastWrite := e.obs.record.RenewTime, e.lastWrite
+	last, lastWrite := e.obs.record.RenewTime.Round(0), e.lastWrite
 	e.mu.Unlock()
 	if wall.After(last) {
 		return wall

@@ -98,7 +98,10 @@ type Config struct {
 	KeepLeaseOnStop bool
 
 	// Clock is the time source; tests inject a fake one. Default: the
-	// real clock.
+	// real clock. Its readings must never go back: the real clock's carry
+	// a monotonic reading, which no step of the wall clock moves, and a
+	// fake clock must only be stepped forward. Deadlines and expiry are
+	// judged on it.
 	Clock clock.WithTicker
 	// TracerProvider makes the tracer that traces every acquire, renew and
 	// release, and each term (see Telemetry in the package documentation

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -287,14 +288,169 @@ func TestSlowAcquisitionKeepsTheFirstTerm(t *testing.T) {
 	assert.Zero(t, ended, "writes %v slow, none failing, ended the term", latency)
 }
 
+// shiftWallOnly returns t with its wall-clock reading moved by d and its
+// monotonic reading kept: what time.Now() returns after the system clock
+// was stepped by d. The public API cannot build such a value (Add moves
+// both readings), so this rewrites time.Time's wall field: with
+// hasMonotonic set it holds 33 bits of seconds since 1885 above 30 bits of
+// nanoseconds (the layout of Go's time.Time, checked by TestShiftWallOnly).
+func shiftWallOnly(t time.Time, d time.Duration) time.Time {
+	type timeLayout struct {
+		wall uint64
+		ext  int64
+		loc  *time.Location
+	}
+	const hasMonotonic, nsecShift, nsecMask = 1 << 63, 30, 1<<30 - 1
+	p := (*timeLayout)(unsafe.Pointer(&t))
+	if p.wall&hasMonotonic == 0 {
+		panic("shiftWallOnly: t has no monotonic reading")
+	}
+	total := int64(p.wall<<1>>(nsecShift+1))*1e9 + int64(p.wall&nsecMask) + int64(d)
+	p.wall = hasMonotonic | uint64(total/1e9)<<nsecShift | uint64(total%1e9)
+	return t
+}
+
+func TestShiftWallOnly(t *testing.T) {
+	now := time.Now()
+	back := shiftWallOnly(now, -14500*time.Millisecond)
+	assert.Zero(t, back.Sub(now), "monotonic readings equal")
+	assert.Equal(t, -14500*time.Millisecond, back.Round(0).Sub(now.Round(0)), "wall readings 14.5s apart")
+	assert.True(t, back.After(now.Add(-time.Nanosecond)), "After compares the monotonic readings: the stepped-back reading is not before")
+}
+
+// givenLock is a memory lock whose writes answer with the record they
+// were given, as a custom lock may (against Observed's contract, which
+// lockstest cannot check at whole seconds): Raw is what was stored, Record
+// the caller's own value, monotonic readings and all.
+type givenLock struct{ *locks.MemoryLock }
+
+func (l givenLock) Update(ctx context.Context, version string, r locks.Record) (locks.Observed, error) {
+	obs, err := l.MemoryLock.Update(ctx, version, r)
+	if err == nil {
+		obs.Record = r
+	}
+	return obs, err
+}
+
+func (l givenLock) Create(ctx context.Context, r locks.Record) (locks.Observed, error) {
+	obs, err := l.MemoryLock.Create(ctx, r)
+	if err == nil {
+		obs.Record = r
+	}
+	return obs, err
+}
+
+// TestWallStepBackWithMonotonicReadings (eighth review): the seventh
+// review's interleaving (TestWallStepBackNeverRepeatsARecordAFollowerSaw)
+// with real time.Time readings, which carry a monotonic reading that the
+// wall clock's step leaves alone, on a lock that answers with the record
+// it was given. Comparing the renew times with their monotonic readings
+// took the stepped-back wall clock for later than the last renew time, so
+// renew times went back and a renewal stored R0's bytes again.
+func TestWallStepBackWithMonotonicReadings(t *testing.T) {
+	for _, given := range []bool{false, true} {
+		t.Run(fmt.Sprintf("records as given=%v", given), func(t *testing.T) {
+			base := time.Now() // a monotonic reading, as the real clock's
+			base = base.Add(-time.Duration(base.Nanosecond()))
+			mem := freeLock(t)
+			var la locks.Lock = mem
+			if given {
+				la = givenLock{mem}
+			}
+			lb := &cutLock{Lock: mem, res: mem.TimeResolution()}
+			a := newCandidate(t, la, "a", base)
+			b := newCandidate(t, lb, "b", base)
+			require.NotEqual(t, a.clock.Now().String(), a.clock.Now().Round(0).String(), "the fake clock's readings carry a monotonic reading")
+			var back atomic.Int64
+			a.wall = func(t time.Time) time.Time { return shiftWallOnly(t, time.Duration(back.Load())) }
+			step := func(d time.Duration) { a.clock.Step(d); b.clock.Step(d) }
+			at := func() time.Duration { return a.clock.Now().Sub(base) }
+
+			require.True(t, a.try(t), "a acquires at 0")
+			r0, err := mem.Get(context.Background())
+			require.NoError(t, err)
+			step(100 * time.Millisecond)
+			require.False(t, b.try(t), "b sees a's fresh lease")
+			step(100 * time.Millisecond)
+			lb.cut.Store(true)
+			step(800 * time.Millisecond)
+			back.Store(int64(-14500 * time.Millisecond))
+			for _, renewAt := range []time.Duration{3, 6, 9, 12, 15} {
+				step(renewAt*time.Second - at())
+				require.True(t, a.try(t), "a renews at %v", at())
+			}
+			now, err := mem.Get(context.Background())
+			require.NoError(t, err)
+			assert.NotEqual(t, string(r0.Raw), string(now.Raw), "a stored again the record b saw at 0.1s")
+			step(100 * time.Millisecond)
+			lb.cut.Store(false)
+			bLeads := b.try(t)
+			assert.False(t, a.IsLeader() && bLeads, "two leaders at %v", at())
+		})
+	}
+}
+
+// faultLock is a lock as one candidate reaches it, in one of three modes:
+// reached, cut off (every request fails before reaching it), or answers
+// lost (writes land, their answers fail). It keeps the lock's resolution.
+type faultLock struct {
+	locks.Lock
+	res  time.Duration
+	mode atomic.Int32 // 0 reached, 1 cut off, 2 answers lost
+}
+
+func (l *faultLock) TimeResolution() time.Duration { return l.res }
+
+func (l *faultLock) Get(ctx context.Context) (locks.Observed, error) {
+	if l.mode.Load() != 0 {
+		return locks.Observed{}, errInjected
+	}
+	return l.Lock.Get(ctx)
+}
+
+func (l *faultLock) answer(obs locks.Observed, err error) (locks.Observed, error) {
+	if l.mode.Load() == 2 {
+		return locks.Observed{}, errInjected
+	}
+	return obs, err
+}
+
+func (l *faultLock) Update(ctx context.Context, version string, r locks.Record) (locks.Observed, error) {
+	if l.mode.Load() == 1 {
+		return locks.Observed{}, errInjected
+	}
+	return l.answer(l.Lock.Update(ctx, version, r))
+}
+
+func (l *faultLock) Create(ctx context.Context, r locks.Record) (locks.Observed, error) {
+	if l.mode.Load() == 1 {
+		return locks.Observed{}, errInjected
+	}
+	return l.answer(l.Lock.Create(ctx, r))
+}
+
+// faultAnnotator is a faultLock of a lock that keeps annotations, so that
+// its candidate hands over.
+type faultAnnotator struct{ *faultLock }
+
+func (l faultAnnotator) Annotate(ctx context.Context, version string, r *locks.Record, set map[string]string) (locks.Observed, error) {
+	if l.mode.Load() == 1 {
+		return locks.Observed{}, errInjected
+	}
+	return l.answer(l.Lock.(annotator).Annotate(ctx, version, r, set))
+}
+
 // TestWallStepsAndPartitions drives three candidates on one lock, step by
-// step every 10ms for ten minutes of fake time, through random faults:
-// each candidate's wall clock steps back or forward by up to two leases,
-// and each is cut off from the lock for up to two leases, often together
-// (the interleaving of the seventh review: a follower that last saw a
-// record before it was cut off, a leader whose renew times come back to
-// it). Leaders renew at random within the renew deadline, sometimes too
-// late; followers try every retry period. At every step at most one
+// step every 10ms for five minutes of fake time, through random faults:
+// each candidate's wall clock steps back or forward by up to two leases;
+// each is cut off from the lock, or has the answers of its writes lost
+// (they land), for up to two leases; a wall step together with another
+// candidate cut off (the seventh review's interleaving: a follower that
+// last saw a record before it was cut off, a leader whose renew times come
+// back to it); a coordinator asks for moves and withdraws them; terms end
+// with a release or a hand-over, as Run's do (from the eighth review).
+// Leaders renew at random within the renew deadline, sometimes too late;
+// followers try every retry period or so. At every step at most one
 // candidate may be leader. On a lock of whole seconds and on one of
 // microseconds, for several seeds.
 func TestWallStepsAndPartitions(t *testing.T) {
@@ -303,77 +459,106 @@ func TestWallStepsAndPartitions(t *testing.T) {
 		deadline = 2 * time.Second
 		retry    = 300 * time.Millisecond
 		tick     = 10 * time.Millisecond
-		length   = 10 * time.Minute
+		length   = 5 * time.Minute
 	)
-	for _, lk := range []struct {
-		name string
-		res  time.Duration
-	}{{"seconds", time.Second}, {"microseconds", time.Microsecond}} {
+	for _, kind := range []string{"seconds", "microseconds"} {
 		for seed := range uint64(4) {
-			t.Run(fmt.Sprintf("%s/seed=%d", lk.name, seed), func(t *testing.T) {
-				rng := rand.New(rand.NewPCG(seed, 7))
-				var shared locks.Lock = &microLock{}
-				if lk.res == time.Second {
-					shared = freeLock(t)
+			t.Run(fmt.Sprintf("%s/seed=%d", kind, seed), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(seed, 8))
+				random := func(max time.Duration) time.Duration { return time.Duration(rng.Int64N(int64(max))) }
+				var shared locks.Lock
+				var mem *locks.MemoryLock
+				res := time.Second
+				if kind == "seconds" {
+					mem = freeLock(t)
+					shared = mem
+				} else {
+					shared, res = &microLock{}, time.Microsecond
 				}
 				type cand struct {
 					*candidate
-					lock        *cutLock
-					offset      atomic.Int64
-					next        time.Duration // its next attempt
-					cutUntil    time.Duration
-					nextFault   time.Duration
-					terms, wall int
+					lock                        *faultLock
+					offset                      atomic.Int64
+					next, faultUntil, nextFault time.Duration
 				}
 				var cs []*cand
-				for _, id := range []string{"a", "b", "c"} {
-					c := &cand{lock: &cutLock{Lock: shared, res: lk.res}}
-					c.candidate = newCandidate(t, c.lock, id, epoch, func(cfg *Config) {
+				ids := []string{"a", "b", "c"}
+				for _, id := range ids {
+					c := &cand{lock: &faultLock{Lock: shared, res: res}}
+					var l locks.Lock = c.lock
+					if mem != nil {
+						l = faultAnnotator{c.lock}
+					}
+					c.candidate = newCandidate(t, l, id, epoch.Add(time.Duration(rng.Int64N(1e9))), func(cfg *Config) {
 						cfg.LeaseDuration, cfg.RenewDeadline, cfg.RetryPeriod = lease, deadline, retry
 					})
 					stepWall(c.candidate, &c.offset)
-					c.nextFault = time.Duration(rng.Int64N(int64(2 * lease)))
+					c.nextFault = random(2 * lease)
 					cs = append(cs, c)
 				}
-				random := func(max time.Duration) time.Duration { return time.Duration(rng.Int64N(int64(max))) }
-				var overlaps, terms int
+				var overlaps, terms, handed int
+				nextMove := random(lease)
 				for now := time.Duration(0); now < length; now += tick {
+					if mem != nil && now >= nextMove { // a coordinator asks for a move, or withdraws it
+						if obs, err := mem.Get(context.Background()); err == nil {
+							to := ids[rng.IntN(3)]
+							if rng.IntN(3) == 0 {
+								to = ""
+							}
+							_, _ = mem.Annotate(context.Background(), obs.Version, nil, map[string]string{locks.PreferredHolderAnnotation: to})
+						}
+						nextMove = now + random(4*lease)
+					}
 					for _, c := range cs {
 						if now >= c.nextFault {
-							switch rng.IntN(3) {
-							case 0: // a step of the wall clock, mostly back
+							switch rng.IntN(4) {
+							case 0:
 								d := random(2 * lease)
 								if rng.IntN(4) == 0 {
 									d = -d
 								}
 								c.offset.Add(int64(-d))
-								c.wall++
 							case 1:
-								c.cutUntil = now + random(2*lease)
-							case 2: // both: the seventh review's case
+								c.lock.mode.Store(1)
+								c.faultUntil = now + random(2*lease)
+							case 2:
+								c.lock.mode.Store(2)
+								c.faultUntil = now + random(lease)
+							case 3:
 								c.offset.Add(-int64(lease + random(lease)))
-								c.wall++
 								for _, o := range cs {
-									if o != c && o.cutUntil < now {
-										o.cutUntil = now + lease + random(lease)
+									if o != c && o.faultUntil < now {
+										o.lock.mode.Store(1)
+										o.faultUntil = now + lease + random(lease)
 										break
 									}
 								}
 							}
 							c.nextFault = now + lease + random(4*lease)
 						}
-						c.lock.cut.Store(now < c.cutUntil)
+						if now >= c.faultUntil {
+							c.lock.mode.Store(0)
+						}
 						if now < c.next {
 							continue
 						}
 						wasLeader := c.IsLeader()
+						if wasLeader && rng.IntN(40) == 0 { // the work returned: release or hand over, as Run does
+							c.Election.mu.Lock()
+							c.holding = false
+							c.Election.mu.Unlock()
+							if h, _ := c.release(context.Background()); h {
+								handed++
+							}
+							c.next = now + retry/2 + random(retry)
+							continue
+						}
 						c.try(t)
 						if c.IsLeader() {
 							if !wasLeader {
-								c.terms++
 								terms++
 							}
-							c.next = now + retry/2 + random(deadline) // sometimes past the deadline
+							c.next = now + retry/2 + random(deadline)
 						} else {
 							c.next = now + retry/2 + random(retry)
 						}
@@ -394,7 +579,7 @@ func TestWallStepsAndPartitions(t *testing.T) {
 						c.clock.Step(tick)
 					}
 				}
-				t.Logf("%d terms, %d wall steps, %d steps with two leaders", terms, cs[0].wall+cs[1].wall+cs[2].wall, overlaps)
+				t.Logf("%d terms, %d hand-overs, %d steps with two leaders", terms, handed, overlaps)
 				assert.Zero(t, overlaps, "steps with two leaders")
 				assert.Greater(t, terms, 20, "too few terms to have tried anything")
 			})

@@ -42,8 +42,10 @@ var (
 
 // Observed is a record as it was read from, or written to, a lock.
 type Observed struct {
-	// Record is the decoded record. It is the zero Record when the stored
-	// record could not be decoded (see Lock.Get).
+	// Record is the decoded record: decoded from what was stored, not the
+	// Record the caller passed to a write (whose times carry the writer's
+	// monotonic clock reading and its full precision). It is the zero
+	// Record when the stored record could not be decoded (see Lock.Get).
 	Record Record
 	// Raw is the record as stored. Two observations with equal Raw saw the
 	// same record; a changed Raw means somebody wrote. Callers must not
