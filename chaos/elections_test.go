@@ -417,14 +417,19 @@ func TestElectionsUnderFaults(t *testing.T) {
 							return
 						}
 						end := time.Now().Add(rand.N(2 * lease))
-						for time.Now().Before(end) && !cand.crashed.Load() && election.Valid(ctx) == nil {
-							c.act(name, id, term.FencingToken, time.Now())
+						for {
+							at := time.Now() // decided now, before the check (see examples/multicomponent)
+							if !at.Before(end) || cand.crashed.Load() || election.Valid(ctx) != nil {
+								break
+							}
+							c.act(name, id, term.FencingToken, at)
 							time.Sleep(act)
 						}
 						return
 					case <-tick.C:
+						at := time.Now()
 						if election.Valid(ctx) == nil {
-							c.act(name, id, term.FencingToken, time.Now())
+							c.act(name, id, term.FencingToken, at)
 						}
 					}
 				}

@@ -89,10 +89,13 @@ var (
 	windDown  time.Duration
 )
 
-func say(format string, args ...any) {
+func say(format string, args ...any) { sayAt(time.Now(), format, args...) }
+
+// sayAt prints a line stamped at.
+func sayAt(at time.Time, format string, args ...any) {
 	stdout.Lock()
 	defer stdout.Unlock()
-	fmt.Printf("%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+	fmt.Printf("%s "+format+"\n", append([]any{at.Format("15:04:05.000")}, args...)...)
 }
 
 // newComponent returns the constructor of a component that does a unit of
@@ -121,14 +124,22 @@ func newComponent(name string, period time.Duration) func() components.Component
 				case <-tick.C:
 					// Check the term right before acting: after a freeze
 					// the clock says the term is over before any timer
-					// has cancelled ctx.
+					// has cancelled ctx. The act is stamped when it is
+					// decided, before the check: a process frozen between
+					// the check and the act (SIGSTOP, a preempted thread)
+					// acts after the freeze on a term that may be over,
+					// which no check can see; that is what the fencing
+					// token is for. Stamped after the check, such an act
+					// shows a term's end as an overlap (the chaos suite
+					// saw one, SIGSTOP landing between the two).
+					at := time.Now()
 					if election.Valid(ctx) != nil {
 						continue
 					}
 					// A real component would reconcile here, passing
 					// term.FencingToken to the systems it writes to.
 					if logActs {
-						say("%s %s acts, term %d", name, term.Identity, term.FencingToken)
+						sayAt(at, "%s %s acts, term %d", name, term.Identity, term.FencingToken)
 					}
 				}
 			}
@@ -152,11 +163,12 @@ func finish(ctx context.Context, name string, term election.Term, period, d time
 		case <-end:
 			return
 		case <-tick.C:
+			at := time.Now() // decided now (see newComponent)
 			if election.Valid(ctx) != nil {
 				return // the term is over: nothing more may be done under it
 			}
 			if logActs {
-				say("%s %s acts, term %d", name, term.Identity, term.FencingToken)
+				sayAt(at, "%s %s acts, term %d", name, term.Identity, term.FencingToken)
 			}
 		}
 	}
