@@ -113,6 +113,11 @@ type Election struct {
 	// HandedOver says that the last holder wrote the record over to
 	// Holder, which has not taken it yet.
 	HandedOver bool `json:"handedOver,omitempty"`
+	// Paused: an operator paused its placement (see Client.Pause);
+	// GroupPaused: the placement group of a replica that campaigns for
+	// it is paused.
+	Paused      bool `json:"paused,omitempty"`
+	GroupPaused bool `json:"groupPaused,omitempty"`
 	// PlacementGroup is set on the lock of a placement group's
 	// coordinator election: that group.
 	PlacementGroup string `json:"placementGroup,omitempty"`
@@ -248,6 +253,12 @@ func (c *Client) Status(ctx context.Context, namespace string) (*Status, error) 
 	for _, m := range members {
 		groups[string(locks.KindLease)+"/"+m.Namespace+"/"+placement.CoordinatorLeaseName(m.Group)] = m.Group
 	}
+	pausedGroups := map[string]bool{} // namespace/group
+	for _, e := range st.Elections {
+		if g, ok := groups[e.key]; ok && e.Paused {
+			pausedGroups[e.Namespace+"/"+g] = true
+		}
+	}
 	for i := range st.Elections {
 		e := &st.Elections[i]
 		if g, ok := groups[e.key]; ok {
@@ -256,6 +267,7 @@ func (c *Client) Status(ctx context.Context, namespace string) (*Status, error) 
 		for _, m := range members {
 			if slices.Contains(m.keys, e.key) {
 				e.Candidates = append(e.Candidates, m.Identity)
+				e.GroupPaused = e.GroupPaused || pausedGroups[m.Namespace+"/"+m.Group]
 			}
 			if e.Holder == m.Identity && e.Namespace == m.Namespace && e.PlacementGroup == "" {
 				m.Leads = append(m.Leads, e.Component)
@@ -284,6 +296,7 @@ func (e *Election) fill(r locks.Record, err error, annotations map[string]string
 	}
 	e.Holder, e.Term = r.HolderIdentity, r.LeaderTransitions
 	e.Acquired, e.Renewed, e.LeaseDuration = r.AcquireTime, r.RenewTime, r.LeaseDuration
+	e.Paused = annotations[placement.AnnotationPaused] == "true"
 	e.MovingTo = cmp.Or(annotations[locks.PreferredHolderAnnotation], r.PreferredHolder)
 	if e.MovingTo == e.Holder {
 		e.MovingTo = ""

@@ -45,17 +45,18 @@ type Election struct {
 	maxToken          int32
 	sawToken          bool
 	warnedOwnIdentity bool
-	firstLeadership   time.Time  // when this candidate first led, zero before
-	lastOK            time.Time  // when an attempt last succeeded
-	lostContact       bool       // a term ended at its renew deadline, and no attempt succeeded since
-	tried             triedWrite // the last acquiring write whose answer was lost
-	working           bool       // the leader work runs
-	termEnded         time.Time  // when the last term ended before its work returned (lost, or past its deadline)
-	moveTo            move       // the move asked of the current term, last seen (see handover.go)
-	ignoredPreferred  string     // a spec.preferredHolder that let a lock handed to it expire
-	notes             uint64     // observations noted (see noteRead)
-	handed            handOver   // the last hand-over, until the lock changes (see takeBackDue)
-	deleted           bool       // a term ended because its lock was deleted, and the lock is not made again yet (see remakeDeleted)
+	firstLeadership   time.Time         // when this candidate first led, zero before
+	lastOK            time.Time         // when an attempt last succeeded
+	lostContact       bool              // a term ended at its renew deadline, and no attempt succeeded since
+	tried             triedWrite        // the last acquiring write whose answer was lost
+	working           bool              // the leader work runs
+	termEnded         time.Time         // when the last term ended before its work returned (lost, or past its deadline)
+	moveTo            move              // the move asked of the current term, last seen (see handover.go)
+	ignoredPreferred  string            // a spec.preferredHolder that let a lock handed to it expire
+	notes             uint64            // observations noted (see noteRead)
+	annotations       map[string]string // tenure's annotations on the lock, as last noted
+	handed            handOver          // the last hand-over, until the lock changes (see takeBackDue)
+	deleted           bool              // a term ended because its lock was deleted, and the lock is not made again yet (see remakeDeleted)
 
 	// jitter lengthens a wait; tests replace it to get exact schedules.
 	jitter func(time.Duration) time.Duration
@@ -789,6 +790,16 @@ func (e *Election) HandOverTo() string {
 		return ""
 	}
 	return e.requested().to
+}
+
+// Annotations returns tenure's annotations on the lock object (see
+// locks.Observed.Annotations), as this candidate last read or wrote it:
+// such as a move asked of the leader (locks.PreferredHolderAnnotation) or
+// an operator's mark. The map must not be modified.
+func (e *Election) Annotations() map[string]string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.annotations
 }
 
 // Record returns the record as this candidate last read or wrote it, and

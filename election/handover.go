@@ -119,6 +119,7 @@ func (e *Election) requestIn(obs locks.Observed) move {
 // whether or not obs is of the term.
 func (e *Election) noteLocked(obs locks.Observed) {
 	e.notes++
+	e.annotations = obs.Annotations
 	if !e.holding || obs.Record.HolderIdentity != e.cfg.Identity || obs.Record.LeaderTransitions != e.term.FencingToken {
 		return
 	}

@@ -306,3 +306,22 @@ func TestMoveIsSeenByARenewalWithoutAWatch(t *testing.T) {
 	require.True(t, b.try(t), "b takes the lock handed to it")
 	assert.Equal(t, int32(2), holderOf(t, mem).LeaderTransitions)
 }
+
+// TestAnnotationsAreTheLastSeen: Annotations is tenure's annotations on
+// the lock as the candidate last read or wrote it, leader or not.
+func TestAnnotationsAreTheLastSeen(t *testing.T) {
+	mem := freeLock(t)
+	a := newCandidate(t, mem, "a", epoch)
+	b := newCandidate(t, mem, "b", epoch)
+	require.True(t, a.try(t))
+	assert.Empty(t, a.Annotations())
+	obs, err := mem.Get(context.Background())
+	require.NoError(t, err)
+	_, err = mem.Annotate(context.Background(), obs.Version, nil, map[string]string{locks.AnnotationPrefix + "placement-paused": "true"})
+	require.NoError(t, err)
+	require.False(t, b.try(t))
+	assert.Equal(t, "true", b.Annotations()[locks.AnnotationPrefix+"placement-paused"], "a follower's read")
+	a.clock.Step(time.Second)
+	require.True(t, a.try(t))
+	assert.Equal(t, "true", a.Annotations()[locks.AnnotationPrefix+"placement-paused"], "the leader's renewal")
+}

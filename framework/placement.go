@@ -177,6 +177,20 @@ func (pl *placer) holders() map[string]string {
 	return out
 }
 
+// paused is what operators paused, as the elections last saw their locks:
+// the whole group (on the coordinator's Lease) and balanced components, by
+// lock (see placement.AnnotationPaused).
+func (pl *placer) paused() (bool, map[string]bool) {
+	marked := func(e *election.Election) bool { return e.Annotations()[placement.AnnotationPaused] == "true" }
+	out := map[string]bool{}
+	for key, u := range pl.byKey {
+		if marked(u.election) {
+			out[key] = true
+		}
+	}
+	return marked(pl.coordinator), out
+}
+
 // start makes the roster of this start, announces the replica, keeps
 // announcing it, and campaigns for the coordinator until stop. A replica
 // started again after a stop is a new member: started now, not shutting
@@ -204,6 +218,7 @@ func (pl *placer) start() error {
 		Roster:     roster,
 		Components: comps,
 		Holders:    pl.holders,
+		Paused:     pl.paused,
 		Interval:   d.RetryPeriod,
 		PendingFor: d.LeaseDuration,
 		Logger:     pl.r.log,

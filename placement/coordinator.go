@@ -113,6 +113,15 @@ type CoordinatorConfig struct {
 	// election.Election.Leader of each component's election: free to
 	// call, so that a round costs no request unless it moves something.
 	Holders func() map[string]string
+	// Paused reports whether placement is paused for the whole group, and
+	// for which components, by name (see AnnotationPaused), as last
+	// observed: free to call, as Holders. A paused component stays with
+	// its holder (the plan evens the spread out with the others, see
+	// Leadership.Pinned); in a paused group nothing is asked, and a
+	// request to a target gone is withdrawn rather than redirected. The
+	// hand-offs of replicas that stop are their own, and go on. Default:
+	// nothing is paused.
+	Paused func() (group bool, components map[string]bool)
 	// Interval between rounds. Required.
 	Interval time.Duration
 	// PendingFor is how long a move asked for counts as under way (the
@@ -246,6 +255,10 @@ func (c *Coordinator) Round(ctx context.Context) []Move {
 		}
 	}
 	c.warnForeign(members)
+	groupPaused, paused := false, map[string]bool(nil)
+	if c.cfg.Paused != nil {
+		groupPaused, paused = c.cfg.Paused()
+	}
 	var ls []Leadership
 	moot := map[string]pendingMove{} // requests to withdraw unless redirected
 	c.mu.Lock()
@@ -260,11 +273,11 @@ func (c *Coordinator) Round(ctx context.Context) []Move {
 			delete(c.pending, name)
 			p = pendingMove{}
 		}
-		ls = append(ls, Leadership{Component: name, Weight: comp.Weight, Holder: holders[name], Pending: p.to})
+		ls = append(ls, Leadership{Component: name, Weight: comp.Weight, Holder: holders[name], Pending: p.to, Pinned: paused[name]})
 	}
 	c.mu.Unlock()
 	var plan []Move
-	if !settling {
+	if !settling && !groupPaused { // paused: a request to a target gone is withdrawn, not redirected
 		plan = Plan(members, ls)
 	}
 	var asked []Move

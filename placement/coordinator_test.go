@@ -227,3 +227,44 @@ func TestCoordinatorWaitsWhileLeadershipsAreTaken(t *testing.T) {
 	require.NoError(t, roster.Announce(context.Background(), Member{Identity: "c", Components: names}))
 	assert.NotEmpty(t, round(), "the hand-overs that ended are not leaderships being taken: the round moves some to c")
 }
+
+// TestPausedPlacementMovesNothing: a component an operator paused is not
+// moved, nor any while the whole group is paused; resumed, the plan goes
+// on.
+func TestPausedPlacementMovesNothing(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	roster := NewMemoryRoster(clk, time.Minute)
+	names := []string{"c0", "c1", "c2", "c3"}
+	for _, id := range []string{"a", "b"} {
+		require.NoError(t, roster.Announce(context.Background(), Member{Identity: id, Components: names}))
+	}
+	comps := map[string]Component{}
+	holders := map[string]string{}
+	for _, n := range names {
+		comps[n] = Component{Lock: heldBy(t, n, "a")}
+		holders[n] = "a"
+	}
+	group, paused := true, map[string]bool{}
+	c, err := NewCoordinator(CoordinatorConfig{
+		Roster: roster, Components: comps, Interval: time.Second, Clock: clk,
+		Holders: func() map[string]string { return holders },
+		Paused:  func() (bool, map[string]bool) { return group, paused },
+	})
+	require.NoError(t, err)
+	assert.Empty(t, c.Round(context.Background()), "the group is paused: 4/0 stays")
+	for _, n := range names {
+		assert.Empty(t, preferred(t, comps[n].Lock))
+	}
+
+	group = false
+	paused = map[string]bool{"c0": true, "c1": true, "c2": true}
+	asked := c.Round(context.Background())
+	require.Len(t, asked, 1, "only c3 may move: 3/1")
+	assert.Equal(t, "c3", asked[0].Component)
+
+	paused = nil
+	clk.Step(time.Second)
+	asked = c.Round(context.Background())
+	require.Len(t, asked, 1, "resumed: one more move makes 2/2")
+	assert.NotEqual(t, "c3", asked[0].Component)
+}

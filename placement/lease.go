@@ -43,6 +43,11 @@ const (
 	// AnnotationCordoned is an operator's: "true" keeps the replica from
 	// being chosen. A replica's announcements never write it.
 	AnnotationCordoned = locks.AnnotationPrefix + "cordoned"
+	// AnnotationPaused is an operator's, on a component's lock or on a
+	// placement group's coordinator Lease: "true" keeps the coordinator
+	// from moving that component, or any of the group's (see
+	// CoordinatorConfig.Paused).
+	AnnotationPaused = locks.AnnotationPrefix + "placement-paused"
 )
 
 // LeaseRoster keeps member records as Leases labelled LabelMember and

@@ -50,6 +50,9 @@ type Leadership struct {
 	// the leadership as that member's, so that it does not ask for other
 	// moves meanwhile that the hand-over would undo.
 	Pending string
+	// Pinned: the leadership stays with its holder (an operator paused
+	// its placement); the plan evens the spread out with the others.
+	Pinned bool
 }
 
 func (l Leadership) weight() int { return max(l.Weight, 1) }
@@ -103,6 +106,10 @@ func Plan(members []Member, leaderships []Leadership) []Move {
 	slices.SortFunc(ls, func(a, b Leadership) int {
 		return cmp.Or(cmp.Compare(b.weight(), a.weight()), cmp.Compare(a.Component, b.Component))
 	})
+	pinned := map[string]bool{}
+	for _, l := range ls {
+		pinned[l.Component] = l.Pinned
+	}
 	assigned := map[string]string{} // component → member that leads it in the plan
 	var leaving []Leadership
 	effective := map[string]string{} // component → its holder once a pending hand-over is done
@@ -130,6 +137,9 @@ func Plan(members []Member, leaderships []Leadership) []Move {
 			return out
 		}
 		var out []string
+		if pinned[c] {
+			return nil // it goes nowhere
+		}
 		for _, id := range order {
 			if m := byID[id]; m.canLead(c) {
 				out = append(out, id)

@@ -279,3 +279,19 @@ func TestPlanIsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestPinnedLeadershipsStay: a pinned leadership (its placement paused)
+// stays with its holder, even one that is cordoned, and the others even
+// the spread out around it.
+func TestPinnedLeadershipsStay(t *testing.T) {
+	comps := []string{"c0", "c1", "c2", "c3"}
+	members := []Member{{Identity: "a", Components: comps}, {Identity: "b", Components: comps}}
+	var ls []Leadership
+	for _, c := range comps {
+		ls = append(ls, Leadership{Component: c, Holder: "a", Pinned: c != "c3"})
+	}
+	assert.Equal(t, []Move{{Component: "c3", From: "a", To: "b"}}, Plan(members, ls), "only the unpinned one moves: 3/1")
+
+	members[0].Cordoned = true
+	assert.Equal(t, []Move{{Component: "c3", From: "a", To: "b"}}, Plan(members, ls), "pinned ones stay with a cordoned holder")
+}

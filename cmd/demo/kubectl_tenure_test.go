@@ -134,7 +134,7 @@ func TestKubectlTenureOnDemoProcesses(t *testing.T) {
 	r := op("status")
 	require.Zero(t, r.code, r.err)
 	for _, c := range comps {
-		assert.Regexp(t, regexp.MustCompile(`(?m)^`+c+` +lease +`+tr.leaderOf(t, c)+` +\d+ +\S+ +\S+ ago +- +p1,p2,p3$`), r.out)
+		assert.Regexp(t, regexp.MustCompile(`(?m)^`+c+` +lease +`+tr.leaderOf(t, c)+` +\d+ +\S+ +\S+ ago +- +- +p1,p2,p3$`), r.out)
 	}
 	for _, id := range []string{"p1", "p2", "p3"} {
 		assert.Regexp(t, regexp.MustCompile(`(?m)^`+id+` +demo +\S+ +2/6 +\S+ +- +- +ready$`), r.out)
@@ -235,6 +235,50 @@ func TestKubectlTenureOnDemoProcesses(t *testing.T) {
 	assert.Equal(t, "p2 already cordoned\n", r.out)
 	r = op("uncordon", "p2")
 	require.Zero(t, r.code, r.err)
+	tr.waitShares(t, comps, even, 15*time.Second)
+
+	// pause: the group's placement is frozen; a cordon moves nothing
+	// until resume.
+	r = op("pause")
+	require.Zero(t, r.code, r.err)
+	assert.Equal(t, "placement of group demo paused\n", r.out)
+	time.Sleep(1500 * time.Millisecond) // the coordinator's next read of its Lease
+	require.Zero(t, op("cordon", "p2").code)
+	time.Sleep(2 * time.Second)
+	got, _ := tr.shares(comps)
+	assert.Equal(t, even, got, "nothing moves while placement is paused")
+	r = op("status")
+	assert.Regexp(t, regexp.MustCompile(`(?m)^tenure-placement-demo +lease +p\d \(placement coordinator\) +\d+ +\S+ +\S+ ago +- +group `), r.out)
+	assert.Regexp(t, regexp.MustCompile(`(?m)^`+comps[0]+` +lease .* group +p1,p2,p3$`), r.out)
+	r = op("resume")
+	require.Zero(t, r.code, r.err)
+	assert.Equal(t, "placement of group demo resumed\n", r.out)
+	tr.waitShares(t, comps, map[string]int{"p1": 3, "p3": 3}, 15*time.Second)
+	require.Zero(t, op("uncordon", "p2").code)
+	tr.waitShares(t, comps, even, 15*time.Second)
+
+	// pause COMPONENT: that one stays with its holder, the others move.
+	var pinned string
+	for _, c := range comps {
+		if tr.leaderOf(t, c) == "p1" {
+			pinned = c
+			break
+		}
+	}
+	r = op("pause", pinned)
+	require.Zero(t, r.code, r.err)
+	assert.Equal(t, "placement of "+pinned+" paused\n", r.out)
+	time.Sleep(2 * time.Second) // the elections' next read of its lock
+	require.Zero(t, op("cordon", "p1").code)
+	require.Eventually(t, func() bool {
+		got, ok := tr.shares(comps)
+		return ok && got["p1"] == 1 && got["p2"]+got["p3"] == 5
+	}, 15*time.Second, 20*time.Millisecond, "p1 keeps only %s", pinned)
+	assert.Equal(t, "p1", tr.leaderOf(t, pinned))
+	require.Zero(t, op("resume", pinned).code)
+	require.Eventually(t, func() bool { got, ok := tr.shares(comps); return ok && got["p1"] == 0 }, 15*time.Second, 20*time.Millisecond,
+		"resumed, %s leaves the cordoned p1", pinned)
+	require.Zero(t, op("uncordon", "p1").code)
 	tr.waitShares(t, comps, even, 15*time.Second)
 
 	// drain p3: it leads nothing when drain returns.

@@ -71,7 +71,8 @@ move racing a crash, can make a poor move, never two leaders.`,
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	o.addFlags(root)
-	root.AddCommand(newStatusCommand(o), newMoveCommand(o), newDrainCommand(o), newCordonCommand(o, true), newCordonCommand(o, false))
+	root.AddCommand(newStatusCommand(o), newMoveCommand(o), newDrainCommand(o), newCordonCommand(o, true), newCordonCommand(o, false),
+		newPauseCommand(o, true), newPauseCommand(o, false))
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
 	return root
@@ -165,6 +166,38 @@ until uncordon, or until the replica restarts (it announces itself anew).`,
 		cmd.Long = `Removes the cordon of the replica IDENTITY: placement may give it
 leaderships again (it moves some there when that evens the spread out).`
 		cmd.Example = `  kubectl tenure uncordon web-7d9f-x4k2q-1a2b3c -n apps`
+	}
+	return cmd
+}
+
+func newPauseCommand(o *options, on bool) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "pause [COMPONENT]",
+		Short: "Stop placement from moving a component, or any in the namespace",
+		Long: `Stops placement from moving COMPONENT, or, without one, any component of the
+namespace's placement groups: each leadership stays with its holder until
+resume. Unlike Patroni's pause, which also stops failover, elections go on:
+the leader keeps renewing, a leader that stops still hands over, a crashed
+leader is still replaced, and kubectl tenure move still moves it. The
+coordinator sees the mark within about a renew interval.`,
+		Example: `  kubectl tenure pause billing -n apps
+  kubectl tenure pause -n apps`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			component := ""
+			if len(args) == 1 {
+				component = args[0]
+			}
+			return o.pause(cmd.Context(), component, on)
+		},
+	}
+	if !on {
+		cmd.Use, cmd.Short = "resume [COMPONENT]", "Let placement move a paused component again, or all"
+		cmd.Long = `Lets placement move COMPONENT again, or, without one, the components of the
+namespace's placement groups (a component paused on its own stays paused
+until resumed by name).`
+		cmd.Example = `  kubectl tenure resume billing -n apps
+  kubectl tenure resume -n apps`
 	}
 	return cmd
 }

@@ -225,6 +225,32 @@ func (o *options) cordon(ctx context.Context, identity string, on bool) error {
 	return o.printResult(&cordonObject{objectMeta("Cordon"), res}, func() { o.printCordon(res, on) })
 }
 
+func (o *options) pause(ctx context.Context, component string, on bool) error {
+	c, _, ns, err := o.client()
+	if err != nil {
+		return err
+	}
+	if ns, err = o.namespace(ns); err != nil {
+		return err
+	}
+	res, err := c.Pause(ctx, ns, component, on)
+	o.warn(res.Warnings)
+	if err != nil {
+		return err
+	}
+	return o.printResult(&pauseObject{objectMeta("Pause"), res}, func() {
+		what := "placement of " + res.Component
+		if res.Component == "" {
+			what = "placement of group " + strings.Join(res.Groups, ", ")
+		}
+		state := map[bool]string{true: "paused", false: "resumed"}[on]
+		if !res.Changed {
+			state = "already " + state
+		}
+		fmt.Fprintf(o.streams.Out, "%s %s\n", what, state)
+	})
+}
+
 func (o *options) warn(warnings []string) {
 	for _, w := range warnings {
 		fmt.Fprintln(o.streams.ErrOut, "warning:", w)
@@ -285,7 +311,7 @@ func (o *options) printStatus(st *control.Status) error {
 
 func (o *options) electionTable(st *control.Status) *metav1.Table {
 	t := &metav1.Table{}
-	cols := []string{"COMPONENT", "KIND", "HOLDER", "TERM", "HELD", "RENEWED", "MOVING TO", "CANDIDATES"}
+	cols := []string{"COMPONENT", "KIND", "HOLDER", "TERM", "HELD", "RENEWED", "MOVING TO", "PAUSED", "CANDIDATES"}
 	if st.Namespace == "" {
 		cols = append([]string{"NAMESPACE"}, cols...)
 	}
@@ -314,7 +340,16 @@ func (o *options) electionTable(st *control.Status) *metav1.Table {
 		if candidates == "" {
 			candidates = "-"
 		}
-		cells := []any{e.Component, strings.ToLower(string(e.Kind)), holder, e.Term, held, renewed, moving, candidates}
+		paused := "-"
+		switch {
+		case e.Paused && e.PlacementGroup != "":
+			paused = "group"
+		case e.Paused:
+			paused = "yes"
+		case e.GroupPaused:
+			paused = "group"
+		}
+		cells := []any{e.Component, strings.ToLower(string(e.Kind)), holder, e.Term, held, renewed, moving, paused, candidates}
 		if st.Namespace == "" {
 			cells = append([]any{e.Namespace}, cells...)
 		}
@@ -404,6 +439,10 @@ type (
 		metav1.TypeMeta  `json:",inline"`
 		control.Cordoned `json:",inline"`
 	}
+	pauseObject struct {
+		metav1.TypeMeta `json:",inline"`
+		control.Paused  `json:",inline"`
+	}
 )
 
 func objectMeta(kind string) metav1.TypeMeta {
@@ -415,3 +454,4 @@ func (s *statusObject) DeepCopyObject() runtime.Object { c := *s; return &c }
 func (m *moveObject) DeepCopyObject() runtime.Object   { c := *m; return &c }
 func (d *drainObject) DeepCopyObject() runtime.Object  { c := *d; return &c }
 func (c *cordonObject) DeepCopyObject() runtime.Object { x := *c; return &x }
+func (p *pauseObject) DeepCopyObject() runtime.Object  { c := *p; return &c }
