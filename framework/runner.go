@@ -55,8 +55,9 @@ type runnerParams struct {
 type ComponentStatus struct {
 	// Name of the component.
 	Name string
-	// Lock describes the component's lock.
-	Lock string
+	// Lock describes the component's lock; Namespace is the lock's.
+	Lock      string
+	Namespace string
 	// Leading says whether this replica runs the component's leader work.
 	Leading bool
 	// Term is the current term, while Leading.
@@ -315,7 +316,7 @@ func (r *Runner) Identity() string { return r.identity }
 func (r *Runner) Status() []ComponentStatus {
 	out := make([]ComponentStatus, 0, len(r.units))
 	for _, u := range r.units {
-		st := ComponentStatus{Name: u.comp.Name(), Lock: u.lock, Leader: u.election.Leader()}
+		st := ComponentStatus{Name: u.comp.Name(), Lock: u.lock, Namespace: u.settings.Namespace, Leader: u.election.Leader()}
 		st.Record, st.Observed = u.election.Record()
 		st.Healthy = u.check()
 		u.mu.Lock()

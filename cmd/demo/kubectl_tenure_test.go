@@ -344,3 +344,49 @@ func TestKubectlTenureOnDemoProcesses(t *testing.T) {
 	t.Log("\n" + tr.text())
 	tr.checkLedgers(t, comps)
 }
+
+// TestDemoKeysUseControl: the keys of --kubeconfig mode's live view (m, d,
+// u) are package control's Move, Drain and Cordon on the demo's own
+// replica, here p1's, among two demo processes.
+func TestDemoKeysUseControl(t *testing.T) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	kubeconfig := kubetest.Kubeconfig(t)
+	demo := proctest.Build(t, ".")
+	comps := names(4)
+	tr := newTranscript()
+	procs := map[string]*proctest.Process{}
+	for _, id := range []string{"p1", "p2"} {
+		procs[id] = proctest.Start(t, id, tr.record, []string{"TENURE_NAMESPACE=" + ns, "TENURE_IDENTITY=" + id},
+			demo, "--kubeconfig", kubeconfig, "--plain", "--components", "4", "--duration", "60s")
+		time.Sleep(300 * time.Millisecond)
+	}
+	even := map[string]int{"p1": 2, "p2": 2}
+	tr.waitShares(t, comps, even, 15*time.Second)
+	c, err := control.New(cs, control.WithActor("tenure-demo"))
+	require.NoError(t, err)
+	ev := &events{keep: 50}
+	keys := &clusterKeys{c: c, ns: ns, id: "p1", ev: ev}
+	has := func(s string) bool {
+		return slices.ContainsFunc(ev.last(), func(l string) bool { return strings.Contains(l, s) })
+	}
+
+	keys.press(context.Background(), 'm')
+	assert.True(t, has("demo: moved "), "m moves one of p1's: %v", ev.last())
+	assert.True(t, has(" p1 → p2, term "), "%v", ev.last())
+
+	keys.press(context.Background(), 'd')
+	assert.True(t, has("demo: p1 is drained and cordoned"), "%v", ev.last())
+	got, _ := tr.shares(comps)
+	assert.Zero(t, got["p1"], "p1 leads nothing after d: %v", got)
+
+	keys.press(context.Background(), 'u')
+	assert.True(t, has("demo: p1 uncordoned"), "%v", ev.last())
+	tr.waitShares(t, comps, even, 15*time.Second)
+
+	for _, p := range procs {
+		require.NoError(t, p.Cmd.Process.Signal(syscall.SIGTERM))
+		require.NoError(t, p.Wait(t, 15*time.Second))
+	}
+	tr.checkLedgers(t, comps)
+}

@@ -99,7 +99,7 @@ func run(ctx context.Context, o options, in *os.File, out io.Writer) error {
 	}
 	logger := slog.New(newHandOverLog(logs, ev, names(o.components)))
 	if o.kubeconfig != "" || inCluster() {
-		return runCluster(ctx, o, ev, logger, live, out)
+		return runCluster(ctx, o, ev, logger, live, in, out)
 	}
 	return runMemory(ctx, o, ev, logger, live, in, out)
 }

@@ -181,7 +181,7 @@ func handingOver(st framework.ComponentStatus) string {
 // runCluster runs one replica against a cluster until ctx is done. Its
 // log (plain mode) or live view shows its share of the components as it
 // changes and each move it makes ("→ replica").
-func runCluster(ctx context.Context, o options, ev *events, logger *slog.Logger, live bool, out io.Writer) error {
+func runCluster(ctx context.Context, o options, ev *events, logger *slog.Logger, live bool, in *os.File, out io.Writer) error {
 	var runner *framework.Runner
 	opts := []fx.Option{
 		framework.Module,
@@ -202,6 +202,31 @@ func runCluster(ctx context.Context, o options, ev *events, logger *slog.Logger,
 		return err
 	}
 	ev.add("demo: %s campaigns for %d components on Leases; stop it with Ctrl-C", runner.Identity(), o.components)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if live {
+		if tty, err := rawTerminal(in); err != nil {
+			live = false
+			ev.out = out
+		} else {
+			defer tty.restore()
+			keys, err := newClusterKeys(o.kubeconfig, runner, ev)
+			if err != nil {
+				ev.add("demo: the keys m, d and u are off: %v", err)
+			}
+			// Reading the terminal cannot be interrupted; this goroutine
+			// ends with the process. A key's action runs in it, one at a
+			// time, and ends with ctx.
+			go tty.keys(func(k byte) {
+				switch {
+				case k == 'q' || k == 3: // Ctrl-C arrives as a key in raw mode
+					cancel()
+				case keys != nil:
+					keys.press(ctx, k)
+				}
+			})
+		}
+	}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	lastShare := ""
@@ -295,5 +320,6 @@ func renderCluster(id string, status []framework.ComponentStatus, recent []strin
 	for _, l := range recent {
 		b.WriteString("  " + l + "\n")
 	}
+	b.WriteString("\nkeys: m move one of ours to another replica, d drain us, u uncordon us, q quit (as kubectl tenure does)\n")
 	return b.String()
 }
