@@ -343,29 +343,10 @@ func (c *Client) await(ctx context.Context, e Election, mv Moved, anywhere bool)
 // watcher lists and watches e's lock object alone.
 func (c *Client) watcher(e Election) cache.ListerWatcher {
 	selector := fields.OneTermEqualSelector("metadata.name", e.Component).String()
-	lw := &cache.ListWatch{}
 	if e.Kind == locks.KindConfigMap {
-		cms := c.cs.CoreV1().ConfigMaps(e.Namespace)
-		lw.ListWithContextFunc = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = selector
-			return cms.List(ctx, o)
-		}
-		lw.WatchFuncWithContext = func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = selector
-			return cms.Watch(ctx, o)
-		}
-	} else {
-		leases := c.cs.CoordinationV1().Leases(e.Namespace)
-		lw.ListWithContextFunc = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = selector
-			return leases.List(ctx, o)
-		}
-		lw.WatchFuncWithContext = func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = selector
-			return leases.Watch(ctx, o)
-		}
+		return listwatch.Of(c.cs.CoreV1().ConfigMaps(e.Namespace), "", selector)
 	}
-	return listwatch.ListThenWatch(lw)
+	return listwatch.Of(c.cs.CoordinationV1().Leases(e.Namespace), "", selector)
 }
 
 func objectOf(e Election) runtime.Object {

@@ -26,38 +26,6 @@ func stepWall(c *candidate, offset *atomic.Int64) {
 	c.wall = func(t time.Time) time.Time { return t.Add(time.Duration(offset.Load())) }
 }
 
-// cutLock is a lock as one candidate reaches it: while cut is set
-// (a partition, a frozen process), every request fails before reaching it.
-// It keeps the lock's time resolution.
-type cutLock struct {
-	locks.Lock
-	res time.Duration
-	cut atomic.Bool
-}
-
-func (l *cutLock) TimeResolution() time.Duration { return l.res }
-
-func (l *cutLock) Get(ctx context.Context) (locks.Observed, error) {
-	if l.cut.Load() {
-		return locks.Observed{}, errInjected
-	}
-	return l.Lock.Get(ctx)
-}
-
-func (l *cutLock) Update(ctx context.Context, version string, r locks.Record) (locks.Observed, error) {
-	if l.cut.Load() {
-		return locks.Observed{}, errInjected
-	}
-	return l.Lock.Update(ctx, version, r)
-}
-
-func (l *cutLock) Create(ctx context.Context, r locks.Record) (locks.Observed, error) {
-	if l.cut.Load() {
-		return locks.Observed{}, errInjected
-	}
-	return l.Lock.Create(ctx, r)
-}
-
 // TestWallStepBackNeverRepeatsARecordAFollowerSaw (seventh review): on a
 // lock of whole seconds, a leader whose wall clock stepped back 14.5s
 // renews with renew times it already stored; at 15s its renewal would
@@ -74,13 +42,22 @@ func (l *cutLock) Create(ctx context.Context, r locks.Record) (locks.Observed, e
 //	t=15.1   B is back and reads the record
 func TestWallStepBackNeverRepeatsARecordAFollowerSaw(t *testing.T) {
 	mem := freeLock(t)
-	lb := &cutLock{Lock: mem, res: mem.TimeResolution()}
-	a := newCandidate(t, mem, "a", epoch)
-	b := newCandidate(t, lb, "b", epoch)
+	followerCutOffWhileTheWallStepsBack(t, epoch, mem, mem, func(t time.Time, d time.Duration) time.Time { return t.Add(d) })
+}
+
+// followerCutOffWhileTheWallStepsBack runs the interleaving of
+// TestWallStepBackNeverRepeatsARecordAFollowerSaw on mem, which a reaches
+// as la, from start, with shift stepping a's wall-clock readings, and
+// checks that b does not take over under a.
+func followerCutOffWhileTheWallStepsBack(t *testing.T, start time.Time, mem *locks.MemoryLock, la locks.Lock, shift func(time.Time, time.Duration) time.Time) {
+	t.Helper()
+	lb := &faultLock{Lock: mem, res: mem.TimeResolution()}
+	a := newCandidate(t, la, "a", start)
+	b := newCandidate(t, lb, "b", start)
 	var back atomic.Int64
-	stepWall(a, &back)
+	a.wall = func(t time.Time) time.Time { return shift(t, time.Duration(back.Load())) }
 	step := func(d time.Duration) { a.clock.Step(d); b.clock.Step(d) }
-	at := func() time.Duration { return a.clock.Now().Sub(epoch) }
+	at := func() time.Duration { return a.clock.Now().Sub(start) }
 
 	require.True(t, a.try(t), "a acquires at 0")
 	r0, err := mem.Get(context.Background())
@@ -88,7 +65,7 @@ func TestWallStepBackNeverRepeatsARecordAFollowerSaw(t *testing.T) {
 	step(100 * time.Millisecond)
 	require.False(t, b.try(t), "b sees a's fresh lease")
 	step(100 * time.Millisecond)
-	lb.cut.Store(true)
+	lb.mode.Store(1) // cut off
 	step(800 * time.Millisecond)
 	back.Store(int64(-14500 * time.Millisecond))
 	for _, renewAt := range []time.Duration{3, 6, 9, 12, 15} {
@@ -99,7 +76,7 @@ func TestWallStepBackNeverRepeatsARecordAFollowerSaw(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEqual(t, string(r0.Raw), string(now.Raw), "a stored again the record b saw at 0.1s")
 	step(100 * time.Millisecond)
-	lb.cut.Store(false)
+	lb.mode.Store(0)
 	bLeads := b.try(t)
 	assert.False(t, a.IsLeader() && bLeads, "two leaders at %v", at())
 	assert.True(t, a.IsLeader(), "a's renewals kept its term")
@@ -110,7 +87,7 @@ func TestWallStepBackNeverRepeatsARecordAFollowerSaw(t *testing.T) {
 // when B would take over.
 func TestWallStepBackNeverRepeatsARecordAFollowerSawUnderRun(t *testing.T) {
 	mem := freeLock(t)
-	lb := &cutLock{Lock: mem, res: mem.TimeResolution()}
+	lb := &faultLock{Lock: mem, res: mem.TimeResolution()}
 	var workCtx atomic.Pointer[context.Context]
 	a := newCandidate(t, mem, "a", epoch, func(cfg *Config) {
 		cfg.OnStartedLeading = func(ctx context.Context) {
@@ -139,12 +116,12 @@ func TestWallStepBackNeverRepeatsARecordAFollowerSawUnderRun(t *testing.T) {
 	}
 	stepTo(100 * time.Millisecond)
 	require.False(t, b.try(t), "b sees a's fresh lease")
-	lb.cut.Store(true)
+	lb.mode.Store(1)
 	stepTo(time.Second)
 	back.Store(int64(-14500 * time.Millisecond))
 	stepTo(15100 * time.Millisecond)
 	idle()
-	lb.cut.Store(false)
+	lb.mode.Store(0)
 	bLeads := b.try(t)
 	ctx := *workCtx.Load()
 	aWorks := ctx.Err() == nil && Valid(ctx) == nil
@@ -159,7 +136,7 @@ func TestWallStepBackNeverRepeatsARecordAFollowerSawUnderRun(t *testing.T) {
 // deadline from 6s; B took over at 15.1s.
 func TestWallStepBackNeverRepeatsARecordAFollowerMissedRenewalsOf(t *testing.T) {
 	mem := freeLock(t)
-	lb := &cutLock{Lock: mem, res: mem.TimeResolution()}
+	lb := &faultLock{Lock: mem, res: mem.TimeResolution()}
 	a := newCandidate(t, mem, "a", epoch)
 	b := newCandidate(t, lb, "b", epoch)
 	var back atomic.Int64
@@ -171,7 +148,7 @@ func TestWallStepBackNeverRepeatsARecordAFollowerMissedRenewalsOf(t *testing.T) 
 	require.NoError(t, err)
 	step(100 * time.Millisecond)
 	require.False(t, b.try(t))
-	lb.cut.Store(true)
+	lb.mode.Store(1)
 	for _, renewAt := range []time.Duration{3000, 6000, 9000, 10010, 11010, 12010, 13010, 14010, 15010} {
 		if renewAt == 9000 {
 			back.Store(int64(-15 * time.Second))
@@ -183,7 +160,7 @@ func TestWallStepBackNeverRepeatsARecordAFollowerMissedRenewalsOf(t *testing.T) 
 	require.NoError(t, err)
 	assert.NotEqual(t, string(r0.Raw), string(now.Raw), "a stored again the record b saw at 0.1s")
 	step(15100*time.Millisecond - at())
-	lb.cut.Store(false)
+	lb.mode.Store(0)
 	bLeads := b.try(t)
 	assert.False(t, a.IsLeader() && bLeads, "two leaders at %v", at())
 }
@@ -350,42 +327,15 @@ func (l givenLock) Create(ctx context.Context, r locks.Record) (locks.Observed, 
 func TestWallStepBackWithMonotonicReadings(t *testing.T) {
 	for _, given := range []bool{false, true} {
 		t.Run(fmt.Sprintf("records as given=%v", given), func(t *testing.T) {
-			base := time.Now() // a monotonic reading, as the real clock's
-			base = base.Add(-time.Duration(base.Nanosecond()))
+			start := time.Now() // a monotonic reading, as the real clock's
+			start = start.Add(-time.Duration(start.Nanosecond()))
+			require.NotEqual(t, start.String(), start.Round(0).String(), "the fake clock's readings carry a monotonic reading")
 			mem := freeLock(t)
 			var la locks.Lock = mem
 			if given {
 				la = givenLock{mem}
 			}
-			lb := &cutLock{Lock: mem, res: mem.TimeResolution()}
-			a := newCandidate(t, la, "a", base)
-			b := newCandidate(t, lb, "b", base)
-			require.NotEqual(t, a.clock.Now().String(), a.clock.Now().Round(0).String(), "the fake clock's readings carry a monotonic reading")
-			var back atomic.Int64
-			a.wall = func(t time.Time) time.Time { return shiftWallOnly(t, time.Duration(back.Load())) }
-			step := func(d time.Duration) { a.clock.Step(d); b.clock.Step(d) }
-			at := func() time.Duration { return a.clock.Now().Sub(base) }
-
-			require.True(t, a.try(t), "a acquires at 0")
-			r0, err := mem.Get(context.Background())
-			require.NoError(t, err)
-			step(100 * time.Millisecond)
-			require.False(t, b.try(t), "b sees a's fresh lease")
-			step(100 * time.Millisecond)
-			lb.cut.Store(true)
-			step(800 * time.Millisecond)
-			back.Store(int64(-14500 * time.Millisecond))
-			for _, renewAt := range []time.Duration{3, 6, 9, 12, 15} {
-				step(renewAt*time.Second - at())
-				require.True(t, a.try(t), "a renews at %v", at())
-			}
-			now, err := mem.Get(context.Background())
-			require.NoError(t, err)
-			assert.NotEqual(t, string(r0.Raw), string(now.Raw), "a stored again the record b saw at 0.1s")
-			step(100 * time.Millisecond)
-			lb.cut.Store(false)
-			bLeads := b.try(t)
-			assert.False(t, a.IsLeader() && bLeads, "two leaders at %v", at())
+			followerCutOffWhileTheWallStepsBack(t, start, mem, la, shiftWallOnly)
 		})
 	}
 }

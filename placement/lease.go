@@ -14,10 +14,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/apimachinery/pkg/watch"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
@@ -124,19 +122,8 @@ func NewLeaseRoster(client coordinationv1client.LeasesGetter, namespace string, 
 	if err := ValidateGroup(r.group); err != nil {
 		return nil, fmt.Errorf("placement: lease roster: %w", err)
 	}
-	leases := client.Leases(namespace)
 	selector := labels.Set{LabelMember: "true", LabelGroup: r.group}.String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.LabelSelector = selector
-			return leases.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector = selector
-			return leases.Watch(ctx, o)
-		},
-	}
-	r.informer = cache.NewSharedIndexInformer(listwatch.ListThenWatch(lw), &coordinationv1.Lease{}, 0, cache.Indexers{})
+	r.informer = cache.NewSharedIndexInformer(listwatch.Of(client.Leases(namespace), selector, ""), &coordinationv1.Lease{}, 0, cache.Indexers{})
 	// Sightings are timed when the watch delivers them, not when Members
 	// reads them: a replica that reads its roster only as it stops must
 	// not take a record that changed an hour ago for one that changed now.

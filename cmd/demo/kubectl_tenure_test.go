@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
@@ -61,6 +62,20 @@ func (tr *transcript) leaderOf(t *testing.T, component string) string {
 	who := tr.ledger(component).Leaders()
 	require.Len(t, who, 1, "%s has one leader", component)
 	return who[0]
+}
+
+// startDemos starts a demo process (bin) of each identity in ns on Leases
+// with n components, 0.3 s apart, recording their lines in tr. The test
+// stops them; --duration bounds a process the test lost.
+func startDemos(t *testing.T, tr *transcript, bin, kubeconfig, ns string, n int, ids ...string) map[string]*proctest.Process {
+	t.Helper()
+	procs := map[string]*proctest.Process{}
+	for _, id := range ids {
+		procs[id] = proctest.Start(t, id, tr.record, []string{"TENURE_NAMESPACE=" + ns, "TENURE_IDENTITY=" + id},
+			bin, "--kubeconfig", kubeconfig, "--plain", "--components", fmt.Sprint(n), "--duration", "120s")
+		time.Sleep(300 * time.Millisecond)
+	}
+	return procs
 }
 
 // forget ends the terms of process id, killed: its work stopped with it.
@@ -121,12 +136,7 @@ func TestKubectlTenureOnDemoProcesses(t *testing.T) {
 
 	comps := names(6)
 	tr := newTranscript()
-	procs := map[string]*proctest.Process{}
-	for _, id := range []string{"p1", "p2", "p3"} {
-		procs[id] = proctest.Start(t, id, tr.record, []string{"TENURE_NAMESPACE=" + ns, "TENURE_IDENTITY=" + id},
-			demo, "--kubeconfig", kubeconfig, "--plain", "--components", "6", "--duration", "120s")
-		time.Sleep(300 * time.Millisecond)
-	}
+	procs := startDemos(t, tr, demo, kubeconfig, ns, len(comps), "p1", "p2", "p3")
 	even := map[string]int{"p1": 2, "p2": 2, "p3": 2}
 	tr.waitShares(t, comps, even, 15*time.Second)
 
@@ -158,7 +168,25 @@ func TestKubectlTenureOnDemoProcesses(t *testing.T) {
 		assert.Len(t, m.Components, 6)
 	}
 
-	// move: a component of p1's to p3.
+	// pause: the group's placement is frozen: a cordon moves nothing, and
+	// the moves below are the operator's alone, until resume.
+	r = op("pause")
+	require.Zero(t, r.code, r.err)
+	assert.Equal(t, "placement of group demo paused\n", r.out)
+	time.Sleep(1500 * time.Millisecond) // the coordinator's next read of its Lease
+	r = op("cordon", "p2")
+	require.Zero(t, r.code, r.err)
+	assert.Equal(t, "p2 cordoned\n", r.out)
+	assert.Equal(t, "p2 already cordoned\n", op("cordon", "p2").out)
+	time.Sleep(2 * time.Second)
+	got, _ := tr.shares(comps)
+	assert.Equal(t, even, got, "nothing moves while placement is paused")
+	r = op("status")
+	assert.Regexp(t, regexp.MustCompile(`(?m)^tenure-placement-demo +lease +p\d \(placement coordinator\) +\d+ +\S+ +\S+ ago +- +group `), r.out)
+	assert.Regexp(t, regexp.MustCompile(`(?m)^`+comps[0]+` +lease .* group +p1,p2,p3$`), r.out)
+	assert.Regexp(t, regexp.MustCompile(`(?m)^p2 +demo +\S+ +2/6 .* cordoned$`), r.out)
+
+	// move: a component of p1's to p3, seen by status --watch.
 	var c1 string
 	for _, c := range comps {
 		if tr.leaderOf(t, c) == "p1" {
@@ -169,8 +197,7 @@ func TestKubectlTenureOnDemoProcesses(t *testing.T) {
 	watching := proctest.Start(t, "watch", nil, nil, kt.bin, "--kubeconfig", kubeconfig, "-n", ns, "--as", "operator", "status", "--watch")
 	require.Eventually(t, func() bool {
 		return slices.ContainsFunc(watching.Lines(), func(l string) bool { return strings.HasPrefix(l, "REPLICA") })
-	},
-		10*time.Second, 10*time.Millisecond, "status --watch prints the status")
+	}, 10*time.Second, 10*time.Millisecond, "status --watch prints the status")
 	r = op("move", c1, "--to", "p3")
 	require.Zero(t, r.code, r.err)
 	movedRow := regexp.MustCompile(`^` + c1 + ` +lease +p3 `)
@@ -190,12 +217,11 @@ func TestKubectlTenureOnDemoProcesses(t *testing.T) {
 	r = op("move", c1, "--to", "p3")
 	require.Zero(t, r.code, r.err)
 	assert.Contains(t, r.out, c1+": p3 leads it already", "a move to the leader does nothing")
-	tr.waitShares(t, comps, even, 15*time.Second) // the coordinator evens the spread out again
 
 	// Two moves of one component at once, to two replicas.
-	var c2, from string
+	var c2 string
 	for _, c := range comps {
-		if from = tr.leaderOf(t, c); from == "p2" {
+		if tr.leaderOf(t, c) == "p2" {
 			c2 = c
 			break
 		}
@@ -221,39 +247,15 @@ func TestKubectlTenureOnDemoProcesses(t *testing.T) {
 		assert.Regexp(t, `^error: .*(moved elsewhere|its leader changed while it was being asked)`, res.err, "the move to %s lost the race, and says so", to)
 	}
 	assert.GreaterOrEqual(t, succeeded, 1, "one of two concurrent moves succeeds: %+v", results)
-	tr.waitShares(t, comps, even, 15*time.Second)
 
-	// cordon p2: placement moves its leaderships away; uncordon brings
-	// some back.
-	r = op("cordon", "p2")
-	require.Zero(t, r.code, r.err)
-	assert.Equal(t, "p2 cordoned\n", r.out)
-	tr.waitShares(t, comps, map[string]int{"p1": 3, "p3": 3}, 15*time.Second)
-	r = op("status")
-	assert.Regexp(t, regexp.MustCompile(`(?m)^p2 +demo +- +0/6 .* cordoned$`), r.out)
-	r = op("cordon", "p2")
-	assert.Equal(t, "p2 already cordoned\n", r.out)
-	r = op("uncordon", "p2")
-	require.Zero(t, r.code, r.err)
-	tr.waitShares(t, comps, even, 15*time.Second)
-
-	// pause: the group's placement is frozen; a cordon moves nothing
-	// until resume.
-	r = op("pause")
-	require.Zero(t, r.code, r.err)
-	assert.Equal(t, "placement of group demo paused\n", r.out)
-	time.Sleep(1500 * time.Millisecond) // the coordinator's next read of its Lease
-	require.Zero(t, op("cordon", "p2").code)
-	time.Sleep(2 * time.Second)
-	got, _ := tr.shares(comps)
-	assert.Equal(t, even, got, "nothing moves while placement is paused")
-	r = op("status")
-	assert.Regexp(t, regexp.MustCompile(`(?m)^tenure-placement-demo +lease +p\d \(placement coordinator\) +\d+ +\S+ +\S+ ago +- +group `), r.out)
-	assert.Regexp(t, regexp.MustCompile(`(?m)^`+comps[0]+` +lease .* group +p1,p2,p3$`), r.out)
+	// resume: the coordinator moves what the cordoned p2 still leads away
+	// and evens the spread out; uncordon brings some back.
 	r = op("resume")
 	require.Zero(t, r.code, r.err)
 	assert.Equal(t, "placement of group demo resumed\n", r.out)
 	tr.waitShares(t, comps, map[string]int{"p1": 3, "p3": 3}, 15*time.Second)
+	r = op("status")
+	assert.Regexp(t, regexp.MustCompile(`(?m)^p2 +demo +- +0/6 .* cordoned$`), r.out)
 	require.Zero(t, op("uncordon", "p2").code)
 	tr.waitShares(t, comps, even, 15*time.Second)
 
@@ -355,12 +357,7 @@ func TestDemoKeysUseControl(t *testing.T) {
 	demo := proctest.Build(t, ".")
 	comps := names(4)
 	tr := newTranscript()
-	procs := map[string]*proctest.Process{}
-	for _, id := range []string{"p1", "p2"} {
-		procs[id] = proctest.Start(t, id, tr.record, []string{"TENURE_NAMESPACE=" + ns, "TENURE_IDENTITY=" + id},
-			demo, "--kubeconfig", kubeconfig, "--plain", "--components", "4", "--duration", "60s")
-		time.Sleep(300 * time.Millisecond)
-	}
+	procs := startDemos(t, tr, demo, kubeconfig, ns, len(comps), "p1", "p2")
 	even := map[string]int{"p1": 2, "p2": 2}
 	tr.waitShares(t, comps, even, 15*time.Second)
 	c, err := control.New(cs, control.WithActor("tenure-demo"))

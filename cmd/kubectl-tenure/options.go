@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
@@ -21,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/tenure/tenure/control"
+	"github.com/tenure/tenure/internal/listwatch"
 )
 
 // options are the flags every command shares, and what they make.
@@ -108,14 +108,7 @@ func (o *options) status(ctx context.Context, follow bool) error {
 		return err
 	}
 	changed := make(chan struct{}, 1)
-	informer := cache.NewSharedInformer(&cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			return cs.CoordinationV1().Leases(ns).List(ctx, opts)
-		},
-		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			return cs.CoordinationV1().Leases(ns).Watch(ctx, opts)
-		},
-	}, &coordinationv1.Lease{}, 0)
+	informer := cache.NewSharedInformer(listwatch.Of(cs.CoordinationV1().Leases(ns), "", ""), &coordinationv1.Lease{}, 0)
 	kick := func() {
 		select {
 		case changed <- struct{}{}:
