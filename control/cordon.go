@@ -34,8 +34,10 @@ type Cordoned struct {
 // leads to others (see package placement). It writes the annotation
 // placement.AnnotationCordoned on the replica's member record,
 // conditional on the version read; the replica's own announcements never
-// write it. The mark lasts as long as the record: a replica that restarts
-// announces itself anew, under a new identity.
+// write it. The mark lasts as long as the record: until the replica stops
+// gracefully (it deletes its record) or its record expires and is
+// deleted; a replica restarted under the same identity after a crash
+// finds it still there.
 func (c *Client) Cordon(ctx context.Context, namespace, identity string, on bool) (out Cordoned, err error) {
 	name := map[bool]string{true: "control cordon", false: "control uncordon"}[on]
 	ctx, end := c.span(ctx, name, attribute.String("k8s.namespace.name", namespace), attribute.String("tenure.member", identity))
@@ -49,13 +51,15 @@ func (c *Client) Cordon(ctx context.Context, namespace, identity string, on bool
 		if apierrors.IsNotFound(err) {
 			st, serr := c.Status(ctx, namespace)
 			if serr != nil {
-				return out, serr
+				return out, fmt.Errorf("%w %q in %s: %w", ErrUnknownMember, identity, where(namespace), serr)
 			}
-			_, err = st.member(namespace, identity)
-			return out, err
+			if _, err := st.member(namespace, identity); err != nil {
+				return out, err
+			}
+			continue // its record appeared meanwhile
 		}
 		if err != nil {
-			return out, apiError("get", "leases/"+name, "coordination.k8s.io", namespace, err)
+			return out, apiError("get", "leases", name, "coordination.k8s.io", namespace, err)
 		}
 		if _, ok := placement.MemberOf(l); !ok {
 			return out, fmt.Errorf("%w %q in %s: lease %s is not a member record", ErrUnknownMember, identity, where(namespace), name)
@@ -81,7 +85,7 @@ func (c *Client) Cordon(ctx context.Context, namespace, identity string, on bool
 			continue // its replica renewed it meanwhile
 		}
 		if err != nil {
-			return out, apiError("patch", "leases/"+name, "coordination.k8s.io", namespace, err)
+			return out, apiError("patch", "leases", name, "coordination.k8s.io", namespace, err)
 		}
 		out.Changed = true
 		reason, msg := "Cordoned", c.actor+" cordoned "+identity+": placement gives it no leadership and moves those it leads"
@@ -105,6 +109,10 @@ func (c *Client) Cordon(ctx context.Context, namespace, identity string, on bool
 type Drained struct {
 	Cordoned Cordoned `json:"cordoned"`
 	Moves    []Moved  `json:"moves"`
+	// Coordinates are the placement groups whose coordinator election
+	// the replica still leads: it holds no component, and coordinating
+	// is no leadership of one.
+	Coordinates []string `json:"coordinates,omitempty"`
 }
 
 // Drain cordons the replica identity in namespace and moves every
@@ -126,17 +134,30 @@ func (c *Client) Drain(ctx context.Context, namespace, identity string) (out Dra
 	var asked []Moved
 	var elections []Election
 	for _, e := range st.Elections {
-		if e.Namespace != namespace || e.Holder != identity || e.PlacementGroup != "" {
+		if e.Namespace != namespace || e.Holder != identity {
+			continue
+		}
+		if e.PlacementGroup != "" {
+			out.Coordinates = append(out.Coordinates, e.PlacementGroup)
 			continue
 		}
 		mv, err := c.ask(ctx, st, e, AnyMember, "draining "+identity, identity)
+		if errors.Is(err, placement.ErrStale) {
+			// It left meanwhile (the coordinator saw the cordon, or
+			// another operator moved it): drained already, unless it
+			// came back.
+			if holder, herr := c.holderOf(ctx, e); herr == nil && holder != identity {
+				out.Moves = append(out.Moves, Moved{Component: e.Component, Namespace: e.Namespace, Kind: e.Kind, From: identity, To: holder})
+				continue
+			}
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		asked, elections = append(asked, mv), append(elections, e)
 	}
-	out.Moves = make([]Moved, len(asked))
+	moves := make([]Moved, len(asked))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for i := range asked {
@@ -144,13 +165,46 @@ func (c *Client) Drain(ctx context.Context, namespace, identity string) (out Dra
 			mv, err := c.await(ctx, elections[i], asked[i], true) // wherever the coordinator sends it too
 			mu.Lock()
 			defer mu.Unlock()
-			out.Moves[i] = mv
+			moves[i] = mv
 			if err != nil {
 				errs = append(errs, err)
 			}
 		})
 	}
 	wg.Wait()
+	out.Moves = append(out.Moves, moves...)
 	slices.SortFunc(out.Moves, func(a, b Moved) int { return strings.Compare(a.Component, b.Component) })
-	return out, errors.Join(errs...)
+	if len(errs) == 0 {
+		return out, nil
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	slices.Sort(msgs)
+	// One line, as every error of this package: each error's text, and
+	// the first error for errors.Is (they share their sentinels).
+	return out, fmt.Errorf("drain %s: %w", identity, joined{errs, strings.Join(msgs, "; ")})
+}
+
+// joined is errors that read as one line.
+type joined struct {
+	errs []error
+	msg  string
+}
+
+func (j joined) Error() string   { return j.msg }
+func (j joined) Unwrap() []error { return j.errs }
+
+// holderOf reads who holds e's lock now.
+func (c *Client) holderOf(ctx context.Context, e Election) (string, error) {
+	l, err := c.lock(e)
+	if err != nil {
+		return "", err
+	}
+	obs, err := l.Get(ctx)
+	if err != nil {
+		return "", err
+	}
+	return obs.Record.HolderIdentity, nil
 }

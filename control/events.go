@@ -25,7 +25,7 @@ func (c *Client) event(ctx context.Context, obj corev1.ObjectReference, reason, 
 		Count:          1,
 	}
 	if _, err := c.cs.CoreV1().Events(obj.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("the Event was not recorded: %w", apiError("create", "events", "", obj.Namespace, err))
+		return fmt.Errorf("the Event was not recorded: %w", apiError("create", "events", "", "", obj.Namespace, err))
 	}
 	return nil
 }

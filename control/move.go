@@ -69,6 +69,8 @@ type Moved struct {
 	// Warnings are what went wrong without stopping the move, such as an
 	// Event that could not be recorded.
 	Warnings []string `json:"warnings,omitempty"`
+
+	asked time.Time // when it was asked, by this client's clock
 }
 
 // Move asks the leader of component in namespace to hand it over to the
@@ -218,13 +220,29 @@ func (st *Status) target(e Election, to string, avoid ...string) (Member, error)
 // ask writes the request that e's leader hand over to to (see target),
 // records it as an Event, and returns the move asked for, not yet done.
 func (c *Client) ask(ctx context.Context, st *Status, e Election, to string, why string, avoid ...string) (Moved, error) {
-	mv := Moved{Component: e.Component, Namespace: e.Namespace, Kind: e.Kind, From: e.Holder}
-	if e.Holder == "" {
+	mv := Moved{Component: e.Component, Namespace: e.Namespace, Kind: e.Kind, From: e.Holder, asked: c.clock.Now()}
+	switch {
+	case e.Holder == "":
 		return mv, fmt.Errorf("cannot move %s: %w: nobody holds it", e.Lock(), ErrNoLeader)
-	}
-	if to != AnyMember && to == e.Holder && !e.HandedOver {
+	case e.HandedOver && to == e.Holder:
+		// Under way to it already: wait for it, write nothing.
+		mv.From, mv.To = "", to
+		return mv, nil
+	case e.HandedOver:
+		// A write now would make its last holder wait a whole lease
+		// before taking it back, should the target not take it.
+		return mv, fmt.Errorf("cannot move %s: %w: it was just handed over to %s, which has not taken it yet; run it again in a moment", e.Lock(), ErrMovedElsewhere, e.Holder)
+	case to == e.Holder && e.MovingTo != "":
+		// Its work may be winding down already, and a term whose work has
+		// returned ends: taking the request back would only make the
+		// leader release the lock to whoever is first.
+		return mv, fmt.Errorf("cannot keep %s with %s: %w: a move to %s is under way (its leader's work may be winding down already); move it back once it is done", e.Component, to, ErrMovedElsewhere, e.MovingTo)
+	case to == e.Holder:
 		mv.To, mv.Already, mv.Term = to, true, e.Term
 		return mv, nil
+	}
+	if h, err := st.member(e.Namespace, e.Holder); err != nil || !slices.Contains(h.keys, e.key) {
+		return mv, fmt.Errorf("cannot move %s: %w: its leader %s is not a tenure replica that campaigns for it (no member record says so), so it would not hand over: the lock moves only when its lease expires", e.Lock(), ErrNotEligible, e.Holder)
 	}
 	m, err := st.target(e, to, avoid...)
 	if err != nil {
@@ -256,6 +274,11 @@ func (c *Client) ask(ctx context.Context, st *Status, e Election, to string, why
 	return mv, nil
 }
 
+// annotator is a lock that keeps tenure's annotations (see locks.Lock).
+type annotator interface {
+	Annotate(ctx context.Context, version string, r *locks.Record, set map[string]string) (locks.Observed, error)
+}
+
 // lock is e's lock, for a request.
 func (c *Client) lock(e Election) (locks.Lock, error) {
 	if e.Kind == locks.KindConfigMap {
@@ -273,7 +296,7 @@ func permissionHint(err error, verb string, e Election) error {
 	}
 	var status interface{ Status() metav1.Status }
 	if errors.As(err, &status) && status.Status().Reason == metav1.StatusReasonForbidden {
-		return apiError(verb, resource+"/"+e.Component, group, e.Namespace, err)
+		return apiError(verb, resource, e.Component, group, e.Namespace, err)
 	}
 	return err
 }
@@ -289,7 +312,7 @@ func (e Election) object() corev1.ObjectReference {
 // await watches e's lock until mv.To leads it (anywhere: anyone but
 // mv.From), or it goes elsewhere, or ctx is done.
 func (c *Client) await(ctx context.Context, e Election, mv Moved, anywhere bool) (Moved, error) {
-	asked := c.clock.Now()
+	asked := mv.asked
 	var handedAt time.Time
 	var last locks.Record
 	done := func(ev watch.Event) (bool, error) {
@@ -328,14 +351,25 @@ func (c *Client) await(ctx context.Context, e Election, mv Moved, anywhere bool)
 	}
 	_, err := watchtools.UntilWithSync(ctx, c.watcher(e), objectOf(e), nil, done)
 	if err != nil {
-		if ctx.Err() != nil {
-			where := "still with " + cmp.Or(last.HolderIdentity, "nobody")
-			if last.HolderIdentity == mv.To {
-				where = "handed over to " + mv.To + ", which has not taken it"
-			}
-			return mv, fmt.Errorf("%s did not move to %s within the timeout (%s): %w", e.Component, mv.To, where, ctx.Err())
+		if ctx.Err() == nil {
+			return mv, err
 		}
-		return mv, err
+		where := "still with " + cmp.Or(last.HolderIdentity, "nobody")
+		if last.HolderIdentity == mv.To {
+			where = "handed over to " + mv.To + ", which has not taken it"
+		}
+		why := "within the timeout"
+		if errors.Is(ctx.Err(), context.Canceled) {
+			why = "before it was interrupted"
+		}
+		// The request is not taken back: the leader's work may be winding
+		// down already, and a withdrawn request would make it release the
+		// lock to whoever is first once the work returns.
+		stands := ""
+		if mv.From != "" && last.HolderIdentity == mv.From {
+			stands = "; the request stands: it moves to " + mv.To + " once " + mv.From + "'s work returns"
+		}
+		return mv, fmt.Errorf("%s did not move to %s %s (%s)%s: %w", e.Component, mv.To, why, where, stands, ctx.Err())
 	}
 	return mv, nil
 }

@@ -103,9 +103,7 @@ func (c *Client) mark(ctx context.Context, e Election, key, value string) (bool,
 	if err != nil {
 		return false, err
 	}
-	a, ok := l.(interface {
-		Annotate(ctx context.Context, version string, r *locks.Record, set map[string]string) (locks.Observed, error)
-	})
+	a, ok := l.(annotator)
 	if !ok {
 		return false, fmt.Errorf("%s keeps no annotations", e.Lock())
 	}

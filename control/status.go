@@ -158,8 +158,9 @@ type Member struct {
 	// Started is when it started; Renewed when it last renewed its record.
 	Started time.Time `json:"started,omitzero"`
 	Renewed time.Time `json:"renewed,omitzero"`
-	// Expired says that its record was last renewed more than its lease
-	// ago, by this client's clock: the replica is likely gone.
+	// Expired says that its record was last renewed more than two of its
+	// leases ago, by this client's clock (a lease of tolerance for the
+	// clocks' skew): the replica is gone.
 	Expired bool `json:"expired,omitempty"`
 	// Revision and Zone are what it announces.
 	Revision string `json:"revision,omitempty"`
@@ -197,7 +198,7 @@ const apiserverIdentityLabel = "apiserver.kubernetes.io/identity"
 func (c *Client) Status(ctx context.Context, namespace string) (*Status, error) {
 	leases, err := c.cs.CoordinationV1().Leases(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, apiError("list", "leases", "coordination.k8s.io", namespace, err)
+		return nil, apiError("list", "leases", "", "coordination.k8s.io", namespace, err)
 	}
 	st := &Status{Namespace: namespace}
 	members := map[string]*Member{} // by namespace/identity
@@ -209,7 +210,9 @@ func (c *Client) Status(ctx context.Context, namespace string) (*Status, error) 
 			continue
 		}
 		if l.Labels[placement.LabelMember] == "true" {
-			if m, ok := c.memberOf(l); ok {
+			// A copy of a record under another name is not the
+			// identity's (as placement.LeaseRoster reads them).
+			if m, ok := c.memberOf(l); ok && l.Name == placement.MemberLeaseName(m.Identity) {
 				members[l.Namespace+"/"+m.Identity] = &m
 				for _, k := range m.keys {
 					named[k] = true
@@ -233,7 +236,7 @@ func (c *Client) Status(ctx context.Context, namespace string) (*Status, error) 
 	cms, err := c.cs.CoreV1().ConfigMaps(namespace).List(ctx, metav1.ListOptions{})
 	switch {
 	case err != nil:
-		st.Warnings = append(st.Warnings, "ConfigMap locks are not shown: "+apiError("list", "configmaps", "", namespace, err).Error())
+		st.Warnings = append(st.Warnings, "ConfigMap locks are not shown: "+apiError("list", "configmaps", "", "", namespace, err).Error())
 	default:
 		for i := range cms.Items {
 			if e, ok := configMapElection(&cms.Items[i]); ok {
@@ -242,11 +245,10 @@ func (c *Client) Status(ctx context.Context, namespace string) (*Status, error) 
 		}
 	}
 	if len(st.Elections) == 0 && len(members) == 0 {
-		where := "namespace " + namespace
-		if namespace == "" {
-			where = "any namespace"
+		if err != nil { // the ConfigMaps could not be read: there may be elections in them
+			return nil, apiError("list", "configmaps", "", "", namespace, err)
 		}
-		return nil, fmt.Errorf("%w in %s: no Lease or ConfigMap there holds a leader election record, and no tenure replica announces itself there", ErrNoElections, where)
+		return nil, fmt.Errorf("%w in %s: no Lease or ConfigMap there holds a leader election record, and no tenure replica announces itself there", ErrNoElections, where(namespace))
 	}
 
 	groups := map[string]string{} // coordinator lock key → group
@@ -301,7 +303,7 @@ func (e *Election) fill(r locks.Record, err error, annotations map[string]string
 	if e.MovingTo == e.Holder {
 		e.MovingTo = ""
 	}
-	_, e.HandedOver = annotations[locks.HandOverAnnotation]
+	e.HandedOver = election.HandedOverTo(locks.Observed{Record: r, Annotations: annotations}) != ""
 }
 
 // configMapElection is the election that cm's leader annotation holds, if
@@ -340,7 +342,7 @@ func (c *Client) memberOf(l *coordinationv1.Lease) (Member, bool) {
 	if rt := l.Spec.RenewTime; rt != nil {
 		m.Renewed = rt.Time
 		if d := l.Spec.LeaseDurationSeconds; d != nil && *d > 0 {
-			m.Expired = c.clock.Since(rt.Time) > time.Duration(*d)*time.Second
+			m.Expired = c.clock.Since(rt.Time) > 2*time.Duration(*d)*time.Second
 		}
 	}
 	return m, true
@@ -359,18 +361,23 @@ func (c *Client) span(ctx context.Context, name string, attrs ...attribute.KeyVa
 }
 
 // apiError is err of a request to verb resource (of group) in namespace,
-// saying which permission is missing when the API server forbids it.
-func apiError(verb, resource, group, namespace string, err error) error {
-	where := "namespace " + namespace
+// named name if not "", saying which permission is missing when the API
+// server forbids it.
+func apiError(verb, resource, name, group, namespace string, err error) error {
+	in := "namespace " + namespace
 	if namespace == "" {
-		where = "all namespaces"
+		in = "all namespaces"
+	}
+	what := resource
+	if name != "" {
+		what += "/" + name
 	}
 	if apierrors.IsForbidden(err) {
 		res := resource
 		if group != "" {
 			res += "." + group
 		}
-		return fmt.Errorf("forbidden: %s %s in %s needs the %q permission on %s (see deploy/operator): %w", verb, resource, where, verb, res, err)
+		return fmt.Errorf("forbidden: %s %s in %s needs the %q permission on %s (see deploy/operator): %w", verb, what, in, verb, res, err)
 	}
-	return fmt.Errorf("%s %s in %s: %w", verb, resource, where, err)
+	return fmt.Errorf("%s %s in %s: %w", verb, what, in, err)
 }

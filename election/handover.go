@@ -59,16 +59,29 @@ type handOverMark struct {
 // handedTo says whether obs is a record handed over to identity that
 // nobody has written since.
 func handedTo(obs locks.Observed, identity string) bool {
+	return identity != "" && HandedOverTo(obs) == identity
+}
+
+// HandedOverTo is the candidate that obs, a record as read, was handed
+// over to by its last holder (a planned hand-over, see the package
+// documentation), while that candidate has not taken it and nobody has
+// written it since; "" if it is no such record. A tool that reads locks
+// sees the leadership under way to that candidate: no other candidate may
+// take it before its lease has passed.
+func HandedOverTo(obs locks.Observed) string {
 	value, ok := obs.Annotations[locks.HandOverAnnotation]
 	if !ok {
-		return false
+		return ""
 	}
 	var m handOverMark
 	if json.Unmarshal([]byte(value), &m) != nil {
-		return false
+		return ""
 	}
 	r := obs.Record
-	return m.To == identity && r.HolderIdentity == identity && r.LeaderTransitions == m.Term && r.RenewTime.Equal(m.Renew)
+	if m.To == "" || r.HolderIdentity != m.To || r.LeaderTransitions != m.Term || !r.RenewTime.Equal(m.Renew) {
+		return ""
+	}
+	return m.To
 }
 
 // requestClears is what an acquiring write over obs sets to clear the

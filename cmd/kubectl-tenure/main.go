@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/go-logr/logr"
@@ -41,7 +42,8 @@ func run(ctx context.Context, args []string, streams genericiooptions.IOStreams)
 	cmd := newRootCommand(streams)
 	cmd.SetArgs(args)
 	if err := cmd.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(streams.ErrOut, "error:", err)
+		// One line: an error that joins several is read as one.
+		fmt.Fprintln(streams.ErrOut, "error:", strings.ReplaceAll(err.Error(), "\n", "; "))
 		return 1
 	}
 	return 0
@@ -154,7 +156,9 @@ func newCordonCommand(o *options, on bool) *cobra.Command {
 		Short: "Keep placement from giving a replica leaderships",
 		Long: `Marks the replica IDENTITY cordoned on its member record: placement gives it
 no leadership and moves those it leads to other replicas. The mark lasts
-until uncordon, or until the replica restarts (it announces itself anew).`,
+until uncordon, or until the replica stops gracefully (it deletes its
+member record); a replica restarted after a crash under the same identity
+is still cordoned.`,
 		Example: `  kubectl tenure cordon web-7d9f-x4k2q-1a2b3c -n apps`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
@@ -94,39 +96,37 @@ func (o *options) status(ctx context.Context, follow bool) error {
 	if o.allNamespaces {
 		ns = ""
 	}
-	show := func() error {
-		st, err := c.Status(ctx, ns)
-		if err != nil {
+	st, err := c.Status(ctx, ns)
+	if err != nil {
+		return err
+	}
+	if err := o.showStatus(st); err != nil || !follow {
+		return err
+	}
+	// Follow the Leases, and the ConfigMaps if they could be listed: a
+	// change of either may change the status, which is printed again when
+	// it does (the ages aside, which change at every renewal).
+	ctx, cancel := context.WithCancel(ctx)
+	var informers sync.WaitGroup
+	defer informers.Wait()
+	defer cancel()
+	changed := make(chan struct{}, 1)
+	kick := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { notify(changed) },
+		UpdateFunc: func(any, any) { notify(changed) },
+		DeleteFunc: func(any) { notify(changed) },
+	}
+	followed := []cache.SharedInformer{cache.NewSharedInformer(listwatch.Of(cs.CoordinationV1().Leases(ns), "", ""), &coordinationv1.Lease{}, 0)}
+	if !slices.ContainsFunc(st.Warnings, func(w string) bool { return strings.Contains(w, "configmaps") }) {
+		followed = append(followed, cache.NewSharedInformer(listwatch.Of(cs.CoreV1().ConfigMaps(ns), "", ""), &corev1.ConfigMap{}, 0))
+	}
+	for _, inf := range followed {
+		if _, err := inf.AddEventHandler(kick); err != nil {
 			return err
 		}
-		for _, w := range st.Warnings {
-			fmt.Fprintln(o.streams.ErrOut, "warning:", w)
-		}
-		return o.printStatus(st)
+		informers.Go(func() { inf.RunWithContext(ctx) })
 	}
-	if err := show(); err != nil || !follow {
-		return err
-	}
-	changed := make(chan struct{}, 1)
-	informer := cache.NewSharedInformer(listwatch.Of(cs.CoordinationV1().Leases(ns), "", ""), &coordinationv1.Lease{}, 0)
-	kick := func() {
-		select {
-		case changed <- struct{}{}:
-		default:
-		}
-	}
-	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { kick() },
-		UpdateFunc: func(any, any) { kick() },
-		DeleteFunc: func(any) { kick() },
-	}); err != nil {
-		return err
-	}
-	go informer.RunWithContext(ctx)
-	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
-		return nil // interrupted
-	}
-	<-changed // the initial list
+	last := fingerprint(st)
 	for {
 		select {
 		case <-ctx.Done():
@@ -139,14 +139,55 @@ func (o *options) status(ctx context.Context, follow bool) error {
 			return nil
 		case <-time.After(200 * time.Millisecond):
 		}
-		fmt.Fprintln(o.streams.Out)
-		if err := show(); err != nil {
+		st, err := c.Status(ctx, ns)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
 			fmt.Fprintln(o.streams.ErrOut, "error:", err)
+		case fingerprint(st) != last:
+			last = fingerprint(st)
+			fmt.Fprintln(o.streams.Out)
+			if err := o.showStatus(st); err != nil {
+				return err
+			}
 		}
 	}
 }
 
+// showStatus prints st's warnings and st.
+func (o *options) showStatus(st *control.Status) error {
+	for _, w := range st.Warnings {
+		fmt.Fprintln(o.streams.ErrOut, "warning:", w)
+	}
+	return o.printStatus(st)
+}
+
+// fingerprint is what st says but for its times.
+func fingerprint(st *control.Status) string {
+	var b strings.Builder
+	for _, e := range st.Elections {
+		e.Acquired, e.Renewed = time.Time{}, time.Time{}
+		fmt.Fprintf(&b, "%+v\n", e)
+	}
+	for _, m := range st.Members {
+		m.Started, m.Renewed = time.Time{}, time.Time{}
+		fmt.Fprintf(&b, "%+v\n", m)
+	}
+	return b.String()
+}
+
+func notify(c chan<- struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
 func (o *options) move(ctx context.Context, component, to string) error {
+	if err := o.checkOutput(); err != nil {
+		return err // before anything is done
+	}
 	c, _, ns, err := o.client()
 	if err != nil {
 		return err
@@ -172,6 +213,9 @@ func (o *options) move(ctx context.Context, component, to string) error {
 }
 
 func (o *options) drain(ctx context.Context, identity string) error {
+	if err := o.checkOutput(); err != nil {
+		return err // before anything is done
+	}
 	c, _, ns, err := o.client()
 	if err != nil {
 		return err
@@ -193,8 +237,10 @@ func (o *options) drain(ctx context.Context, identity string) error {
 				o.printMove(mv)
 			}
 		}
-		if derr == nil {
+		if derr == nil && len(d.Coordinates) == 0 {
 			fmt.Fprintf(o.streams.Out, "%s leads nothing now\n", identity)
+		} else if derr == nil {
+			fmt.Fprintf(o.streams.Out, "%s leads no component now (it still coordinates placement group %s)\n", identity, strings.Join(d.Coordinates, ", "))
 		}
 	}); err != nil {
 		return err
@@ -203,6 +249,9 @@ func (o *options) drain(ctx context.Context, identity string) error {
 }
 
 func (o *options) cordon(ctx context.Context, identity string, on bool) error {
+	if err := o.checkOutput(); err != nil {
+		return err // before anything is done
+	}
 	c, _, ns, err := o.client()
 	if err != nil {
 		return err
@@ -219,6 +268,9 @@ func (o *options) cordon(ctx context.Context, identity string, on bool) error {
 }
 
 func (o *options) pause(ctx context.Context, component string, on bool) error {
+	if err := o.checkOutput(); err != nil {
+		return err // before anything is done
+	}
 	c, _, ns, err := o.client()
 	if err != nil {
 		return err
@@ -270,6 +322,15 @@ func (o *options) printCordon(res control.Cordoned, on bool) {
 	fmt.Fprintf(o.streams.Out, "%s %s\n", res.Identity, what)
 }
 
+// checkOutput refuses a -o that no printer takes, before any action.
+func (o *options) checkOutput() error {
+	if o.print.OutputFormat == nil || *o.print.OutputFormat == "" {
+		return nil
+	}
+	_, err := o.print.ToPrinter()
+	return err
+}
+
 // printResult prints obj as -o says, or, with no -o, as text does.
 func (o *options) printResult(obj runtime.Object, text func()) error {
 	if o.print.OutputFormat == nil || *o.print.OutputFormat == "" {
@@ -318,7 +379,10 @@ func (o *options) electionTable(st *control.Status) *metav1.Table {
 			holder = "<unreadable: " + e.Error + ">"
 		case e.Holder != "":
 			holder = e.Holder
-			held, renewed = o.age(e.Acquired), o.age(e.Renewed)+" ago"
+			held, renewed = o.age(e.Acquired), o.age(e.Renewed)
+			if !e.Renewed.IsZero() {
+				renewed += " ago"
+			}
 		}
 		if e.PlacementGroup != "" {
 			holder += " (placement coordinator)"
