@@ -89,6 +89,11 @@ func (o *options) namespace(ns string) (string, error) {
 }
 
 func (o *options) status(ctx context.Context, follow bool) error {
+	if o.print.OutputFormat == nil || *o.print.OutputFormat != "wide" {
+		if err := o.checkOutput(); err != nil {
+			return err
+		}
+	}
 	c, cs, ns, err := o.client()
 	if err != nil {
 		return err
@@ -326,6 +331,9 @@ func (o *options) printCordon(res control.Cordoned, on bool) {
 func (o *options) checkOutput() error {
 	if o.print.OutputFormat == nil || *o.print.OutputFormat == "" {
 		return nil
+	}
+	if *o.print.OutputFormat == "name" {
+		return errors.New("-o name: what kubectl tenure prints has no object name; use json, yaml, jsonpath=... or go-template=...")
 	}
 	_, err := o.print.ToPrinter()
 	return err

@@ -136,11 +136,14 @@ func TestReviewOutputFormats(t *testing.T) {
 	kc := kubetest.Kubeconfig(t)
 	heldLease(t, cs, ns, "billing", "r1")
 	announce(t, cs, ns, "r1", "billing")
-	for _, o := range []string{"yaml", "jsonpath={.elections[*].holder} {.elections[0].leaseDuration}", "go-template={{range .members}}{{.identity}}{{end}}", "name", "wide"} {
+	for _, o := range []string{"yaml", "jsonpath={.elections[*].holder} {.elections[0].leaseDuration}", "go-template={{range .members}}{{.identity}}{{end}}", "wide"} {
 		out, errOut, code := runCLI(context.Background(), "--kubeconfig", kc, "-n", ns, "status", "-o", o)
 		t.Logf("-o %s: code=%d err=%q\n%s", o, code, errOut, out)
 		assert.Zero(t, code)
 	}
+	_, errOut, code := runCLI(context.Background(), "--kubeconfig", kc, "-n", ns, "status", "-o", "name")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "error: -o name: what kubectl tenure prints has no object name")
 	out, errOut, code := runCLI(context.Background(), "--kubeconfig", kc, "-n", ns, "cordon", "r1", "-o", "yaml")
 	t.Logf("cordon -o yaml: code=%d err=%q\n%s", code, errOut, out)
 	out, errOut, code = runCLI(context.Background(), "--kubeconfig", kc, "-n", ns, "drain", "r1", "-o", "json")
