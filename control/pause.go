@@ -30,9 +30,10 @@ type Paused struct {
 // lock or on each group's coordinator Lease, conditional on the version
 // read. A paused leadership stays with its holder: the leader keeps
 // renewing, a leader that stops still hands over, a crashed one is still
-// replaced by an election, and Move still moves it. The coordinator sees
-// the mark at its elections' next read of the lock, within about a renew
-// interval.
+// replaced by an election, and Move still moves it. A move asked before
+// goes on (withdrawn while the leader's work winds down, it would end in
+// a release), and is named in a warning. The coordinator sees the mark at
+// its elections' next read of the lock, within about a renew interval.
 func (c *Client) Pause(ctx context.Context, namespace, component string, on bool) (out Paused, err error) {
 	name := map[bool]string{true: "control pause", false: "control resume"}[on]
 	ctx, end := c.span(ctx, name, attribute.String("k8s.namespace.name", namespace), attribute.String("tenure.election.name", component))
@@ -74,6 +75,15 @@ func (c *Client) Pause(ctx context.Context, namespace, component string, on bool
 	value, reason, verb := "", "PlacementResumed", "resumed placement of "
 	if on {
 		value, reason, verb = "true", "PlacementPaused", "paused placement of "
+	}
+	if on {
+		for _, e := range st.Elections {
+			underWay := e.MovingTo != "" && e.Namespace == namespace &&
+				(e.Component == out.Component || component == "" && e.PlacementGroup == "" && len(e.Candidates) > 0)
+			if underWay {
+				out.Warnings = append(out.Warnings, fmt.Sprintf("a move of %s from %s to %s asked before goes on", e.Component, e.Holder, e.MovingTo))
+			}
+		}
 	}
 	for _, e := range targets {
 		changed, err := c.mark(ctx, e, placement.AnnotationPaused, value)

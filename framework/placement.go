@@ -431,15 +431,19 @@ func (pl *placer) handOff(ctx context.Context) {
 		members = append(members, m)
 	}
 	// The plan counts every leadership, as this replica last saw it, so
-	// that its own go to the least loaded of the replicas that stay.
+	// that its own go to the least loaded of the replicas that stay; the
+	// others' paused ones stay where they are, as the coordinator keeps
+	// them (its own are not: it stops, and hands them over).
 	var ls []placement.Leadership
 	holders := pl.holders()
+	group, paused := pl.paused()
 	for key, u := range pl.byKey {
-		holder := holders[key]
-		if u.election.IsLeader() {
+		holder, own := holders[key], u.election.IsLeader()
+		if own {
 			holder = m.Identity
 		}
-		ls = append(ls, placement.Leadership{Component: key, Holder: holder, Weight: pl.r.cfg.Components[u.comp.Name()].Weight})
+		ls = append(ls, placement.Leadership{Component: key, Holder: holder, Weight: pl.r.cfg.Components[u.comp.Name()].Weight,
+			Pinned: !own && (group || paused[key])})
 	}
 	var wg sync.WaitGroup
 	for _, mv := range placement.Plan(members, ls) {

@@ -43,8 +43,9 @@ const (
 	AnnotationCordoned = locks.AnnotationPrefix + "cordoned"
 	// AnnotationPaused is an operator's, on a component's lock or on a
 	// placement group's coordinator Lease: "true" keeps the coordinator
-	// from moving that component, or any of the group's (see
-	// CoordinatorConfig.Paused).
+	// from asking moves of that component, or of any of the group's (see
+	// CoordinatorConfig.Paused). A move asked before goes on: withdrawn
+	// while the leader's work winds down, it would end in a release.
 	AnnotationPaused = locks.AnnotationPrefix + "placement-paused"
 )
 

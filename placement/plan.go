@@ -123,7 +123,7 @@ func Plan(members []Member, leaderships []Leadership) []Move {
 		if !ok {
 			continue
 		}
-		if m.canLead(l.Component) {
+		if m.canLead(l.Component) || pinned[l.Component] { // a pinned one stays, and counts for its holder
 			assigned[l.Component] = holder
 			load[holder] += l.weight()
 			continue

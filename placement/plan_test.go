@@ -295,3 +295,19 @@ func TestPinnedLeadershipsStay(t *testing.T) {
 	members[0].Cordoned = true
 	assert.Equal(t, []Move{{Component: "c3", From: "a", To: "b"}}, Plan(members, ls), "pinned ones stay with a cordoned holder")
 }
+
+// TestPinnedLeadershipsCountForTheirHolders (tenth review): a pinned
+// leadership stays with a holder that does not announce its component
+// (in a failure backoff, or a stale record) and counts for it: 2/2 for
+// real, nothing moves onto a; before, it counted for nobody, c1 moved to
+// a (3/1), and back once a announced c0 again.
+func TestPinnedLeadershipsCountForTheirHolders(t *testing.T) {
+	a := Member{Identity: "a", Components: []string{"c1", "c2"}, Started: t0}
+	b := Member{Identity: "b", Components: []string{"c0", "c1", "c2"}, Started: t0}
+	ls := []Leadership{
+		{Component: "c0", Weight: 2, Holder: "a", Pinned: true},
+		{Component: "c1", Holder: "b"},
+		{Component: "c2", Holder: "b"},
+	}
+	assert.Empty(t, Plan([]Member{a, b}, ls), "2/2 for real")
+}
