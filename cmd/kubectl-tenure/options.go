@@ -80,12 +80,18 @@ func (o *options) client() (*control.Client, kubernetes.Interface, string, error
 	return c, cs, ns, err
 }
 
-// namespace is the namespace of an action: -A does not apply.
-func (o *options) namespace(ns string) (string, error) {
-	if o.allNamespaces {
-		return "", errors.New("-A/--all-namespaces applies to status only: name the namespace with -n")
+// actionClient is the control client and namespace of an action (move,
+// drain, cordon, pause), once its flags are checked: -o must name a
+// printer, before anything is done, and -A does not apply.
+func (o *options) actionClient() (*control.Client, string, error) {
+	if err := o.checkOutput(); err != nil {
+		return nil, "", err
 	}
-	return ns, nil
+	if o.allNamespaces {
+		return nil, "", errors.New("-A/--all-namespaces applies to status only: name the namespace with -n")
+	}
+	c, _, ns, err := o.client()
+	return c, ns, err
 }
 
 func (o *options) status(ctx context.Context, follow bool) error {
@@ -190,14 +196,8 @@ func notify(c chan<- struct{}) {
 }
 
 func (o *options) move(ctx context.Context, component, to string) error {
-	if err := o.checkOutput(); err != nil {
-		return err // before anything is done
-	}
-	c, _, ns, err := o.client()
+	c, ns, err := o.actionClient()
 	if err != nil {
-		return err
-	}
-	if ns, err = o.namespace(ns); err != nil {
 		return err
 	}
 	if to == "any" {
@@ -218,14 +218,8 @@ func (o *options) move(ctx context.Context, component, to string) error {
 }
 
 func (o *options) drain(ctx context.Context, identity string) error {
-	if err := o.checkOutput(); err != nil {
-		return err // before anything is done
-	}
-	c, _, ns, err := o.client()
+	c, ns, err := o.actionClient()
 	if err != nil {
-		return err
-	}
-	if ns, err = o.namespace(ns); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
@@ -254,14 +248,8 @@ func (o *options) drain(ctx context.Context, identity string) error {
 }
 
 func (o *options) cordon(ctx context.Context, identity string, on bool) error {
-	if err := o.checkOutput(); err != nil {
-		return err // before anything is done
-	}
-	c, _, ns, err := o.client()
+	c, ns, err := o.actionClient()
 	if err != nil {
-		return err
-	}
-	if ns, err = o.namespace(ns); err != nil {
 		return err
 	}
 	res, err := c.Cordon(ctx, ns, identity, on)
@@ -273,14 +261,8 @@ func (o *options) cordon(ctx context.Context, identity string, on bool) error {
 }
 
 func (o *options) pause(ctx context.Context, component string, on bool) error {
-	if err := o.checkOutput(); err != nil {
-		return err // before anything is done
-	}
-	c, _, ns, err := o.client()
+	c, ns, err := o.actionClient()
 	if err != nil {
-		return err
-	}
-	if ns, err = o.namespace(ns); err != nil {
 		return err
 	}
 	res, err := c.Pause(ctx, ns, component, on)
