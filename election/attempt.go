@@ -455,10 +455,7 @@ func (e *Election) renewTime(now time.Time) time.Time {
 	if wall.After(last) {
 		return wall
 	}
-	res, ok := resolutionOf(e.cfg.Lock)
-	if !ok {
-		res = time.Second // the coarsest of client-go's formats, as untilNextTick
-	}
+	res := e.resolution()
 	if now.Sub(lastWrite) >= res {
 		return last.Add(res)
 	}

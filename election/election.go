@@ -686,15 +686,19 @@ func resolutionOf(l locks.Lock) (time.Duration, bool) {
 	return 0, false
 }
 
-// untilNextTick is how long until the lock's clock ticks (a renewal stores
-// a new renew time), and a little more; a lock that does not say how finely
-// it stores times is taken to keep seconds, the coarsest of client-go's
-// formats.
-func (e *Election) untilNextTick() time.Duration {
-	res, ok := resolutionOf(e.cfg.Lock)
-	if !ok {
-		res = time.Second
+// resolution is how finely the lock stores times: as it says, else whole
+// seconds, the coarsest of client-go's formats.
+func (e *Election) resolution() time.Duration {
+	if res, ok := resolutionOf(e.cfg.Lock); ok {
+		return res
 	}
+	return time.Second
+}
+
+// untilNextTick is how long until the lock's clock ticks (a renewal stores
+// a new renew time), and a little more (see resolution).
+func (e *Election) untilNextTick() time.Duration {
+	res := e.resolution()
 	now := e.cfg.Clock.Now()
 	return res - now.Sub(now.Truncate(res)) + 10*time.Millisecond
 }

@@ -239,10 +239,7 @@ func (e *Election) takeBackDue(obs locks.Observed, now time.Time) (move, bool) {
 // time as the lock stores it, so that to can tell that nobody renewed it
 // since.
 func (e *Election) handOverRecord(to string, token int32, now time.Time) (locks.Record, map[string]string) {
-	res, ok := resolutionOf(e.cfg.Lock)
-	if !ok {
-		res = time.Second
-	}
+	res := e.resolution()
 	at := now.Truncate(res)
 	if res > time.Microsecond {
 		// A lock of whole seconds keeps the same bytes when a client-go
