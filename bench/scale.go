@@ -146,7 +146,7 @@ func runPlacement(cs kubernetes.Interface, ns, id string, t timings, cands []*te
 	comps := map[string]placement.Component{}
 	member := placement.Member{Identity: id, Started: time.Now()}
 	for _, c := range cands {
-		key := string(locks.KindLease) + "/" + ns + "/" + c.name // by lock, as the framework keys components
+		key := locks.KindLease.Key(ns, c.name) // by lock, as the framework keys components
 		byKey[key], comps[key] = c, placement.Component{Lock: c.lock, Name: c.name}
 		member.Components = append(member.Components, key)
 	}

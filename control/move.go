@@ -11,6 +11,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -21,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/tenure/tenure/election"
 	"github.com/tenure/tenure/internal/listwatch"
 	"github.com/tenure/tenure/locks"
 	"github.com/tenure/tenure/placement"
@@ -294,8 +296,7 @@ func permissionHint(err error, verb string, e Election) error {
 	if e.Kind == locks.KindConfigMap {
 		resource, group = "configmaps", ""
 	}
-	var status interface{ Status() metav1.Status }
-	if errors.As(err, &status) && status.Status().Reason == metav1.StatusReasonForbidden {
+	if apierrors.IsForbidden(err) {
 		return apiError(verb, resource, e.Component, group, e.Namespace, err)
 	}
 	return err
@@ -319,12 +320,16 @@ func (c *Client) await(ctx context.Context, e Election, mv Moved, anywhere bool)
 		if ev.Type == watch.Deleted {
 			return false, fmt.Errorf("%s was deleted while it moved", e.Lock())
 		}
-		r, annotations, ok := recordOf(ev.Object)
-		if !ok {
+		r, ok, err := recordIn(ev.Object)
+		if !ok || err != nil {
 			return false, nil
 		}
 		last = r
-		_, handed := annotations[locks.HandOverAnnotation]
+		meta, ok := ev.Object.(metav1.Object)
+		if !ok {
+			return false, nil
+		}
+		handed := election.HandedOverTo(locks.Observed{Record: r, Annotations: meta.GetAnnotations()}) != ""
 		if anywhere && r.HolderIdentity != "" && r.HolderIdentity != mv.From {
 			mv.To = r.HolderIdentity
 		}
@@ -388,21 +393,4 @@ func objectOf(e Election) runtime.Object {
 		return &corev1.ConfigMap{}
 	}
 	return &coordinationv1.Lease{}
-}
-
-// recordOf is the record in a lock object and its annotations.
-func recordOf(obj runtime.Object) (locks.Record, map[string]string, bool) {
-	switch o := obj.(type) {
-	case *coordinationv1.Lease:
-		r, err := locks.RecordFromLeaseSpec(&o.Spec)
-		return r, o.Annotations, err == nil
-	case *corev1.ConfigMap:
-		raw, ok := o.Annotations[locks.LeaderAnnotation]
-		if !ok {
-			return locks.Record{}, nil, false
-		}
-		r, err := locks.DecodeRecord([]byte(raw))
-		return r, o.Annotations, err == nil
-	}
-	return locks.Record{}, nil, false
 }

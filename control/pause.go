@@ -60,7 +60,7 @@ func (c *Client) Pause(ctx context.Context, namespace, component string, on bool
 			if m.Namespace != namespace || slices.Contains(out.Groups, m.Group) {
 				continue
 			}
-			e, ok := byKey[string(locks.KindLease)+"/"+namespace+"/"+placement.CoordinatorLeaseName(m.Group)]
+			e, ok := byKey[locks.KindLease.Key(namespace, placement.CoordinatorLeaseName(m.Group))]
 			if !ok {
 				return out, fmt.Errorf("placement group %q in %s has no coordinator Lease yet", m.Group, where(namespace))
 			}

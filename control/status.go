@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
@@ -224,12 +225,12 @@ func (c *Client) Status(ctx context.Context, namespace string) (*Status, error) 
 	}
 	for _, l := range elections {
 		s := l.Spec
-		key := string(locks.KindLease) + "/" + l.Namespace + "/" + l.Name
+		key := locks.KindLease.Key(l.Namespace, l.Name)
 		if s.HolderIdentity == nil && s.AcquireTime == nil && s.LeaseTransitions == nil && !named[key] {
 			continue // a Lease that never held an election
 		}
 		e := Election{Component: l.Name, Kind: locks.KindLease, Namespace: l.Namespace, key: key, uid: l.UID}
-		r, err := locks.RecordFromLeaseSpec(&l.Spec)
+		r, _, err := recordIn(l)
 		e.fill(r, err, l.Annotations)
 		st.Elections = append(st.Elections, e)
 	}
@@ -253,7 +254,7 @@ func (c *Client) Status(ctx context.Context, namespace string) (*Status, error) 
 
 	groups := map[string]string{} // coordinator lock key → group
 	for _, m := range members {
-		groups[string(locks.KindLease)+"/"+m.Namespace+"/"+placement.CoordinatorLeaseName(m.Group)] = m.Group
+		groups[locks.KindLease.Key(m.Namespace, placement.CoordinatorLeaseName(m.Group))] = m.Group
 	}
 	pausedGroups := map[string]bool{} // namespace/group
 	for _, e := range st.Elections {
@@ -309,15 +310,33 @@ func (e *Election) fill(r locks.Record, err error, annotations map[string]string
 // configMapElection is the election that cm's leader annotation holds, if
 // it has one.
 func configMapElection(cm *corev1.ConfigMap) (Election, bool) {
-	raw, ok := cm.Annotations[locks.LeaderAnnotation]
+	r, ok, err := recordIn(cm)
 	if !ok {
 		return Election{}, false
 	}
 	e := Election{Component: cm.Name, Kind: locks.KindConfigMap, Namespace: cm.Namespace,
-		key: string(locks.KindConfigMap) + "/" + cm.Namespace + "/" + cm.Name, uid: cm.UID}
-	r, err := locks.DecodeRecord([]byte(raw))
+		key: locks.KindConfigMap.Key(cm.Namespace, cm.Name), uid: cm.UID}
 	e.fill(r, err, cm.Annotations)
 	return e, true
+}
+
+// recordIn is the record that a lock object, a Lease or a ConfigMap,
+// holds: ok is false for an object that holds none (a ConfigMap without
+// the leader annotation), err says why a record cannot be read.
+func recordIn(obj runtime.Object) (r locks.Record, ok bool, err error) {
+	switch o := obj.(type) {
+	case *coordinationv1.Lease:
+		r, err = locks.RecordFromLeaseSpec(&o.Spec)
+		return r, true, err
+	case *corev1.ConfigMap:
+		raw, ok := o.Annotations[locks.LeaderAnnotation]
+		if !ok {
+			return locks.Record{}, false, nil
+		}
+		r, err = locks.DecodeRecord([]byte(raw))
+		return r, true, err
+	}
+	return locks.Record{}, false, nil
 }
 
 // memberOf reads the member record in l.
@@ -337,7 +356,7 @@ func (c *Client) memberOf(l *coordinationv1.Lease) (Member, bool) {
 		uid:          l.UID,
 	}
 	for _, k := range pm.Components {
-		m.Components = append(m.Components, strings.TrimPrefix(k, string(locks.KindLease)+"/"+l.Namespace+"/"))
+		m.Components = append(m.Components, strings.TrimPrefix(k, locks.KindLease.Key(l.Namespace, "")))
 	}
 	if rt := l.Spec.RenewTime; rt != nil {
 		m.Renewed = rt.Time

@@ -280,7 +280,7 @@ func (u *unit) elect(p runnerParams, space *locks.MemorySpace) error {
 
 // lockKey names the lock of s as "kind/namespace/name".
 func lockKey(s components.Settings) string {
-	return string(s.Lock) + "/" + s.Namespace + "/" + s.LockName
+	return s.Lock.Key(s.Namespace, s.LockName)
 }
 
 func (r *Runner) newLock(name string, s components.Settings, cs kubernetes.Interface, space *locks.MemorySpace) (locks.Lock, error) {

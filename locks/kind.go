@@ -17,3 +17,11 @@ const (
 	// tests and demos, since it cannot coordinate processes.
 	KindMemory Kind = "memory"
 )
+
+// Key names the lock of kind k named name in namespace as
+// "kind/namespace/name": how a replica's member record lists the locks it
+// campaigns for (see package placement), the same on every replica of a
+// program and different between programs.
+func (k Kind) Key(namespace, name string) string {
+	return string(k) + "/" + namespace + "/" + name
+}

@@ -6,11 +6,10 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tenure/tenure/control"
 	"github.com/tenure/tenure/framework"
+	"github.com/tenure/tenure/internal/kubeconfig"
 )
 
 // clusterKeys are the keys of --kubeconfig mode's live view: each an
@@ -23,15 +22,10 @@ type clusterKeys struct {
 }
 
 // newClusterKeys makes the keys of runner's replica, reaching the cluster
-// as kubeconfig says (in the cluster: its own configuration).
-func newClusterKeys(kubeconfig string, runner *framework.Runner, ev *events) (*clusterKeys, error) {
-	var cfg *rest.Config
-	var err error
-	if kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-	} else {
-		cfg, err = rest.InClusterConfig()
-	}
+// as the framework does (see internal/kubeconfig): the kubeconfig file at
+// path, else $KUBECONFIG, ~/.kube/config or in-cluster configuration.
+func newClusterKeys(path string, runner *framework.Runner, ev *events) (*clusterKeys, error) {
+	cfg, err := kubeconfig.RESTConfig(path)
 	if err != nil {
 		return nil, err
 	}

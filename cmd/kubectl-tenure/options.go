@@ -353,15 +353,29 @@ func (o *options) printStatus(st *control.Status) error {
 	return w.Flush()
 }
 
-func (o *options) electionTable(st *control.Status) *metav1.Table {
+// table is a table of columns cols, with a NAMESPACE column first when
+// st is of every namespace (see row).
+func table(st *control.Status, cols ...string) *metav1.Table {
 	t := &metav1.Table{}
-	cols := []string{"COMPONENT", "KIND", "HOLDER", "TERM", "HELD", "RENEWED", "MOVING TO", "PAUSED", "CANDIDATES"}
 	if st.Namespace == "" {
 		cols = append([]string{"NAMESPACE"}, cols...)
 	}
 	for _, c := range cols {
 		t.ColumnDefinitions = append(t.ColumnDefinitions, metav1.TableColumnDefinition{Name: c, Type: "string"})
 	}
+	return t
+}
+
+// row adds the cells of an object of namespace ns to t, a table of st.
+func row(t *metav1.Table, st *control.Status, ns string, cells ...any) {
+	if st.Namespace == "" {
+		cells = append([]any{ns}, cells...)
+	}
+	t.Rows = append(t.Rows, metav1.TableRow{Cells: cells})
+}
+
+func (o *options) electionTable(st *control.Status) *metav1.Table {
+	t := table(st, "COMPONENT", "KIND", "HOLDER", "TERM", "HELD", "RENEWED", "MOVING TO", "PAUSED", "CANDIDATES")
 	for _, e := range st.Elections {
 		holder, held, renewed, moving := "<none>", "-", "-", "-"
 		switch {
@@ -383,10 +397,6 @@ func (o *options) electionTable(st *control.Status) *metav1.Table {
 		case e.MovingTo != "":
 			moving = e.MovingTo
 		}
-		candidates := strings.Join(e.Candidates, ",")
-		if candidates == "" {
-			candidates = "-"
-		}
 		paused := "-"
 		switch {
 		case e.Paused && e.PlacementGroup != "":
@@ -396,34 +406,20 @@ func (o *options) electionTable(st *control.Status) *metav1.Table {
 		case e.GroupPaused:
 			paused = "group"
 		}
-		cells := []any{e.Component, strings.ToLower(string(e.Kind)), holder, e.Term, held, renewed, moving, paused, candidates}
-		if st.Namespace == "" {
-			cells = append([]any{e.Namespace}, cells...)
-		}
-		t.Rows = append(t.Rows, metav1.TableRow{Cells: cells})
+		row(t, st, e.Namespace, e.Component, strings.ToLower(string(e.Kind)), holder, e.Term, held, renewed, moving, paused,
+			orDash(strings.Join(e.Candidates, ",")))
 	}
 	return t
 }
 
 func (o *options) memberTable(st *control.Status) *metav1.Table {
-	t := &metav1.Table{}
-	cols := []string{"REPLICA", "GROUP", "LEADS", "SHARE", "AGE", "REVISION", "ZONE", "STATE"}
-	if st.Namespace == "" {
-		cols = append([]string{"NAMESPACE"}, cols...)
-	}
-	for _, c := range cols {
-		t.ColumnDefinitions = append(t.ColumnDefinitions, metav1.TableColumnDefinition{Name: c, Type: "string"})
-	}
+	t := table(st, "REPLICA", "GROUP", "LEADS", "SHARE", "AGE", "REVISION", "ZONE", "STATE")
 	for _, m := range st.Members {
 		campaigns := 0
 		for _, e := range st.Elections {
 			if e.Namespace == m.Namespace && slices.Contains(e.Candidates, m.Identity) {
 				campaigns++
 			}
-		}
-		leads := strings.Join(m.Leads, ",")
-		if leads == "" {
-			leads = "-"
 		}
 		var state []string
 		for _, s := range []struct {
@@ -437,16 +433,8 @@ func (o *options) memberTable(st *control.Status) *metav1.Table {
 		if len(state) == 0 {
 			state = []string{"ready"}
 		}
-		age := "-"
-		if !m.Started.IsZero() {
-			age = o.age(m.Started)
-		}
-		cells := []any{m.Identity, orDash(m.Group), leads, fmt.Sprintf("%d/%d", len(m.Leads), campaigns), age,
-			orDash(m.Revision), orDash(m.Zone), strings.Join(state, ",")}
-		if st.Namespace == "" {
-			cells = append([]any{m.Namespace}, cells...)
-		}
-		t.Rows = append(t.Rows, metav1.TableRow{Cells: cells})
+		row(t, st, m.Namespace, m.Identity, orDash(m.Group), orDash(strings.Join(m.Leads, ",")), fmt.Sprintf("%d/%d", len(m.Leads), campaigns),
+			o.age(m.Started), orDash(m.Revision), orDash(m.Zone), strings.Join(state, ","))
 	}
 	return t
 }
