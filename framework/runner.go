@@ -49,6 +49,8 @@ type runnerParams struct {
 	// supply one, with the MemorySpace, to spread the leaderships of apps
 	// in one process. Default: one of the app's own.
 	Roster *placement.MemoryRoster `optional:"true"`
+	// Shared are the app's Shared runnables.
+	Shared []Runnable `group:"shared"`
 }
 
 // ComponentStatus is what this replica knows of one component's election.
@@ -92,6 +94,7 @@ type Runner struct {
 	events       *events       // nil unless configured
 	secondSignal *secondSignal // nil unless ExitOnSecondSignal
 	placer       *placer       // nil unless a component is placed
+	shared       *shared       // the app's Shared runnables
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -131,6 +134,7 @@ func newRunner(p runnerParams) (*Runner, error) {
 		shutdowner:   p.Shutdowner,
 		clock:        clock.RealClock{},
 		secondSignal: p.SecondSignal,
+		shared:       &shared{runnables: p.Shared},
 	}
 	if r.log == nil {
 		r.log = slog.Default()
@@ -332,14 +336,19 @@ func (r *Runner) Status() []ComponentStatus {
 }
 
 // start checks that this program may make the requests its locks make
-// (see checkAccess), then starts every election and returns at once.
+// (see checkAccess), starts the Shared runnables and waits until they are
+// ready, then starts every election and returns.
 func (r *Runner) start(startCtx context.Context) error {
 	if err := r.checkAccess(startCtx, r.client); err != nil {
+		return err
+	}
+	if err := r.startShared(startCtx); err != nil {
 		return err
 	}
 	// fx reports a start past its deadline as failed, and nobody would
 	// stop elections started after it.
 	if err := startCtx.Err(); err != nil {
+		_ = r.stopShared(context.Background())
 		return fmt.Errorf("tenure: start: %w", err)
 	}
 	if r.cfg.Events && r.client != nil {
@@ -349,6 +358,7 @@ func (r *Runner) start(startCtx context.Context) error {
 		if err := r.placer.start(); err != nil {
 			r.events.shutdown()
 			r.events = nil
+			_ = r.stopShared(startCtx)
 			return err
 		}
 	}
@@ -416,6 +426,9 @@ func (r *Runner) stop(ctx context.Context) error {
 	select {
 	case <-done:
 		r.log.Info("stopped: all leader work returned and leases released", "identity", r.identity)
+		// The work has returned: what it shared can stop. (Otherwise it
+		// runs on, for the work that still does, until the process ends.)
+		err = r.stopShared(ctx)
 	case <-timeout.C():
 		err = fmt.Errorf("tenure: %s within shutdown_timeout %v%s", r.notStopped(), r.cfg.ShutdownTimeout, stillHeld)
 	case <-ctx.Done():

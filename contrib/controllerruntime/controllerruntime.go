@@ -4,12 +4,19 @@
 // placement), hand over gracefully, and show in tenure's traces.
 //
 // The manager runs on every replica with its own leader election off: it
-// owns the shared cache and clients, and its informers are synced on
-// every replica, so a controller that gains a leadership reconciles at
-// once. Each controller is built unmanaged for each term, started with
-// the term's context and stopped when the term ends; the term lasts until
-// its reconciles have returned, and a reconcile's context carries the term
+// owns the shared cache and clients. A component's controllers are built
+// with controller-runtime's builder, as for any manager, but once for each
+// term: started with the term's context when this replica leads the
+// component, stopped when the term ends. The term lasts until their
+// reconciles have returned, and a reconcile's context carries the term
 // (election.TermFromContext, election.Valid).
+//
+// Standbys are warm: the informers each component's controllers watch are
+// started and synced on every replica before its elections begin, so that
+// a controller that gains a leadership reconciles at once.
+//
+// With fx, add Module to the app and register each component with
+// framework.Component; without fx, Add runs tenure in the manager.
 package controllerruntime
 
 import (
@@ -17,77 +24,122 @@ import (
 	"errors"
 	"fmt"
 
-	"sigs.k8s.io/controller-runtime/pkg/controller"
-	crlog "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/tenure/tenure/components"
 )
 
-// Setup registers the watches of a controller built for a term, such as
-// c.Watch(source.Kind(mgr.GetCache(), &corev1.ConfigMap{}, ...)). It is
-// called once per term, on a new controller.
-type Setup func(c controller.Controller) error
-
-// NewComponent makes the component name whose leader work is a
-// controller-runtime controller: built with opts (opts.Reconciler is
-// required) and set up by setup for each term, started with the term's
-// context, and stopped when the term ends. Start returns once its workers
-// have returned, so the term, and the lease, outlast every reconcile.
+// Build builds a component's controllers on mgr, as a program builds
+// them on its manager:
 //
-// A new controller is built for each term (a controller starts once), so
-// the controller name's uniqueness check is skipped: name must not be the
-// name of another controller of the manager, and Setup must not add the
-// controller to the manager (it would run outside any term). A reconcile
-// taken from the queue after the term's context is done is skipped: the
-// next leader's controller sees every object again. opts.Logger defaults
-// to controller-runtime's log.Log, so that reconcile errors are logged;
-// the manager's other controller defaults do not apply.
+//	return builder.ControllerManagedBy(mgr).For(&corev1.ConfigMap{}).Complete(r)
+//
+// It is called once when the component is made, to check it and warm the
+// standby up, and again for each term. What it adds to mgr (its
+// controllers, or any manager.Runnable) runs for that term only. It must
+// use the mgr it is given, not the program's manager, and must not do
+// what can be done only once, such as registering a field index: do that
+// on the program's manager before.
+type Build func(mgr manager.Manager) error
+
+// NewComponent makes the component name whose leader work is the
+// controllers that build builds on mgr (see Build): started with the
+// term's context, and stopped when the term ends. A controller's Start
+// returns once its reconciles have returned, so the term, and the lease,
+// outlast every reconcile. mgr must run with its leader election off.
+//
+// The controllers take mgr's controller options, as with any manager.
+// Their names are checked for uniqueness once, here; each term builds
+// them again under the same names. Each term's event handlers are removed
+// from the shared informers when it ends.
+//
+// NewComponent adds to mgr a runnable that warms the standby up: when mgr
+// starts, it starts the controllers' sources without reconciling, until
+// their informers have synced; mgr reports its caches synced (and Elected)
+// only after that. A controller whose options set EnableWarmup to false
+// is not warmed up.
 //
 // The lease outlasts every reconcile when the term ends by a stop, a
 // hand-over or the work returning. When it ends because renewals failed
 // until the renew deadline, another replica may lead a lease after the
 // last renewal it saw while a reconcile still runs: check
 // election.Valid(ctx) before each write, or pass the fencing token on.
-//
-// Each term's watches add event handlers to the manager's shared
-// informers that controller-runtime's source.Kind never removes (an
-// upstream limit, kubernetes-sigs/controller-runtime#2983): about two
-// goroutines and 34 KiB per term and source, and the handler runs for
-// every ended term at each event.
-func NewComponent(name string, opts controller.Options, setup Setup) (components.Component, error) {
-	if name == "" {
-		return nil, errors.New("controllerruntime: a component name is required")
+// With UsePriorityQueue set to false, reconciles already queued when the
+// term ends still run, with a context that is done.
+func NewComponent(name string, mgr manager.Manager, build Build) (components.Component, error) {
+	if err := components.ValidateName(name); err != nil {
+		return nil, fmt.Errorf("controllerruntime: %w", err)
 	}
-	if opts.Reconciler == nil {
-		return nil, fmt.Errorf("controllerruntime: component %s: opts.Reconciler is required", name)
+	if mgr == nil {
+		return nil, fmt.Errorf("controllerruntime: component %s: a manager is required", name)
 	}
-	if setup == nil {
-		return nil, fmt.Errorf("controllerruntime: component %s: setup is required", name)
+	if build == nil {
+		return nil, fmt.Errorf("controllerruntime: component %s: a build function is required", name)
 	}
-	skip := true
-	opts.SkipNameValidation = &skip
-	if opts.Logger.GetSink() == nil {
-		opts.Logger = crlog.Log.WithValues("controller", name)
+	first := newTerm(mgr, true)
+	if err := build(first); err != nil {
+		return nil, fmt.Errorf("controllerruntime: component %s: build: %w", name, err)
 	}
-	inner := opts.Reconciler
-	opts.Reconciler = reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-		if ctx.Err() != nil {
-			return reconcile.Result{}, nil // the term is over (see above)
-		}
-		return inner.Reconcile(ctx, req)
-	})
+	if len(first.runnables) == 0 {
+		return nil, fmt.Errorf("controllerruntime: component %s: build added nothing to the manager: it must build a controller on the manager it is given", name)
+	}
+	w := &warmUp{name: name, term: first, cache: &warmCache{Cache: mgr.GetCache(), done: make(chan struct{})}}
+	if err := mgr.Add(w); err != nil {
+		return nil, fmt.Errorf("controllerruntime: component %s: %w", name, err)
+	}
 	return components.New(name, func(ctx context.Context) error {
-		c, err := controller.NewUnmanaged(name, opts)
-		if err != nil {
-			return fmt.Errorf("controllerruntime: %s: %w", name, err)
+		t := newTerm(mgr, false)
+		if err := build(t); err != nil {
+			return fmt.Errorf("controllerruntime: %s: build: %w", name, err)
 		}
-		if err := setup(c); err != nil {
-			return fmt.Errorf("controllerruntime: %s: set up: %w", name, err)
-		}
-		if err := c.Start(ctx); err != nil && ctx.Err() == nil {
+		if err := t.run(ctx); err != nil && ctx.Err() == nil {
 			return fmt.Errorf("controllerruntime: %s: %w", name, err)
 		}
 		return nil
 	}), nil
 }
+
+// warmUp is the runnable that warms a component's standby up. It is one
+// of the manager's caches (it has GetCache), so that the manager waits
+// for it, as it does for its caches, before it starts its other runnables
+// and reports itself Elected.
+type warmUp struct {
+	name  string
+	term  *term
+	cache *warmCache
+}
+
+// Start warms the component's controllers up once (see NewComponent).
+// Failing to is not fatal: each term starts the sources again, and fails
+// if they do not sync.
+func (w *warmUp) Start(ctx context.Context) error {
+	defer close(w.cache.done)
+	if err := w.term.warmUp(ctx); err != nil && ctx.Err() == nil {
+		w.term.GetLogger().Error(err, "cannot warm the standby up: a term of it will wait for its caches", "component", w.name)
+	}
+	w.term = nil // its controllers are done with
+	return nil
+}
+
+// GetCache makes the manager wait for the warm-up (see warmUp).
+func (w *warmUp) GetCache() cache.Cache { return w.cache }
+
+// warmCache is synced once its warm-up is done and the manager's cache
+// is synced.
+type warmCache struct {
+	cache.Cache
+	done chan struct{}
+}
+
+func (c *warmCache) WaitForCacheSync(ctx context.Context) bool {
+	select {
+	case <-c.done:
+		return c.Cache.WaitForCacheSync(ctx)
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// errNoManager is Add's error for a nil manager.
+var errNoManager = errors.New("controllerruntime: a manager is required")

@@ -3,9 +3,8 @@ package controllerruntime_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,18 +15,20 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
+	crconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	"github.com/tenure/tenure/components"
+	"github.com/tenure/tenure/config"
 	"github.com/tenure/tenure/contrib/controllerruntime"
 	"github.com/tenure/tenure/election"
+	"github.com/tenure/tenure/framework"
 	"github.com/tenure/tenure/internal/kubetest"
-	"github.com/tenure/tenure/locks"
 )
 
 func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }
@@ -96,71 +97,97 @@ func (r *reconciles) check(t *testing.T) {
 	}
 }
 
-// replica is one manager with the ConfigMap controller as a tenure
-// component under its own election.
-type replica struct {
-	id     string
-	stop   context.CancelFunc
-	done   chan struct{}
-	leader *election.Election
-}
-
-func startReplica(t *testing.T, ns, id string, rec *reconciles) *replica {
+// newManager is a manager of ns with its leader election off. Controller
+// names are not checked: the test runs several managers in one process.
+func newManager(t *testing.T, ns string) manager.Manager {
 	t.Helper()
-	cfg := kubetest.Config(t)
-	mgr, err := manager.New(cfg, manager.Options{
+	mgr, err := manager.New(kubetest.Config(t), manager.Options{
 		Scheme:                 clientgoscheme.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
+		Controller:             crconfig.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	require.NoError(t, err)
-	comp, err := controllerruntime.NewComponent("configmaps", controller.Options{
-		Reconciler: reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-			term, ok := election.TermFromContext(ctx)
-			if !ok || election.Valid(ctx) != nil {
-				t.Logf("%s: reconcile of %s outside a term (term in context: %v, valid: %v)", id, req.Name, ok, election.Valid(ctx))
-				return reconcile.Result{}, nil // not a term's: nothing is done
-			}
-			defer rec.begin(reconciled{who: id, term: term.FencingToken, name: req.Name})()
-			if req.Name == "slow" && rec.slowOnce.CompareAndSwap(false, true) {
-				<-ctx.Done() // winds down when the term ends
-				time.Sleep(500 * time.Millisecond)
-			}
-			return reconcile.Result{}, nil
-		}),
-	}, func(c controller.Controller) error {
-		return c.Watch(source.Kind(mgr.GetCache(), &corev1.ConfigMap{}, &handler.TypedEnqueueRequestForObject[*corev1.ConfigMap]{}))
+	return mgr
+}
+
+// tenureYAML configures a replica's elections, with short timings.
+func tenureYAML(ns, id string) []config.Source {
+	return []config.Source{config.YAML("test.yaml", fmt.Appendf(nil, `
+identity: %s
+namespace: %s
+placement: none
+lease_duration: 2s
+renew_deadline: 1500ms
+retry_period: 200ms
+`, id, ns))}
+}
+
+// replica is one manager with the ConfigMap controller as a tenure
+// component, run by Add.
+type replica struct {
+	id     string
+	mgr    manager.Manager
+	runner *framework.Runner
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+// leads says whether the replica runs the component's leader work.
+func (r *replica) leads(component string) bool {
+	for _, st := range r.runner.Status() {
+		if st.Name == component {
+			return st.Leading
+		}
+	}
+	return false
+}
+
+// configMaps is the component whose controller records its reconciles
+// of ConfigMaps in rec.
+func configMaps(t *testing.T, id string, mgr manager.Manager, rec *reconciles) components.Component {
+	t.Helper()
+	r := reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+		term, ok := election.TermFromContext(ctx)
+		if !ok || election.Valid(ctx) != nil {
+			t.Logf("%s: reconcile of %s outside a term (term in context: %v, valid: %v)", id, req.Name, ok, election.Valid(ctx))
+			return reconcile.Result{}, nil // not a term's: nothing is done
+		}
+		defer rec.begin(reconciled{who: id, term: term.FencingToken, name: req.Name})()
+		if req.Name == "slow" && rec.slowOnce.CompareAndSwap(false, true) {
+			<-ctx.Done() // winds down when the term ends
+			time.Sleep(500 * time.Millisecond)
+		}
+		return reconcile.Result{}, nil
+	})
+	comp, err := controllerruntime.NewComponent("configmaps", mgr, func(mgr manager.Manager) error {
+		return builder.ControllerManagedBy(mgr).For(&corev1.ConfigMap{}).Complete(r)
 	})
 	require.NoError(t, err)
-	lock, err := locks.NewLeaseLock(kubetest.Client(t).CoordinationV1(), ns, "configmaps", locks.WithIdentity(id))
-	require.NoError(t, err)
-	e, err := election.New(election.Config{
-		Lock: lock, LeaseDuration: 2 * time.Second, RenewDeadline: 1500 * time.Millisecond, RetryPeriod: 200 * time.Millisecond,
-		OnStartedLeading: func(ctx context.Context) {
-			if err := comp.Run(ctx); err != nil {
-				t.Logf("%s: %v", id, err)
-			}
-		},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	return comp
+}
+
+func startReplica(t *testing.T, ns, id string, rec *reconciles) *replica {
+	t.Helper()
+	mgr := newManager(t, ns)
+	runner, err := controllerruntime.Add(mgr, tenureYAML(ns, id), configMaps(t, id, mgr, rec))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &replica{id: id, stop: cancel, done: make(chan struct{}), leader: e}
-	var wg sync.WaitGroup
-	wg.Go(func() {
+	r := &replica{id: id, mgr: mgr, runner: runner, stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
 		if err := mgr.Start(ctx); err != nil {
 			t.Logf("%s: manager: %v", id, err)
 		}
-	})
-	wg.Go(func() { _ = e.Run(ctx) })
-	go func() { wg.Wait(); close(r.done) }()
+	}()
 	t.Cleanup(func() { cancel(); <-r.done })
 	return r
 }
 
 // TestControllerReconcilesOnlyOnTheLeader: two managers, one ConfigMap
-// controller each under one election. Only the leader reconciles; when it
+// controller each under one election. Only the leader reconciles; the
+// standby's informer is synced before it ever leads; when the leader
 // stops, a reconcile under way winds down and returns before the other
 // replica starts, which reconciles at once from its warm cache.
 func TestControllerReconcilesOnlyOnTheLeader(t *testing.T) {
@@ -182,19 +209,22 @@ func TestControllerReconcilesOnlyOnTheLeader(t *testing.T) {
 	var first, second string
 	require.Eventually(t, func() bool {
 		for id, r := range reps {
-			if r.leader.IsLeader() && rec.by(id) >= 3 {
+			if r.leads("configmaps") && rec.by(id) >= 3 {
 				first = id
 				return true
 			}
 		}
 		return false
-	}, 15*time.Second, 10*time.Millisecond, "the leader reconciles the ConfigMaps: r1 leads %v, r2 leads %v, %d reconciles", reps["r1"].leader.IsLeader(), reps["r2"].leader.IsLeader(), len(rec.all))
+	}, 15*time.Second, 10*time.Millisecond, "the leader reconciles the ConfigMaps: %d reconciles", len(rec.all))
 	for id := range reps {
 		if id != first {
 			second = id
 		}
 	}
 	assert.Zero(t, rec.by(second), "the standby reconciles nothing")
+	inf, err := reps[second].mgr.GetCache().GetInformer(ctx, &corev1.ConfigMap{}, cache.BlockUntilSynced(false))
+	require.NoError(t, err)
+	assert.True(t, inf.HasSynced(), "the standby's ConfigMap informer was started and synced before it led")
 
 	create("slow") // under way when the leader stops
 	time.Sleep(200 * time.Millisecond)
@@ -213,4 +243,62 @@ func TestControllerReconcilesOnlyOnTheLeader(t *testing.T) {
 	rec.mu.Unlock()
 	t.Logf("%s reconciled %v after %s was stopped (its slow reconcile wound down for 500ms first)", second, took.Round(time.Millisecond), first)
 	rec.check(t)
+}
+
+// TestEndedTermsLeaveNoEventHandlers runs a component's leader work for
+// many terms on one manager: each term's event handlers are removed from
+// the shared informer when it ends (controller-runtime's own sources
+// leave theirs: two goroutines per term, and each runs at every event
+// for the life of the process).
+func TestEndedTermsLeaveNoEventHandlers(t *testing.T) {
+	cs := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	ctx := context.Background()
+	mgr := newManager(t, ns)
+	var (
+		mu    sync.Mutex
+		terms = map[int]int{} // term → reconciles
+		now   int
+	)
+	comp, err := controllerruntime.NewComponent("handlers", mgr, func(mgr manager.Manager) error {
+		return builder.ControllerManagedBy(mgr).For(&corev1.ConfigMap{}).Complete(reconcile.Func(func(context.Context, reconcile.Request) (reconcile.Result, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			terms[now]++
+			return reconcile.Result{}, nil
+		}))
+	})
+	require.NoError(t, err)
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(mctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-mgr.Elected()
+	_, err = cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "watched"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	runTerm := func(n int) {
+		mu.Lock()
+		now = n
+		mu.Unlock()
+		tctx, end := context.WithCancel(ctx)
+		ran := make(chan error)
+		go func() { ran <- comp.Run(tctx) }()
+		require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return terms[n] > 0 }, 10*time.Second, 5*time.Millisecond, "term %d reconciles", n)
+		end()
+		require.NoError(t, <-ran)
+	}
+	runTerm(1)
+	settle := func() int {
+		time.Sleep(200 * time.Millisecond)
+		runtime.GC()
+		return runtime.NumGoroutine()
+	}
+	before := settle()
+	for n := 2; n <= 11; n++ {
+		runTerm(n)
+	}
+	after := settle()
+	assert.LessOrEqual(t, after, before+4, "goroutines after ten more terms: %d, after the first: %d", after, before)
+
 }

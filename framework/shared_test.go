@@ -1,0 +1,127 @@
+package framework_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/fx"
+
+	"github.com/tenure/tenure/components"
+	"github.com/tenure/tenure/framework"
+)
+
+// steps is an ordered log of what happened.
+type steps struct {
+	mu  sync.Mutex
+	all []string
+}
+
+func (s *steps) add(step string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.all = append(s.all, step)
+}
+
+func (s *steps) list() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.all...)
+}
+
+// sharedCache stands for what the components share: it is ready when
+// ready is closed, and fails with fail if that is sent.
+type sharedCache struct {
+	log   *steps
+	ready chan struct{}
+	fail  chan error
+}
+
+func (c *sharedCache) Ready() <-chan struct{} { return c.ready }
+
+func (c *sharedCache) Start(ctx context.Context) error {
+	c.log.add("shared started")
+	select {
+	case <-ctx.Done():
+		// Stopping takes a while: the work must not be running meanwhile.
+		time.Sleep(20 * time.Millisecond)
+		c.log.add("shared stopped")
+		return nil
+	case err := <-c.fail:
+		return err
+	}
+}
+
+// TestSharedRunsAroundTheElections: a Shared runnable starts before the
+// elections, which begin once it is ready, and stops after every leader
+// work has returned.
+func TestSharedRunsAroundTheElections(t *testing.T) {
+	noLeaks(t)
+	log := &steps{}
+	cache := &sharedCache{log: log, ready: make(chan struct{}), fail: make(chan error)}
+	work := components.New("billing", func(ctx context.Context) error {
+		log.add("work started")
+		<-ctx.Done()
+		time.Sleep(20 * time.Millisecond) // winds down
+		log.add("work returned")
+		return nil
+	})
+	app := replica(t, "r1", memoryYAML, framework.Shared(func() framework.Runnable { return cache }), work)
+	started := make(chan error, 1)
+	go func() { started <- app.Start(context.Background()) }()
+	require.Eventually(t, func() bool { return len(log.list()) > 0 }, 5*time.Second, time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // the elections would have led by now
+	select {
+	case err := <-started:
+		t.Fatalf("the start returned before the shared runnable was ready: %v", err)
+	default:
+	}
+	assert.Equal(t, []string{"shared started"}, log.list(), "no work before the shared runnable is ready")
+	close(cache.ready)
+	require.NoError(t, <-started)
+	require.Eventually(t, func() bool { return len(log.list()) == 2 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, app.Stop(context.Background()))
+	assert.Equal(t, []string{"shared started", "work started", "work returned", "shared stopped"}, log.list())
+}
+
+// TestSharedFailureStopsTheApp: a Shared runnable that fails stops the
+// app with exit code 1.
+func TestSharedFailureStopsTheApp(t *testing.T) {
+	noLeaks(t)
+	cache := &sharedCache{log: &steps{}, ready: make(chan struct{}), fail: make(chan error, 1)}
+	close(cache.ready)
+	var sh fx.Shutdowner
+	app := replica(t, "r1", memoryYAML, fx.Options(fx.Populate(&sh), framework.Shared(func() framework.Runnable { return cache })), recorded(newLedgers(), "billing"))
+	app.RequireStart()
+	cache.fail <- errors.New("the cache broke")
+	select {
+	case sig := <-app.Wait():
+		assert.Equal(t, 1, sig.ExitCode)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the app was not stopped")
+	}
+	app.RequireStop()
+}
+
+// TestSharedNeverReadyFailsTheStart: a start whose deadline passes before
+// a Shared runnable is ready fails, leads nothing and stops the runnable.
+func TestSharedNeverReadyFailsTheStart(t *testing.T) {
+	noLeaks(t)
+	log := &steps{}
+	cache := &sharedCache{log: log, ready: make(chan struct{}), fail: make(chan error)}
+	work := components.New("billing", func(ctx context.Context) error {
+		log.add("work started")
+		<-ctx.Done()
+		return nil
+	})
+	app := replica(t, "r1", memoryYAML, framework.Shared(func() framework.Runnable { return cache }), work)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	require.Error(t, app.Start(ctx))
+	time.Sleep(100 * time.Millisecond) // the elections would have led by now
+	assert.Equal(t, []string{"shared started", "shared stopped"}, log.list())
+}
