@@ -95,7 +95,7 @@ func newManager(ns, probes string) (manager.Manager, error) {
 	watched := labels.SelectorFromSet(labels.Set{Label: "true"})
 	return ctrl.NewManager(cfg, ctrl.Options{
 		Cache: cache.Options{
-			DefaultNamespaces: map[string]cache.Config{ns: {}},
+			DefaultNamespaces:    map[string]cache.Config{ns: {}},
 			DefaultLabelSelector: watched,
 		},
 		HealthProbeBindAddress: probes,
