@@ -42,6 +42,14 @@
 //   - *locks.MemorySpace, to share memory locks between apps in one
 //     process (tests, demos).
 //
+// # Shared work
+//
+// What the components' leader work shares and every replica runs, leader
+// or not, such as an informer cache or a controller-runtime manager (see
+// contrib/controllerruntime), is registered with Shared: the module
+// starts it before the elections, begins them once it is ready, and stops
+// it after every leader work has returned.
+//
 // # Shutdown
 //
 // When the app stops, every component's leader work is cancelled; each

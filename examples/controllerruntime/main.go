@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/tenure/tenure/components"
 	"github.com/tenure/tenure/config"
@@ -59,6 +60,7 @@ func main() {
 	identity := flag.String("identity", "", "this replica's identity (default: tenure's: the pod's or host's name)")
 	configPath := flag.String("config", "", "YAML configuration (default: the embedded tenure.yaml)")
 	probes := flag.String("health-probe-bind-address", "0", "address of the manager's /healthz and /readyz (0: none)")
+	metrics := flag.String("metrics-bind-address", "0", "address of the manager's /metrics (0: none)")
 	flag.Parse() // --kubeconfig is controller-runtime's
 
 	srcs := []config.Source{config.YAML("tenure.yaml (embedded)", defaultConfig)}
@@ -75,7 +77,7 @@ func main() {
 		framework.Config(srcs...),
 		framework.ExitOnSecondSignal(),
 		fx.Supply(slog.New(slog.NewTextHandler(os.Stderr, nil))),
-		fx.Provide(func() (manager.Manager, error) { return newManager(*namespace, *probes) }),
+		fx.Provide(func() (manager.Manager, error) { return newManager(*namespace, *probes, *metrics) }),
 		framework.Component(newConfigMaps),
 		framework.Component(newSecrets),
 		fx.StopTimeout(time.Minute), // the configured shutdown_timeout bounds the wait
@@ -86,7 +88,7 @@ func main() {
 
 // newManager is the manager of the objects in ns: its leader election
 // off, since tenure elects each controller.
-func newManager(ns, probes string) (manager.Manager, error) {
+func newManager(ns, probes, metrics string) (manager.Manager, error) {
 	ctrl.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -99,6 +101,7 @@ func newManager(ns, probes string) (manager.Manager, error) {
 			DefaultLabelSelector: watched,
 		},
 		HealthProbeBindAddress: probes,
+		Metrics:                metricsserver.Options{BindAddress: metrics},
 	})
 }
 
