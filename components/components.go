@@ -26,6 +26,15 @@ import (
 )
 
 // Component is a named piece of leader work.
+//
+// A component can also say when it is ready to lead, with a method
+//
+//	Ready() <-chan struct{}
+//
+// The framework campaigns for it, and announces it to placement, only
+// once that channel is closed: a component whose work needs a warm cache
+// closes it once its cache has synced, so that a replica that has just
+// started does not win a leadership it cannot serve yet.
 type Component interface {
 	// Name identifies the component in configuration, logs and traces,
 	// and is its lock's default name. It must be a DNS label: lower-case

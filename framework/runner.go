@@ -354,6 +354,15 @@ func (r *Runner) start(startCtx context.Context) error {
 	if r.cfg.Events && r.client != nil {
 		r.events = newEvents(r.client, r.identity)
 	}
+	// A component that is not ready is not announced to placement (as in
+	// a failure backoff) until it is: its campaign waits for it.
+	for _, u := range r.units {
+		if !u.ready() {
+			u.mu.Lock()
+			u.paused = true
+			u.mu.Unlock()
+		}
+	}
 	if r.placer != nil {
 		if err := r.placer.start(); err != nil {
 			r.events.shutdown()
@@ -384,6 +393,9 @@ func (r *Runner) start(startCtx context.Context) error {
 				case <-ctx.Done():
 					return
 				}
+			}
+			if !u.waitReady(ctx) {
+				return
 			}
 			u.loop(ctx)
 		})
@@ -545,6 +557,40 @@ func (u *unit) pause(paused bool) {
 	u.mu.Unlock()
 	if u.r.placer != nil {
 		u.r.placer.campaigning()
+	}
+}
+
+// ready says whether the unit's component is ready to lead: it is unless
+// its type has a method Ready() <-chan struct{} whose channel is open
+// (see components.Component).
+func (u *unit) ready() bool {
+	rd, ok := u.comp.(readier)
+	if !ok {
+		return true
+	}
+	select {
+	case <-rd.Ready():
+		return true
+	default:
+		return false
+	}
+}
+
+// waitReady waits until the unit's component is ready to lead, and says
+// whether it is; false if ctx is done first.
+func (u *unit) waitReady(ctx context.Context) bool {
+	if u.ready() {
+		return true
+	}
+	u.log.Info("waiting for the component to be ready before campaigning")
+	select {
+	case <-u.comp.(readier).Ready():
+		u.log.Info("the component is ready: campaigning")
+		u.pause(false)
+		return true
+	case <-ctx.Done():
+		u.pause(false)
+		return false
 	}
 }
 

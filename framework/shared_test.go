@@ -125,3 +125,29 @@ func TestSharedNeverReadyFailsTheStart(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // the elections would have led by now
 	assert.Equal(t, []string{"shared started", "shared stopped"}, log.list())
 }
+
+// readyComponent is a component that is ready to lead once ready is
+// closed.
+type readyComponent struct {
+	components.Component
+	ready chan struct{}
+}
+
+func (c readyComponent) Ready() <-chan struct{} { return c.ready }
+
+// TestComponentCampaignsOnceReady: a component with a Ready channel is
+// campaigned for only once the channel is closed; the others at once.
+func TestComponentCampaignsOnceReady(t *testing.T) {
+	noLeaks(t)
+	led := newLedgers()
+	slow := readyComponent{Component: recorded(led, "slow"), ready: make(chan struct{})}
+	var r *framework.Runner
+	app := replica(t, "r1", memoryYAML, fx.Populate(&r), slow, recorded(led, "quick"))
+	app.RequireStart()
+	led.of("quick").Leader(t)
+	time.Sleep(300 * time.Millisecond) // it would have led by now
+	assert.Empty(t, led.of("slow").Leaders(), "not ready: no campaign")
+	close(slow.ready)
+	assert.Equal(t, "r1", led.of("slow").Leader(t), "ready: it leads")
+	app.RequireStop()
+}

@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/tenure/tenure/components"
@@ -54,11 +53,11 @@ type Build func(mgr manager.Manager) error
 // them again under the same names. Each term's event handlers are removed
 // from the shared informers when it ends.
 //
-// NewComponent adds to mgr a runnable that warms the standby up: when mgr
-// starts, it starts the controllers' sources without reconciling, until
-// their informers have synced; mgr reports its caches synced (and Elected)
-// only after that. A controller whose options set EnableWarmup to false
-// is not warmed up.
+// NewComponent adds to mgr a runnable that warms the standby up: once
+// mgr's caches have synced, it starts the controllers' sources without
+// reconciling, until their informers have synced too; the component is
+// campaigned for only after that (it is Ready, see components.Component).
+// A controller whose options set EnableWarmup to false is not warmed up.
 //
 // The lease outlasts every reconcile when the term ends by a stop, a
 // hand-over or the work returning. When it ends because renewals failed
@@ -84,11 +83,11 @@ func NewComponent(name string, mgr manager.Manager, build Build) (components.Com
 	if len(first.runnables) == 0 {
 		return nil, fmt.Errorf("controllerruntime: component %s: build added nothing to the manager: it must build a controller on the manager it is given", name)
 	}
-	w := &warmUp{name: name, term: first, cache: &warmCache{Cache: mgr.GetCache(), done: make(chan struct{})}}
-	if err := mgr.Add(w); err != nil {
+	c := &component{warm: make(chan struct{})}
+	if err := mgr.Add(&warmUp{name: name, term: first, done: c.warm}); err != nil {
 		return nil, fmt.Errorf("controllerruntime: component %s: %w", name, err)
 	}
-	return components.New(name, func(ctx context.Context) error {
+	c.Component = components.New(name, func(ctx context.Context) error {
 		t := newTerm(mgr, false)
 		if err := build(t); err != nil {
 			return fmt.Errorf("controllerruntime: %s: build: %w", name, err)
@@ -97,48 +96,41 @@ func NewComponent(name string, mgr manager.Manager, build Build) (components.Com
 			return fmt.Errorf("controllerruntime: %s: %w", name, err)
 		}
 		return nil
-	}), nil
+	})
+	return c, nil
 }
 
-// warmUp is the runnable that warms a component's standby up. It is one
-// of the manager's caches (it has GetCache), so that the manager waits
-// for it, as it does for its caches, before it starts its other runnables
-// and reports itself Elected.
+// component is a component of controllers: ready to lead once warmed up.
+type component struct {
+	components.Component
+	warm chan struct{} // closed once warmed up
+}
+
+// Ready is closed once the component's standby is warm (see
+// components.Component).
+func (c *component) Ready() <-chan struct{} { return c.warm }
+
+// warmUp is the runnable that warms a component's standby up, on every
+// replica, once the manager's caches have synced.
 type warmUp struct {
-	name  string
-	term  *term
-	cache *warmCache
-}
-
-// Start warms the component's controllers up once (see NewComponent).
-// Failing to is not fatal: each term starts the sources again, and fails
-// if they do not sync.
-func (w *warmUp) Start(ctx context.Context) error {
-	defer close(w.cache.done)
-	if err := w.term.warmUp(ctx); err != nil && ctx.Err() == nil {
-		w.term.GetLogger().Error(err, "cannot warm the standby up: a term of it will wait for its caches", "component", w.name)
-	}
-	w.term = nil // its controllers are done with
-	return nil
-}
-
-// GetCache makes the manager wait for the warm-up (see warmUp).
-func (w *warmUp) GetCache() cache.Cache { return w.cache }
-
-// warmCache is synced once its warm-up is done and the manager's cache
-// is synced.
-type warmCache struct {
-	cache.Cache
+	name string
+	term *term
 	done chan struct{}
 }
 
-func (c *warmCache) WaitForCacheSync(ctx context.Context) bool {
-	select {
-	case <-c.done:
-		return c.Cache.WaitForCacheSync(ctx)
-	case <-ctx.Done():
-		return false
+// NeedLeaderElection says that it runs on every replica.
+func (w *warmUp) NeedLeaderElection() bool { return false }
+
+// Start warms the component's controllers up once (see NewComponent).
+// Failing to is not fatal: the component is ready all the same, and each
+// term starts its sources again, and fails if they do not sync.
+func (w *warmUp) Start(ctx context.Context) error {
+	defer close(w.done)
+	if err := w.term.warmUp(ctx); err != nil && ctx.Err() == nil {
+		w.term.GetLogger().Error(err, "cannot warm the standby up: its terms will wait for their caches", "component", w.name)
 	}
+	w.term = nil // its controllers are done with
+	return nil
 }
 
 // errNoManager is Add's error for a nil manager.

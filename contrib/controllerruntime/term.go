@@ -99,9 +99,10 @@ func (t *term) warmUp(ctx context.Context) error {
 type termCache struct {
 	cache.Cache
 
-	mu    sync.Mutex
-	added []added
-	ended bool
+	mu        sync.Mutex
+	informers []cache.Informer // got by the term
+	added     []added
+	ended     bool
 }
 
 // added is one event handler a term added to an informer.
@@ -112,20 +113,36 @@ type added struct {
 
 // GetInformer returns the term's view of the informer for obj.
 func (c *termCache) GetInformer(ctx context.Context, obj client.Object, opts ...cache.InformerGetOption) (cache.Informer, error) {
-	i, err := c.Cache.GetInformer(ctx, obj, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return &termInformer{Informer: i, cache: c}, nil
+	return c.informer(c.Cache.GetInformer(ctx, obj, opts...))
 }
 
 // GetInformerForKind returns the term's view of the informer for gvk.
 func (c *termCache) GetInformerForKind(ctx context.Context, gvk schema.GroupVersionKind, opts ...cache.InformerGetOption) (cache.Informer, error) {
-	i, err := c.Cache.GetInformerForKind(ctx, gvk, opts...)
+	return c.informer(c.Cache.GetInformerForKind(ctx, gvk, opts...))
+}
+
+func (c *termCache) informer(i cache.Informer, err error) (cache.Informer, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.informers = append(c.informers, i)
 	return &termInformer{Informer: i, cache: c}, nil
+}
+
+// WaitForCacheSync waits until the informers the term has got have
+// synced, not every informer of the manager's cache (as sources ask it
+// to): an informer that cannot sync, of a type this replica may not
+// list, holds up only the components that watch it.
+func (c *termCache) WaitForCacheSync(ctx context.Context) bool {
+	c.mu.Lock()
+	synced := make([]toolscache.InformerSynced, 0, len(c.informers))
+	for _, i := range c.informers {
+		synced = append(synced, i.HasSynced)
+	}
+	c.mu.Unlock()
+	return toolscache.WaitForCacheSync(ctx.Done(), synced...)
 }
 
 // keep records a handler added through i; after end it removes it at
