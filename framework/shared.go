@@ -35,7 +35,10 @@ type readier interface {
 // Runnable (or a type that implements it), with any dependencies from
 // the app as its parameters. The Runnable is started before the elections
 // and stopped after every component's leader work has returned and its
-// lease is released, so that the work can rely on it for all its term.
+// lease is released, so that the work can rely on it for all its term;
+// a stop that does not wait for every leader work (see the package
+// documentation) leaves it running for the work that still runs. A
+// Runnable that fails stops itself first, and then the app.
 func Shared(constructor any) fx.Option {
 	return fx.Provide(fx.Annotate(constructor, fx.As(new(Runnable)), fx.ResultTags(`group:"shared"`)))
 }
@@ -47,18 +50,24 @@ type shared struct {
 	wg        sync.WaitGroup
 }
 
-// start starts every runnable and waits until each that says when it is
-// ready is, or ctx is done. A runnable that fails shuts the app down.
+// startShared starts every runnable and waits until each that says when
+// it is ready is, or ctx is done. A runnable that fails shuts the app
+// down; one that returns before it is ready fails the start.
 func (r *Runner) startShared(ctx context.Context) error {
 	s := r.shared
-	if len(s.runnables) == 0 {
+	if len(s.runnables) == 0 || s.stop != nil {
+		// None, or still running since a stop that did not wait for the
+		// elections (see stop): they cannot start twice.
 		return nil
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	failed := make(chan error, len(s.runnables))
-	for _, run := range s.runnables {
+	exited := make([]chan struct{}, len(s.runnables))
+	for i, run := range s.runnables {
+		exited[i] = make(chan struct{})
 		s.wg.Go(func() {
+			defer close(exited[i])
 			err := run.Start(runCtx)
 			if runCtx.Err() != nil {
 				return
@@ -75,20 +84,29 @@ func (r *Runner) startShared(ctx context.Context) error {
 			}
 		})
 	}
-	for _, run := range s.runnables {
+	for i, run := range s.runnables {
 		rd, ok := run.(readier)
 		if !ok {
 			continue
 		}
+		var err error
 		select {
 		case <-rd.Ready():
-		case err := <-failed:
-			_ = r.stopShared(context.Background())
-			return err
+			continue
+		case err = <-failed:
+		case <-exited[i]:
+			err = fmt.Errorf("tenure: start: shared runnable %T returned before it was ready", run)
 		case <-ctx.Done():
-			_ = r.stopShared(context.Background())
-			return fmt.Errorf("tenure: start: waiting for shared runnable %T to be ready: %w", run, ctx.Err())
+			err = fmt.Errorf("tenure: start: waiting for shared runnable %T to be ready: %w", run, ctx.Err())
 		}
+		// Bounded: a runnable that does not return leaks rather than
+		// hangs the start.
+		sctx, cancel := context.WithTimeout(context.Background(), r.cfg.ShutdownTimeout)
+		if serr := r.stopShared(sctx); serr != nil {
+			r.log.Error("shared runnables did not stop", "err", serr)
+		}
+		cancel()
+		return err
 	}
 	return nil
 }

@@ -36,10 +36,15 @@ import (
 //
 // It is called once when the component is made, to check it and warm the
 // standby up, and again for each term. What it adds to mgr (its
-// controllers, or any manager.Runnable) runs for that term only. It must
-// use the mgr it is given, not the program's manager, and must not do
-// what can be done only once, such as registering a field index: do that
-// on the program's manager before.
+// controllers, or any manager.Runnable) runs for that term only.
+//
+// It must use the mgr it is given, not the program's manager: a
+// controller added to the program's manager runs on every replica,
+// leader or not, and a source on another cache (WatchesRawSource with a
+// cache of the program's) leaves its event handlers behind each term. It
+// must not do what can be done only once: register field indexes
+// (IndexField), health checks (AddHealthzCheck, AddReadyzCheck) and
+// metrics handlers on the program's manager before.
 type Build func(mgr manager.Manager) error
 
 // NewComponent makes the component name whose leader work is the
@@ -89,6 +94,7 @@ func NewComponent(name string, mgr manager.Manager, build Build) (components.Com
 	}
 	c.Component = components.New(name, func(ctx context.Context) error {
 		t := newTerm(mgr, false)
+		defer t.cache.end() // also after a build that failed half-way
 		if err := build(t); err != nil {
 			return fmt.Errorf("controllerruntime: %s: build: %w", name, err)
 		}

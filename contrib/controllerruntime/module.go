@@ -66,7 +66,10 @@ func addHealthChecks(mgr manager.Manager, r *framework.Runner) error {
 // stops, before its caches stop; each component's leader work returns and
 // its lease is released first. The elections use mgr's REST config and
 // log to mgr's logger; mgr's /healthz has each election's liveness check,
-// as tenure-<component>. mgr must run with its leader election off.
+// as tenure-<component>. mgr must run with its leader election off, and
+// with a GracefulShutdownTimeout above the configuration's
+// shutdown_timeout (or -1, no limit): the manager stops its caches once
+// that timeout has passed, even while leader work still runs.
 //
 // Add returns the Runner, to read the elections' status. A failure that
 // would stop a tenure app (a component's failure with on_failure: exit)
@@ -126,9 +129,9 @@ func (a *appRunnable) Start(ctx context.Context) error {
 	case sig := <-a.app.Wait():
 		stopped = fmt.Errorf("controllerruntime: tenure stopped the program (exit code %d)", sig.ExitCode)
 	}
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.app.StopTimeout())
-	defer cancel()
-	if err := a.app.Stop(stopCtx); err != nil {
+	// No deadline of fx's: the runner's stop waits for the leader work at
+	// most shutdown_timeout, and the manager's caches must run until then.
+	if err := a.app.Stop(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("controllerruntime: stop tenure: %w", err)
 	}
 	return stopped

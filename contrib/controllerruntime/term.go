@@ -85,13 +85,14 @@ func (t *term) warmUp(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // shuts the warm-up controllers' queues down
 	defer t.cache.end()
-	var errs []error
+	// All at once: each waits up to its CacheSyncTimeout.
+	var g errgroup.Group
 	for _, r := range t.runnables {
 		if w, ok := r.(interface{ Warmup(context.Context) error }); ok {
-			errs = append(errs, w.Warmup(ctx))
+			g.Go(func() error { return w.Warmup(ctx) })
 		}
 	}
-	return errors.Join(errs...)
+	return g.Wait()
 }
 
 // termCache is the manager's cache as one term sees it: its informers
