@@ -10,9 +10,9 @@
 //	go run . --kubeconfig ~/.kube/config --namespace default
 //	kubectl label configmap NAME example.tenure.dev/watched=true
 //
-// Each reconcile prints two lines on standard output, "<component>
-// <identity> term <n> begins <object> at <unix ns>" and "... ends ...";
-// logs go to standard error.
+// Each reconcile prints lines on standard output, "<component>
+// <identity> term <n> begins <object> at <unix ns>", "... writes ..."
+// before it writes and "... ends ..."; logs go to standard error.
 package main
 
 import (
@@ -132,11 +132,11 @@ type keyCounter[T client.Object] struct {
 
 func (k *keyCounter[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	term, _ := election.TermFromContext(ctx)
-	say := func(what string) {
-		fmt.Printf("%s %s term %d %s %s at %d\n", k.component, term.Identity, term.FencingToken, what, req.Name, time.Now().UnixNano())
+	say := func(what string, at time.Time) {
+		fmt.Printf("%s %s term %d %s %s at %d\n", k.component, term.Identity, term.FencingToken, what, req.Name, at.UnixNano())
 	}
-	say("begins")
-	defer say("ends")
+	say("begins", time.Now())
+	defer func() { say("ends", time.Now()) }()
 	if *work > 0 {
 		select {
 		case <-time.After(*work):
@@ -153,10 +153,14 @@ func (k *keyCounter[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		return ctrl.Result{}, nil
 	}
 	// Only while this replica leads: a reconcile can outlast a term that
-	// ended at its renew deadline (see election.Valid).
+	// ended at its renew deadline (see election.Valid). The write is
+	// stamped when it is decided, before the check: a process frozen
+	// between the check and the write is what fencing tokens are for.
+	decided := time.Now()
 	if err := election.Valid(ctx); err != nil {
 		return ctrl.Result{}, nil
 	}
+	say("writes", decided)
 	patch := client.MergeFrom(obj.DeepCopyObject().(client.Object))
 	ann := obj.GetAnnotations()
 	if ann == nil {

@@ -32,12 +32,13 @@ type reconcile struct {
 	begin, end             time.Time // end is zero while it runs
 }
 
-// ledger collects the reconciles the replicas print.
+// ledger collects the reconciles and writes the replicas print.
 type ledger struct {
-	mu    sync.Mutex
-	all   []*reconcile
-	open  map[[2]string]*reconcile // by replica and component
-	ended map[string]time.Time     // replicas killed: when
+	mu     sync.Mutex
+	all    []*reconcile
+	writes []*reconcile             // begin is when the write was decided
+	open   map[[2]string]*reconcile // by replica and component
+	ended  map[string]time.Time     // replicas killed: when
 }
 
 func newLedger() *ledger {
@@ -66,6 +67,8 @@ func (l *ledger) line(t *testing.T, s string) {
 		r := &reconcile{component: f[0], who: f[1], term: term, object: f[5], begin: at}
 		l.all = append(l.all, r)
 		l.open[key] = r // one worker per controller: one reconcile at a time
+	case "writes":
+		l.writes = append(l.writes, &reconcile{component: f[0], who: f[1], term: term, object: f[5], begin: at})
 	case "ends":
 		if r := l.open[key]; r != nil {
 			r.end = at
@@ -141,6 +144,37 @@ func (l *ledger) check(t *testing.T) {
 		}
 	}
 	t.Logf("ledger: %d reconciles of configmaps, %d of secrets, in %d terms; none overlapped", n["configmaps"], n["secrets"], len(whoOf))
+}
+
+// checkWrites fails t if a write decided in one term comes after the
+// first reconcile of a later term, or a term's come from two replicas:
+// the check of runs whose processes may be frozen, where a reconcile
+// outlives its term (and Valid stops its write).
+func (l *ledger) checkWrites(t testing.TB) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	first := map[string]time.Time{} // component/term → its first reconcile or write
+	whoOf := map[string]string{}
+	for _, r := range append(slices.Clone(l.all), l.writes...) {
+		key := fmt.Sprintf("%s/%d", r.component, r.term)
+		if w, ok := whoOf[key]; ok && w != r.who {
+			t.Errorf("%s term %d acted on by %s and %s", r.component, r.term, w, r.who)
+		}
+		whoOf[key] = r.who
+		if f, ok := first[key]; !ok || r.begin.Before(f) {
+			first[key] = r.begin
+		}
+	}
+	for _, w := range l.writes {
+		for _, r := range l.all {
+			if r.component == w.component && r.term > w.term && r.begin.Before(w.begin) {
+				t.Errorf("%s: %s/%d decided to write %s at %s, after %s/%d began reconciling %s at %s", w.component,
+					w.who, w.term, w.object, w.begin.Format("15:04:05.000"), r.who, r.term, r.object, r.begin.Format("15:04:05.000"))
+				break
+			}
+		}
+	}
+	t.Logf("ledger: %d writes, %d reconciles, in %d terms; no write after a later term began", len(l.writes), len(l.all), len(whoOf))
 }
 
 func freePort(t *testing.T) string {
@@ -259,16 +293,21 @@ func annotated(t *testing.T, cs kubernetes.Interface, ns, cms, secrets string) b
 		!slices.ContainsFunc(sl.Items, func(s corev1.Secret) bool { return s.Annotations[Annotation] != secrets })
 }
 
-// touch changes every labelled object every 150ms until ctx is done.
+// touch changes every labelled object every 150ms until ctx is done,
+// adding a key and taking it away in turn, so that each change is a
+// write for the controllers.
 func touch(ctx context.Context, cs kubernetes.Interface, ns string) {
 	tick := time.NewTicker(150 * time.Millisecond)
 	defer tick.Stop()
 	for n := 0; ; n++ {
+		cm, secret := `{"data":{"n":"1"}}`, `{"data":{"n":"MQ=="}}`
+		if n%2 == 1 {
+			cm, secret = `{"data":{"n":null}}`, `{"data":{"n":null}}`
+		}
 		for i := range 3 {
 			name := fmt.Sprintf("obj-%d", i)
-			patch := fmt.Appendf(nil, `{"data":{"n":%q}}`, strconv.Itoa(n))
-			_, _ = cs.CoreV1().ConfigMaps(ns).Patch(ctx, name, "application/merge-patch+json", patch, metav1.PatchOptions{})
-			_, _ = cs.CoreV1().Secrets(ns).Patch(ctx, name, "application/merge-patch+json", []byte(`{"stringData":{"n":"`+strconv.Itoa(n)+`"}}`), metav1.PatchOptions{})
+			_, _ = cs.CoreV1().ConfigMaps(ns).Patch(ctx, name, "application/merge-patch+json", []byte(cm), metav1.PatchOptions{})
+			_, _ = cs.CoreV1().Secrets(ns).Patch(ctx, name, "application/merge-patch+json", []byte(secret), metav1.PatchOptions{})
 		}
 		select {
 		case <-ctx.Done():
