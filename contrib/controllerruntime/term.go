@@ -50,7 +50,7 @@ func newTerm(mgr manager.Manager, checkNames bool) *term {
 	if !checkNames {
 		opts.SkipNameValidation = ptr.To(true)
 	}
-	return &term{Manager: mgr, cache: &termCache{Cache: mgr.GetCache()}, options: opts}
+	return &term{Manager: mgr, cache: newTermCache(mgr.GetCache()), options: opts}
 }
 
 // Add keeps r for the term.
@@ -104,6 +104,11 @@ type termCache struct {
 	informers []cache.Informer // got by the term
 	added     []added
 	ended     bool
+	done      chan struct{} // closed by end
+}
+
+func newTermCache(c cache.Cache) *termCache {
+	return &termCache{Cache: c, done: make(chan struct{})}
 }
 
 // added is one event handler a term added to an informer.
@@ -173,6 +178,9 @@ func (c *termCache) forget(h toolscache.ResourceEventHandlerRegistration) {
 func (c *termCache) end() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.ended {
+		close(c.done)
+	}
 	c.ended = true
 	for _, a := range c.added {
 		// An informer that has stopped has no handlers to remove.
@@ -189,17 +197,37 @@ type termInformer struct {
 
 func (i *termInformer) AddEventHandler(h toolscache.ResourceEventHandler) (toolscache.ResourceEventHandlerRegistration, error) {
 	r, err := i.Informer.AddEventHandler(h)
-	return i.cache.keep(i.Informer, r, err)
+	return i.added(r, err)
 }
 
 func (i *termInformer) AddEventHandlerWithResyncPeriod(h toolscache.ResourceEventHandler, resync time.Duration) (toolscache.ResourceEventHandlerRegistration, error) {
 	r, err := i.Informer.AddEventHandlerWithResyncPeriod(h, resync)
-	return i.cache.keep(i.Informer, r, err)
+	return i.added(r, err)
 }
 
 func (i *termInformer) AddEventHandlerWithOptions(h toolscache.ResourceEventHandler, opts toolscache.HandlerOptions) (toolscache.ResourceEventHandlerRegistration, error) {
 	r, err := i.Informer.AddEventHandlerWithOptions(h, opts)
-	return i.cache.keep(i.Informer, r, err)
+	return i.added(r, err)
+}
+
+// added keeps a handler the term added and, if the informer has synced
+// (a warm standby's), returns once the handler has been given what the
+// informer holds, or the term has ended. A source waits for that with
+// client-go's WaitForCacheSync, which looks every 100ms: it then finds the
+// handler synced at its first look, and a new leader reconciles within
+// milliseconds instead of a tenth of a second. (On an informer that has
+// not synced it does not wait: that is the source's business, under its
+// CacheSyncTimeout.)
+func (i *termInformer) added(r toolscache.ResourceEventHandlerRegistration, err error) (toolscache.ResourceEventHandlerRegistration, error) {
+	r, err = i.cache.keep(i.Informer, r, err)
+	if err != nil || !i.Informer.HasSynced() {
+		return r, err
+	}
+	select {
+	case <-r.HasSyncedChecker().Done():
+	case <-i.cache.done:
+	}
+	return r, nil
 }
 
 func (i *termInformer) RemoveEventHandler(h toolscache.ResourceEventHandlerRegistration) error {

@@ -2,6 +2,7 @@ package controllerruntime
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -19,6 +20,8 @@ type registration struct {
 	toolscache.ResourceEventHandlerRegistration
 }
 
+func (f *fakeInformer) HasSynced() bool { return false } // a source's own business
+
 func (f *fakeInformer) AddEventHandler(toolscache.ResourceEventHandler) (toolscache.ResourceEventHandlerRegistration, error) {
 	r := &registration{}
 	f.handlers[r] = true
@@ -35,7 +38,7 @@ func (f *fakeInformer) RemoveEventHandler(h toolscache.ResourceEventHandlerRegis
 // (a source that started late) is removed at once and refused.
 func TestTermCacheRemovesWhatTheTermAdded(t *testing.T) {
 	inf := &fakeInformer{handlers: map[*registration]bool{}}
-	c := &termCache{}
+	c := newTermCache(nil)
 	ti := &termInformer{Informer: inf, cache: c}
 	a, err := ti.AddEventHandler(nil)
 	require.NoError(t, err)
@@ -51,4 +54,62 @@ func TestTermCacheRemovesWhatTheTermAdded(t *testing.T) {
 	assert.ErrorIs(t, err, errTermOver)
 	assert.Empty(t, inf.handlers, "a handler added after the end is removed at once")
 	_ = b
+}
+
+// syncedInformer has synced; each handler added to it syncs when
+// handlerSynced is closed.
+type syncedInformer struct {
+	cache.Informer
+	handlerSynced chan struct{}
+}
+
+func (s *syncedInformer) HasSynced() bool { return true }
+
+func (s *syncedInformer) AddEventHandler(toolscache.ResourceEventHandler) (toolscache.ResourceEventHandlerRegistration, error) {
+	return syncing{done: s.handlerSynced}, nil
+}
+
+func (s *syncedInformer) RemoveEventHandler(toolscache.ResourceEventHandlerRegistration) error {
+	return nil
+}
+
+type syncing struct {
+	toolscache.ResourceEventHandlerRegistration
+	done chan struct{}
+}
+
+func (s syncing) HasSyncedChecker() toolscache.DoneChecker { return s }
+func (s syncing) Done() <-chan struct{}                    { return s.done }
+func (s syncing) Name() string                             { return "test" }
+
+// TestHandlerOfASyncedInformerIsSyncedWhenAdded: on a warm informer, a
+// handler is added once it has been given what the informer holds (so
+// that the source's 100ms poll finds it synced at once), or once the term
+// has ended.
+func TestHandlerOfASyncedInformerIsSyncedWhenAdded(t *testing.T) {
+	for _, end := range []bool{false, true} {
+		inf := &syncedInformer{handlerSynced: make(chan struct{})}
+		c := newTermCache(nil)
+		ti := &termInformer{Informer: inf, cache: c}
+		added := make(chan error, 1)
+		go func() {
+			_, err := ti.AddEventHandler(nil)
+			added <- err
+		}()
+		select {
+		case <-added:
+			t.Fatal("added before the handler synced")
+		case <-time.After(50 * time.Millisecond):
+		}
+		if end {
+			c.end()
+		} else {
+			close(inf.handlerSynced)
+		}
+		select {
+		case <-added:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("not added after the handler synced or the term ended (end: %v)", end)
+		}
+	}
 }
