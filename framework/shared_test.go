@@ -56,6 +56,18 @@ func (c *sharedCache) Start(ctx context.Context) error {
 	}
 }
 
+// loggedWork is a component that logs when its work starts and, after
+// winding down for 20ms, returns.
+func loggedWork(log *steps) components.Component {
+	return components.New("billing", func(ctx context.Context) error {
+		log.add("work started")
+		<-ctx.Done()
+		time.Sleep(20 * time.Millisecond) // winds down
+		log.add("work returned")
+		return nil
+	})
+}
+
 // TestSharedRunsAroundTheElections: a Shared runnable starts before the
 // elections, which begin once it is ready, and stops after every leader
 // work has returned.
@@ -63,13 +75,7 @@ func TestSharedRunsAroundTheElections(t *testing.T) {
 	noLeaks(t)
 	log := &steps{}
 	cache := &sharedCache{log: log, ready: make(chan struct{}), fail: make(chan error)}
-	work := components.New("billing", func(ctx context.Context) error {
-		log.add("work started")
-		<-ctx.Done()
-		time.Sleep(20 * time.Millisecond) // winds down
-		log.add("work returned")
-		return nil
-	})
+	work := loggedWork(log)
 	app := replica(t, "r1", memoryYAML, framework.Shared(func() framework.Runnable { return cache }), work)
 	started := make(chan error, 1)
 	go func() { started <- app.Start(context.Background()) }()
@@ -113,11 +119,7 @@ func TestSharedNeverReadyFailsTheStart(t *testing.T) {
 	noLeaks(t)
 	log := &steps{}
 	cache := &sharedCache{log: log, ready: make(chan struct{}), fail: make(chan error)}
-	work := components.New("billing", func(ctx context.Context) error {
-		log.add("work started")
-		<-ctx.Done()
-		return nil
-	})
+	work := loggedWork(log)
 	app := replica(t, "r1", memoryYAML, framework.Shared(func() framework.Runnable { return cache }), work)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()

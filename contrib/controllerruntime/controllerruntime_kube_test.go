@@ -29,6 +29,7 @@ import (
 	"github.com/tenure/tenure/election"
 	"github.com/tenure/tenure/framework"
 	"github.com/tenure/tenure/internal/kubetest"
+	"github.com/tenure/tenure/internal/leadertest"
 )
 
 func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }
@@ -36,28 +37,21 @@ func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }
 // reconciles records every reconcile: who, in which term, when.
 type reconciles struct {
 	mu       sync.Mutex
-	all      []reconciled
+	all      []leadertest.Act
 	slowOnce atomic.Bool // the first reconcile of "slow" winds down with its term
 }
 
-type reconciled struct {
-	who        string
-	term       int32
-	name       string
-	start, end time.Time
-}
-
 // begin records a reconcile that starts now; end, when it returns.
-func (r *reconciles) begin(x reconciled) (end func()) {
+func (r *reconciles) begin(x leadertest.Act) (end func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	x.start = time.Now()
+	x.Start = time.Now()
 	r.all = append(r.all, x)
 	i := len(r.all) - 1
 	return func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		r.all[i].end = time.Now()
+		r.all[i].End = time.Now()
 	}
 }
 
@@ -66,7 +60,7 @@ func (r *reconciles) by(who string) int {
 	defer r.mu.Unlock()
 	n := 0
 	for _, x := range r.all {
-		if x.who == who {
+		if x.Who == who {
 			n++
 		}
 	}
@@ -78,23 +72,7 @@ func (r *reconciles) by(who string) int {
 func (r *reconciles) check(t *testing.T) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	whoOf := map[int32]string{}
-	for _, a := range r.all {
-		if w, ok := whoOf[a.term]; ok && w != a.who {
-			t.Errorf("term %d reconciled by %s and %s", a.term, w, a.who)
-		}
-		whoOf[a.term] = a.who
-		end := a.end
-		if end.IsZero() {
-			end = time.Now() // still running
-		}
-		for _, b := range r.all {
-			if a.term < b.term && b.start.Before(end) {
-				t.Errorf("%s/%d reconciled %s until %s, after %s/%d began reconciling %s at %s",
-					a.who, a.term, a.name, end.Format("15:04:05.000"), b.who, b.term, b.name, b.start.Format("15:04:05.000"))
-			}
-		}
-	}
+	leadertest.CheckActs(t, r.all, nil)
 }
 
 // newManager is a manager of ns with its leader election off. Controller
@@ -154,7 +132,7 @@ func configMaps(t *testing.T, id string, mgr manager.Manager, rec *reconciles) c
 			t.Logf("%s: reconcile of %s outside a term (term in context: %v, valid: %v)", id, req.Name, ok, election.Valid(ctx))
 			return reconcile.Result{}, nil // not a term's: nothing is done
 		}
-		defer rec.begin(reconciled{who: id, term: term.FencingToken, name: req.Name})()
+		defer rec.begin(leadertest.Act{Who: id, Token: term.FencingToken, What: req.Name})()
 		if req.Name == "slow" && rec.slowOnce.CompareAndSwap(false, true) {
 			<-ctx.Done() // winds down when the term ends
 			time.Sleep(500 * time.Millisecond)
@@ -236,8 +214,8 @@ func TestControllerReconcilesOnlyOnTheLeader(t *testing.T) {
 	rec.mu.Lock()
 	var took time.Duration
 	for _, x := range rec.all {
-		if x.who == second && (took == 0 || x.start.Sub(stopped) < took) {
-			took = x.start.Sub(stopped)
+		if x.Who == second && (took == 0 || x.Start.Sub(stopped) < took) {
+			took = x.Start.Sub(stopped)
 		}
 	}
 	rec.mu.Unlock()

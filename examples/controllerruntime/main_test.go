@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/tenure/tenure/internal/kubetest"
+	"github.com/tenure/tenure/internal/leadertest"
 	"github.com/tenure/tenure/internal/proctest"
 )
 
@@ -120,30 +121,14 @@ func (l *ledger) lastEnd(component, who string) time.Time {
 func (l *ledger) check(t *testing.T) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	whoOf := map[string]string{}
-	n := map[string]int{}
-	for _, a := range l.all {
-		key := fmt.Sprintf("%s/%d", a.component, a.term)
-		if w, ok := whoOf[key]; ok && w != a.who {
-			t.Errorf("%s term %d reconciled by %s and %s", a.component, a.term, w, a.who)
-		}
-		whoOf[key] = a.who
-		n[a.component]++
-		end := a.end
-		if end.IsZero() {
-			end = l.ended[a.who] // killed while it ran
-			if end.IsZero() {
-				end = time.Now()
-			}
-		}
-		for _, b := range l.all {
-			if b.component == a.component && a.term < b.term && b.begin.Before(end) {
-				t.Errorf("%s: %s/%d reconciled %s until %s, after %s/%d began reconciling %s at %s", a.component,
-					a.who, a.term, a.object, end.Format("15:04:05.000"), b.who, b.term, b.object, b.begin.Format("15:04:05.000"))
-			}
-		}
+	by := map[string][]leadertest.Act{}
+	for _, r := range l.all {
+		by[r.component] = append(by[r.component], leadertest.Act{Who: r.who, Token: int32(r.term), What: r.object, Start: r.begin, End: r.end})
 	}
-	t.Logf("ledger: %d reconciles of configmaps, %d of secrets, in %d terms; none overlapped", n["configmaps"], n["secrets"], len(whoOf))
+	for component, acts := range by {
+		t.Run(component, func(t *testing.T) { leadertest.CheckActs(t, acts, l.ended) })
+	}
+	t.Logf("ledger: %d reconciles of configmaps, %d of secrets", len(by["configmaps"]), len(by["secrets"]))
 }
 
 // checkWrites fails t if a write decided in one term comes after the

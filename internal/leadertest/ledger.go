@@ -137,3 +137,38 @@ func (l *Ledger) Check(t testing.TB) {
 		}
 	}
 }
+
+// Act is one piece of leader work within a term, such as a reconcile.
+type Act struct {
+	Who        string
+	Token      int32 // the term's fencing token
+	What       string
+	Start, End time.Time // End is zero while it runs
+}
+
+// CheckActs asserts that each term's acts are one candidate's and that
+// no act of a term runs after an act of a later term has started. An act
+// still running ends at stopped[Who] if its candidate was stopped (a
+// process killed), else now.
+func CheckActs(t testing.TB, acts []Act, stopped map[string]time.Time) {
+	t.Helper()
+	whoOf := map[int32]string{}
+	for _, a := range acts {
+		if w, ok := whoOf[a.Token]; ok && w != a.Who {
+			t.Errorf("term %d acted by %s and %s", a.Token, w, a.Who)
+		}
+		whoOf[a.Token] = a.Who
+		end := a.End
+		if end.IsZero() {
+			if end = stopped[a.Who]; end.IsZero() {
+				end = time.Now()
+			}
+		}
+		for _, b := range acts {
+			if a.Token < b.Token && b.Start.Before(end) {
+				t.Errorf("%s/%d acted on %s until %s, after %s/%d began on %s at %s",
+					a.Who, a.Token, a.What, end.Format("15:04:05.000"), b.Who, b.Token, b.What, b.Start.Format("15:04:05.000"))
+			}
+		}
+	}
+}
