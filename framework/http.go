@@ -30,6 +30,9 @@ type leaderStatus struct {
 	// HandOverTo is the replica this one was asked to hand over to (only
 	// when Self, while the hand-over is under way).
 	HandOverTo string `json:"handOverTo,omitempty"`
+	// Waiting is true while this replica does not campaign yet, its
+	// component not ready to lead.
+	Waiting bool `json:"waiting,omitempty"`
 }
 
 // Handler serves the operator's endpoints, to mount on the app's own mux:
@@ -61,7 +64,7 @@ func (r *Runner) Handler() http.Handler {
 func (r *Runner) leaders() []leaderStatus {
 	out := []leaderStatus{}
 	for _, st := range r.Status() {
-		ls := leaderStatus{Election: st.Name, Lock: st.Lock, Holder: st.Leader, Self: st.Leading}
+		ls := leaderStatus{Election: st.Name, Lock: st.Lock, Holder: st.Leader, Self: st.Leading, Waiting: st.Waiting}
 		if st.Observed {
 			ls.Holder, ls.FencingToken = st.Record.HolderIdentity, st.Record.LeaderTransitions
 			if !st.Record.RenewTime.IsZero() {

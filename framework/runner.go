@@ -71,6 +71,9 @@ type ComponentStatus struct {
 	HandOverTo string
 	// Failures counts the leader work's failures in a row.
 	Failures int
+	// Waiting says that this replica does not campaign yet: the
+	// component is not ready to lead (see components.Component).
+	Waiting bool
 	// Record is the lock's record as this replica last saw it; Observed
 	// is false until it has seen one.
 	Record   locks.Record
@@ -119,6 +122,7 @@ type unit struct {
 	failures  int                // failures in a row
 	working   bool               // the leader work is running
 	paused    bool               // in a failure backoff: not campaigning
+	waiting   bool               // for the component to be ready: not campaigning
 
 	loopDone chan struct{} // closed when the loop of the last start has returned
 }
@@ -324,7 +328,7 @@ func (r *Runner) Status() []ComponentStatus {
 		st.Record, st.Observed = u.election.Record()
 		st.Healthy = u.check()
 		u.mu.Lock()
-		st.Leading, st.Failures = u.working, u.failures
+		st.Leading, st.Failures, st.Waiting = u.working, u.failures, u.waiting
 		u.mu.Unlock()
 		if st.Leading {
 			st.Term, _ = u.election.Term()
@@ -348,26 +352,24 @@ func (r *Runner) start(startCtx context.Context) error {
 	// fx reports a start past its deadline as failed, and nobody would
 	// stop elections started after it.
 	if err := startCtx.Err(); err != nil {
-		_ = r.stopShared(context.Background())
+		r.abortShared()
 		return fmt.Errorf("tenure: start: %w", err)
 	}
 	if r.cfg.Events && r.client != nil {
 		r.events = newEvents(r.client, r.identity)
 	}
-	// A component that is not ready is not announced to placement (as in
-	// a failure backoff) until it is: its campaign waits for it.
+	// A component that is not ready is not announced to placement until
+	// it is: its campaign waits for it (waitReady).
 	for _, u := range r.units {
-		if !u.ready() {
-			u.mu.Lock()
-			u.paused = true
-			u.mu.Unlock()
-		}
+		u.mu.Lock()
+		u.waiting = !u.ready() && !r.cfg.NeverLead
+		u.mu.Unlock()
 	}
 	if r.placer != nil {
 		if err := r.placer.start(); err != nil {
 			r.events.shutdown()
 			r.events = nil
-			_ = r.stopShared(startCtx)
+			r.abortShared()
 			return err
 		}
 	}
@@ -577,8 +579,10 @@ func (u *unit) ready() bool {
 }
 
 // waitReady waits until the unit's component is ready to lead, and says
-// whether it is; false if ctx is done first.
+// whether it is; false if ctx is done first. Either way the unit is no
+// longer waiting (see start).
 func (u *unit) waitReady(ctx context.Context) bool {
+	defer u.wait(false)
 	if u.ready() {
 		return true
 	}
@@ -586,19 +590,30 @@ func (u *unit) waitReady(ctx context.Context) bool {
 	select {
 	case <-u.comp.(readier).Ready():
 		u.log.Info("the component is ready: campaigning")
-		u.pause(false)
 		return true
 	case <-ctx.Done():
-		u.pause(false)
 		return false
 	}
 }
 
-// pausing says whether the unit's election waits out a failure backoff.
+// wait records whether the unit's campaign waits for its component to be
+// ready, and tells the placer (see pause).
+func (u *unit) wait(waiting bool) {
+	u.mu.Lock()
+	changed := u.waiting != waiting
+	u.waiting = waiting
+	u.mu.Unlock()
+	if changed && u.r.placer != nil {
+		u.r.placer.campaigning()
+	}
+}
+
+// pausing says whether the unit's election does not campaign for now: it
+// waits out a failure backoff, or for its component to be ready.
 func (u *unit) pausing() bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return u.paused
+	return u.paused || u.waiting
 }
 
 // backoff is the wait after the n-th failure in a row.

@@ -12,7 +12,10 @@ import (
 // Runnable is work that runs on every replica, whether or not it leads
 // anything, such as a controller-runtime manager (which is one) or an
 // informer cache that the components' leader work reads. Start runs until
-// ctx is done and then returns; an error returned before stops the app.
+// ctx is done and then returns; returning before, with an error or not,
+// stops the app (exit code 1). If the app is started again after a stop,
+// so is the Runnable: one that cannot start twice (a controller-runtime
+// manager cannot) makes that second start fail.
 //
 // If the Runnable also has a method
 //
@@ -26,7 +29,8 @@ type Runnable interface {
 	Start(ctx context.Context) error
 }
 
-// readier is a Runnable that says when it is ready (see Runnable).
+// readier is a Runnable or a component that says when it is ready (see
+// Runnable and components.Component).
 type readier interface {
 	Ready() <-chan struct{}
 }
@@ -46,13 +50,14 @@ func Shared(constructor any) fx.Option {
 // shared runs the app's Shared runnables.
 type shared struct {
 	runnables []Runnable
-	stop      context.CancelFunc
-	wg        sync.WaitGroup
+	stop      context.CancelFunc // set from a start until the stop that asks them to return
+	done      chan struct{}      // closed once the last start's runnables have all returned
 }
 
 // startShared starts every runnable and waits until each that says when
-// it is ready is, or ctx is done. A runnable that fails shuts the app
-// down; one that returns before it is ready fails the start.
+// it is ready is, or ctx is done. A runnable that returns before the app
+// stops shuts it down; one that returns before it is ready fails the
+// start.
 func (r *Runner) startShared(ctx context.Context) error {
 	s := r.shared
 	if len(s.runnables) == 0 || s.stop != nil {
@@ -60,55 +65,75 @@ func (r *Runner) startShared(ctx context.Context) error {
 		// elections (see stop): they cannot start twice.
 		return nil
 	}
+	if s.done != nil {
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			return fmt.Errorf("tenure: start: the shared runnables of the last start have not returned: %w", ctx.Err())
+		}
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	s.stop = cancel
-	failed := make(chan error, len(s.runnables))
-	exited := make([]chan struct{}, len(s.runnables))
+	done := make(chan struct{})
+	s.stop, s.done = cancel, done
+	exited := make([]chan error, len(s.runnables))
+	var wg sync.WaitGroup
 	for i, run := range s.runnables {
-		exited[i] = make(chan struct{})
-		s.wg.Go(func() {
-			defer close(exited[i])
+		exited[i] = make(chan error, 1)
+		wg.Go(func() {
 			err := run.Start(runCtx)
 			if runCtx.Err() != nil {
 				return
 			}
 			if err == nil {
-				r.log.Info("shared runnable returned", "runnable", fmt.Sprintf("%T", run))
-				return
+				err = errors.New("returned before the app stopped")
 			}
 			err = fmt.Errorf("tenure: shared runnable %T: %w", run, err)
-			failed <- err
+			exited[i] <- err
 			r.log.Error("shared runnable failed; stopping the program", "err", err)
 			if serr := r.shutdowner.Shutdown(fx.ExitCode(1)); serr != nil {
 				r.log.Error("cannot stop the program", "err", serr)
 			}
 		})
 	}
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
 	for i, run := range s.runnables {
-		rd, ok := run.(readier)
-		if !ok {
-			continue
+		if rd, ok := run.(readier); ok {
+			select {
+			case <-rd.Ready():
+			case err := <-exited[i]:
+				r.abortShared()
+				return err
+			case <-ctx.Done():
+				r.abortShared()
+				return fmt.Errorf("tenure: start: waiting for shared runnable %T to be ready: %w", run, ctx.Err())
+			}
 		}
-		var err error
+	}
+	// One that said it was ready may have failed at once (a manager
+	// started twice, whose Elected stays closed).
+	for i := range s.runnables {
 		select {
-		case <-rd.Ready():
-			continue
-		case err = <-failed:
-		case <-exited[i]:
-			err = fmt.Errorf("tenure: start: shared runnable %T returned before it was ready", run)
-		case <-ctx.Done():
-			err = fmt.Errorf("tenure: start: waiting for shared runnable %T to be ready: %w", run, ctx.Err())
+		case err := <-exited[i]:
+			r.abortShared()
+			return err
+		default:
 		}
-		// Bounded: a runnable that does not return leaks rather than
-		// hangs the start.
-		sctx, cancel := context.WithTimeout(context.Background(), r.cfg.ShutdownTimeout)
-		if serr := r.stopShared(sctx); serr != nil {
-			r.log.Error("shared runnables did not stop", "err", serr)
-		}
-		cancel()
-		return err
 	}
 	return nil
+}
+
+// abortShared stops the runnables after a failed start, waiting for them
+// at most shutdown_timeout: one that does not return is left behind (and
+// not started again) rather than holding the start.
+func (r *Runner) abortShared() {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := r.stopShared(ctx); err != nil {
+		r.log.Error("shared runnables did not stop", "err", err)
+	}
 }
 
 // stopShared stops the runnables and waits for them to return, or for
@@ -120,13 +145,8 @@ func (r *Runner) stopShared(ctx context.Context) error {
 	}
 	s.stop()
 	s.stop = nil
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-s.done:
 		return nil
 	case <-ctx.Done():
 		return errors.New("tenure: shared runnables did not return before the stop deadline")
