@@ -21,9 +21,12 @@ import (
 
 // TestReplicasUnderFaults runs three replicas of the example while every
 // labelled object changes every 150ms, and every 1 to 3 seconds faults a
-// random replica: a SIGTERM (a new replica starts at once), a SIGKILL (a
-// new one starts within a second) or a SIGSTOP of 0.5 to 4 seconds (lease
-// 3s, renew deadline 2s). Reconciles work 100ms and wind down when their
+// random replica, mostly a leader: a SIGTERM (a new replica starts at
+// once), a SIGKILL (a new one starts within a second), a SIGSTOP of 0.5 to
+// 4 seconds (lease 3s, renew deadline 2s), a SIGTERM followed within 50ms
+// by a SIGKILL of the same replica (or a SIGSTOP, then the SIGKILL) while
+// it hands over, or by a SIGKILL of another replica (half the time the
+// one it hands over to). Reconciles work 100ms and wind down when their
 // term ends. Throughout, no write is decided in a term after the first
 // reconcile of a later term, and each term is one replica's; after the
 // last fault both controllers reconcile again.
@@ -89,12 +92,34 @@ func TestReplicasUnderFaults(t *testing.T) {
 			}
 		}
 		p := procs[slot]
-		switch rng.IntN(3) {
+		switch rng.IntN(5) {
 		case 0:
 			counts["SIGTERM"]++
 			require.NoError(t, p.Cmd.Process.Signal(syscall.SIGTERM))
-			_ = p.Wait(t, 15*time.Second)
+			require.NoError(t, p.Wait(t, 15*time.Second), "%s stops cleanly", p.Name)
 			procs[slot] = start(slot)
+		case 3:
+			// Killed while it hands over (or frozen: then killed later).
+			counts["SIGTERM, then SIGKILL or SIGSTOP"]++
+			require.NoError(t, p.Cmd.Process.Signal(syscall.SIGTERM))
+			time.Sleep(between(0, 50*time.Millisecond))
+			if rng.IntN(2) == 0 {
+				require.NoError(t, p.Cmd.Process.Signal(syscall.SIGSTOP))
+				time.Sleep(between(500*time.Millisecond, 4*time.Second))
+			}
+			_ = p.Cmd.Process.Kill()
+			<-p.Done()
+			procs[slot] = start(slot)
+		case 4:
+			// The replica it hands over to, half of the time, is killed.
+			counts["SIGTERM, then SIGKILL of another"]++
+			other := (slot + 1 + rng.IntN(len(procs)-1)) % len(procs)
+			require.NoError(t, p.Cmd.Process.Signal(syscall.SIGTERM))
+			time.Sleep(between(0, 50*time.Millisecond))
+			require.NoError(t, procs[other].Cmd.Process.Kill())
+			<-procs[other].Done()
+			require.NoError(t, p.Wait(t, 15*time.Second), "%s stops cleanly", p.Name)
+			procs[slot], procs[other] = start(slot), start(other)
 		case 1:
 			counts["SIGKILL"]++
 			require.NoError(t, p.Cmd.Process.Kill())

@@ -12,7 +12,8 @@
 //
 // Each reconcile prints lines on standard output, "<component>
 // <identity> term <n> begins <object> at <unix ns>", "... writes ..."
-// before it writes and "... ends ..."; logs go to standard error.
+// before it writes (or "... refuses ..." when its term is over) and "...
+// ends ..."; logs go to standard error.
 package main
 
 import (
@@ -158,6 +159,7 @@ func (k *keyCounter[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	// between the check and the write is what fencing tokens are for.
 	decided := time.Now()
 	if err := election.Valid(ctx); err != nil {
+		say("refuses", decided)
 		return ctrl.Result{}, nil
 	}
 	say("writes", decided)
