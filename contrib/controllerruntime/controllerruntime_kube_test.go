@@ -3,6 +3,9 @@ package controllerruntime_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"sync"
@@ -279,4 +282,40 @@ func TestEndedTermsLeaveNoEventHandlers(t *testing.T) {
 	after := settle()
 	assert.LessOrEqual(t, after, before+4, "goroutines after ten more terms: %d, after the first: %d", after, before)
 
+}
+
+// TestAddPutsEachElectionOnTheManagersHealthz: with Add, the manager's
+// /healthz has each election's liveness check, as tenure-<component>.
+func TestAddPutsEachElectionOnTheManagersHealthz(t *testing.T) {
+	ns := kubetest.Namespace(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	mgr, err := manager.New(kubetest.Config(t), manager.Options{
+		Scheme:                 clientgoscheme.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: addr,
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
+		Controller:             crconfig.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	require.NoError(t, err)
+	runner, err := controllerruntime.Add(mgr, tenureYAML(ns, "r1"), configMaps(t, "r1", mgr, &reconciles{}))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	require.Eventually(t, func() bool { return runner.Status()[0].Leading }, 15*time.Second, 10*time.Millisecond)
+	for _, path := range []string{"/healthz/tenure-configmaps", "/healthz?verbose"} {
+		resp, err := http.Get("http://" + addr + path)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", path, body)
+		if path != "/healthz/tenure-configmaps" {
+			assert.Contains(t, string(body), "[+]tenure-configmaps ok")
+		}
+	}
 }
