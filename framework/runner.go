@@ -100,9 +100,9 @@ type Runner struct {
 	shared       *shared       // the app's Shared runnables
 
 	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	running  atomic.Bool  // between start and stop: ready
-	httpAddr atomic.Value // string: where the HTTP endpoint listens
+	loops    *sync.WaitGroup // the last start's election loops
+	running  atomic.Bool     // between start and stop: ready
+	httpAddr atomic.Value    // string: where the HTTP endpoint listens
 }
 
 // unit is one component and its election.
@@ -377,6 +377,12 @@ func (r *Runner) start(startCtx context.Context) error {
 	r.cancel = cancel
 	r.log.Info("starting elections", "identity", r.identity, "components", len(r.units))
 	r.running.Store(true)
+	// A WaitGroup of this start's own: one of a stop that stopped waiting
+	// may still be waited on when this start adds to it, which a
+	// WaitGroup does not allow. This start's loops each wait for the last
+	// start's loop of their unit, so waiting for them covers those too.
+	loops := &sync.WaitGroup{}
+	r.loops = loops
 	for _, u := range r.units {
 		if r.cfg.NeverLead {
 			r.log.Info("never_lead: this replica campaigns for nothing", "component", u.comp.Name())
@@ -387,8 +393,9 @@ func (r *Runner) start(startCtx context.Context) error {
 		// the new loop campaigns once that one has returned.
 		prev, done := u.loopDone, make(chan struct{})
 		u.loopDone = done
-		r.wg.Go(func() {
+		loops.Go(func() {
 			defer close(done)
+			defer u.wait(false) // also when stopped before its campaign
 			if prev != nil {
 				select {
 				case <-prev:
@@ -429,9 +436,10 @@ func (r *Runner) stop(ctx context.Context) error {
 		cancel()
 	}
 	r.cancel()
+	loops := r.loops
 	done := make(chan struct{})
 	go func() {
-		r.wg.Wait()
+		loops.Wait()
 		close(done)
 	}()
 	timeout := r.clock.NewTimer(r.cfg.ShutdownTimeout)
@@ -567,15 +575,7 @@ func (u *unit) pause(paused bool) {
 // (see components.Component).
 func (u *unit) ready() bool {
 	rd, ok := u.comp.(readier)
-	if !ok {
-		return true
-	}
-	select {
-	case <-rd.Ready():
-		return true
-	default:
-		return false
-	}
+	return !ok || isClosed(rd.Ready())
 }
 
 // waitReady waits until the unit's component is ready to lead, and says
@@ -586,6 +586,7 @@ func (u *unit) waitReady(ctx context.Context) bool {
 	if u.ready() {
 		return true
 	}
+	u.wait(true) // again: a stop's late wait(false) may have cleared start's
 	u.log.Info("waiting for the component to be ready before campaigning")
 	select {
 	case <-u.comp.(readier).Ready():

@@ -14,8 +14,7 @@ import (
 // informer cache that the components' leader work reads. Start runs until
 // ctx is done and then returns; returning before, with an error or not,
 // stops the app (exit code 1). If the app is started again after a stop,
-// so is the Runnable: one that cannot start twice (a controller-runtime
-// manager cannot) makes that second start fail.
+// so is the Runnable.
 //
 // If the Runnable also has a method
 //
@@ -24,7 +23,10 @@ import (
 // the elections begin once that channel is closed (a manager's Elected,
 // closed once its caches have synced), so that this replica does not
 // lead before it can do the work: the app's start waits for it, within
-// fx's start timeout.
+// fx's start timeout. The channel must not be closed before Start is
+// called: a start finding it closed fails, as a runnable that ran before
+// and cannot run again (a controller-runtime manager, whose Elected stays
+// closed).
 type Runnable interface {
 	Start(ctx context.Context) error
 }
@@ -72,13 +74,19 @@ func (r *Runner) startShared(ctx context.Context) error {
 			return fmt.Errorf("tenure: start: the shared runnables of the last start have not returned: %w", ctx.Err())
 		}
 	}
+	for _, run := range s.runnables {
+		// Ready before it started: it ran before, and cannot run again
+		// (a controller-runtime manager's Elected stays closed).
+		if rd, ok := run.(readier); ok && isClosed(rd.Ready()) {
+			return fmt.Errorf("tenure: start: shared runnable %T is ready before it started: it cannot start twice (start a new app)", run)
+		}
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	s.stop, s.done = cancel, done
-	exited := make([]chan error, len(s.runnables))
+	failed := make(chan error, len(s.runnables)) // each sends once at most
 	var wg sync.WaitGroup
-	for i, run := range s.runnables {
-		exited[i] = make(chan error, 1)
+	for _, run := range s.runnables {
 		wg.Go(func() {
 			err := run.Start(runCtx)
 			if runCtx.Err() != nil {
@@ -88,7 +96,7 @@ func (r *Runner) startShared(ctx context.Context) error {
 				err = errors.New("returned before the app stopped")
 			}
 			err = fmt.Errorf("tenure: shared runnable %T: %w", run, err)
-			exited[i] <- err
+			failed <- err
 			r.log.Error("shared runnable failed; stopping the program", "err", err)
 			if serr := r.shutdowner.Shutdown(fx.ExitCode(1)); serr != nil {
 				r.log.Error("cannot stop the program", "err", serr)
@@ -99,11 +107,11 @@ func (r *Runner) startShared(ctx context.Context) error {
 		wg.Wait()
 		close(done)
 	}()
-	for i, run := range s.runnables {
+	for _, run := range s.runnables {
 		if rd, ok := run.(readier); ok {
 			select {
 			case <-rd.Ready():
-			case err := <-exited[i]:
+			case err := <-failed:
 				r.abortShared()
 				return err
 			case <-ctx.Done():
@@ -112,17 +120,23 @@ func (r *Runner) startShared(ctx context.Context) error {
 			}
 		}
 	}
-	// One that said it was ready may have failed at once (a manager
-	// started twice, whose Elected stays closed).
-	for i := range s.runnables {
-		select {
-		case err := <-exited[i]:
-			r.abortShared()
-			return err
-		default:
-		}
+	select {
+	case err := <-failed:
+		r.abortShared()
+		return err
+	default:
+		return nil
 	}
-	return nil
+}
+
+// isClosed says whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // abortShared stops the runnables after a failed start, waiting for them

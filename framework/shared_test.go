@@ -39,15 +39,19 @@ func (s *steps) list() []string {
 // sharedCache stands for what the components share: it is ready when
 // ready is closed, and fails with fail if that is sent.
 type sharedCache struct {
-	log   *steps
-	ready chan struct{}
-	fail  chan error
+	log          *steps
+	ready        chan struct{}
+	fail         chan error
+	readyOnStart bool // closes ready when it starts
 }
 
 func (c *sharedCache) Ready() <-chan struct{} { return c.ready }
 
 func (c *sharedCache) Start(ctx context.Context) error {
 	c.log.add("shared started")
+	if c.readyOnStart {
+		close(c.ready)
+	}
 	select {
 	case <-ctx.Done():
 		// Stopping takes a while: the work must not be running meanwhile.
@@ -101,8 +105,7 @@ func TestSharedRunsAroundTheElections(t *testing.T) {
 // app with exit code 1.
 func TestSharedFailureStopsTheApp(t *testing.T) {
 	noLeaks(t)
-	cache := &sharedCache{log: &steps{}, ready: make(chan struct{}), fail: make(chan error, 1)}
-	close(cache.ready)
+	cache := &sharedCache{log: &steps{}, ready: make(chan struct{}), fail: make(chan error, 1), readyOnStart: true}
 	var sh fx.Shutdowner
 	app := replica(t, "r1", memoryYAML, fx.Options(fx.Populate(&sh), framework.Shared(func() framework.Runnable { return cache })), recorded(newLedgers(), "billing"))
 	app.RequireStart()
@@ -199,9 +202,11 @@ func TestAComponentReadyBeforeItsCampaignIsAnnounced(t *testing.T) {
 	assert.False(t, r.Status()[0].Waiting)
 }
 
-// slowToStop is a Shared runnable that returns 300ms after it is asked
-// to, and counts the times it ran at once with itself.
+// slowToStop is a Shared runnable that returns once release is closed
+// after it is asked to, and counts its starts and the times it ran at
+// once with itself.
 type slowToStop struct {
+	release                   chan struct{}
 	running, overlaps, starts atomic.Int32
 }
 
@@ -212,7 +217,7 @@ func (s *slowToStop) Start(ctx context.Context) error {
 	}
 	defer s.running.Add(-1)
 	<-ctx.Done()
-	time.Sleep(300 * time.Millisecond)
+	<-s.release
 	return nil
 }
 
@@ -221,15 +226,77 @@ func (s *slowToStop) Start(ctx context.Context) error {
 // before it starts it again.
 func TestSharedDoesNotRunTwiceAtOnce(t *testing.T) {
 	noLeaks(t)
-	run := &slowToStop{}
+	run := &slowToStop{release: make(chan struct{})}
 	var r *framework.Runner
 	replica(t, "r1", memoryYAML, fx.Options(fx.Populate(&r), framework.Shared(func() framework.Runnable { return run })), recorded(newLedgers(), "billing"))
 	require.NoError(t, r.Start(context.Background()))
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	require.Error(t, r.Stop(ctx), "the stop's deadline passes before the runnable returns")
-	require.NoError(t, r.Start(context.Background()))
+	require.ErrorContains(t, r.Stop(ctx), "shared runnables did not return", "the stop's deadline passes before the runnable returns")
+	started := make(chan error)
+	go func() { started <- r.Start(context.Background()) }()
+	time.Sleep(100 * time.Millisecond) // it would have started it again by now
+	assert.Equal(t, int32(1), run.starts.Load(), "started again before it returned")
+	close(run.release)
+	require.NoError(t, <-started)
 	require.NoError(t, r.Stop(context.Background()))
 	assert.Equal(t, int32(2), run.starts.Load())
 	assert.Zero(t, run.overlaps.Load(), "the runnable ran twice at once")
+}
+
+// onceOnly is a Shared runnable that can run once, as a controller-runtime
+// manager: ready once started, and ready for good.
+type onceOnly struct {
+	ready chan struct{}
+	ran   atomic.Bool
+}
+
+func (o *onceOnly) Ready() <-chan struct{} { return o.ready }
+
+func (o *onceOnly) Start(ctx context.Context) error {
+	if o.ran.Swap(true) {
+		return errors.New("started twice")
+	}
+	close(o.ready)
+	<-ctx.Done()
+	return nil
+}
+
+// TestSharedReadyBeforeItStartsFailsTheStart: a runnable whose Ready is
+// closed before it starts (it ran before and cannot again) fails the
+// start, which leads nothing.
+func TestSharedReadyBeforeItStartsFailsTheStart(t *testing.T) {
+	noLeaks(t)
+	run := &onceOnly{ready: make(chan struct{})}
+	led := newLedgers()
+	var r *framework.Runner
+	replica(t, "r1", memoryYAML, fx.Options(fx.Populate(&r), framework.Shared(func() framework.Runnable { return run })), recorded(led, "billing"))
+	require.NoError(t, r.Start(context.Background()))
+	led.of("billing").Leader(t)
+	require.NoError(t, r.Stop(context.Background()))
+	require.ErrorContains(t, r.Start(context.Background()), "cannot start twice")
+	time.Sleep(100 * time.Millisecond) // it would have led by now
+	assert.Equal(t, 1, len(led.of("billing").Intervals()), "no second term")
+}
+
+// failing is a Shared runnable that fails at once.
+type failing struct{}
+
+func (failing) Start(context.Context) error { return errors.New("boom") }
+
+// TestSharedFailureDuringTheWaitFailsTheStart: a runnable that fails
+// while the start waits for another to be ready fails the start at once,
+// with its error.
+func TestSharedFailureDuringTheWaitFailsTheStart(t *testing.T) {
+	noLeaks(t)
+	never := &sharedCache{log: &steps{}, ready: make(chan struct{}), fail: make(chan error)}
+	app := replica(t, "r1", memoryYAML, fx.Options(
+		framework.Shared(func() framework.Runnable { return never }),
+		framework.Shared(func() framework.Runnable { return failing{} }),
+	), recorded(newLedgers(), "billing"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	began := time.Now()
+	require.ErrorContains(t, app.Start(ctx), "boom")
+	assert.Less(t, time.Since(began), 5*time.Second, "the start waited for its deadline")
 }
