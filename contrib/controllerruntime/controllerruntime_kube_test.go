@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -81,14 +82,24 @@ func (r *reconciles) check(t *testing.T) {
 // newManager is a manager of ns with its leader election off. Controller
 // names are not checked: the test runs several managers in one process.
 func newManager(t *testing.T, ns string) manager.Manager {
+	return newManagerWith(t, kubetest.Config(t), ns, nil)
+}
+
+// newManagerWith is newManager on cfg, with its options changed by
+// change if not nil.
+func newManagerWith(t *testing.T, cfg *rest.Config, ns string, change func(*manager.Options)) manager.Manager {
 	t.Helper()
-	mgr, err := manager.New(kubetest.Config(t), manager.Options{
+	opts := manager.Options{
 		Scheme:                 clientgoscheme.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
 		Controller:             crconfig.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	}
+	if change != nil {
+		change(&opts)
+	}
+	mgr, err := manager.New(cfg, opts)
 	require.NoError(t, err)
 	return mgr
 }
@@ -292,14 +303,7 @@ func TestAddPutsEachElectionOnTheManagersHealthz(t *testing.T) {
 	require.NoError(t, err)
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
-	mgr, err := manager.New(kubetest.Config(t), manager.Options{
-		Scheme:                 clientgoscheme.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: addr,
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
-		Controller:             crconfig.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	require.NoError(t, err)
+	mgr := newManagerWith(t, kubetest.Config(t), ns, func(o *manager.Options) { o.HealthProbeBindAddress = addr })
 	runner, err := controllerruntime.Add(mgr, tenureYAML(ns, "r1"), configMaps(t, "r1", mgr, &reconciles{}))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -14,13 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	crconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/tenure/tenure/config"
@@ -52,14 +47,9 @@ func TestForbiddenTypeHoldsUpOnlyItsComponent(t *testing.T) {
 		Subjects:   []rbacv1.Subject{{Kind: "User", Name: "limited"}},
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	mgr, err := manager.New(kubetest.UserConfig(t, "limited", "system:authenticated"), manager.Options{
-		Scheme:                 clientgoscheme.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
-		Controller:             crconfig.Controller{SkipNameValidation: ptr.To(true), CacheSyncTimeout: 2 * time.Second},
+	mgr := newManagerWith(t, kubetest.UserConfig(t, "limited", "system:authenticated"), ns, func(o *manager.Options) {
+		o.Controller.CacheSyncTimeout = 2 * time.Second
 	})
-	require.NoError(t, err)
 	nop := reconcile.Func(func(context.Context, reconcile.Request) (reconcile.Result, error) { return reconcile.Result{}, nil })
 	bad, err := controllerruntime.NewComponent("bad", mgr, func(mgr manager.Manager) error {
 		return builder.ControllerManagedBy(mgr).Named("bad").For(&corev1.ConfigMap{}).Owns(&corev1.Secret{}).Complete(nop)
