@@ -397,9 +397,10 @@ func (r *Runner) start(startCtx context.Context) error {
 			defer close(done)
 			defer u.wait(false) // also when stopped before its campaign
 			if prev != nil {
-				select {
-				case <-prev:
-				case <-ctx.Done():
+				// Even when stopped meanwhile: this loop's end must mean
+				// that the last start's term has ended too (see stop).
+				<-prev
+				if ctx.Err() != nil {
 					return
 				}
 			}

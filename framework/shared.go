@@ -23,10 +23,10 @@ import (
 // the elections begin once that channel is closed (a manager's Elected,
 // closed once its caches have synced), so that this replica does not
 // lead before it can do the work: the app's start waits for it, within
-// fx's start timeout. The channel must not be closed before Start is
-// called: a start finding it closed fails, as a runnable that ran before
-// and cannot run again (a controller-runtime manager, whose Elected stays
-// closed).
+// fx's start timeout. When the app starts again after a stop, the
+// channel must not be closed before Start is called: a start finding it
+// closed fails, as of a runnable that cannot run again (a
+// controller-runtime manager, whose Elected stays closed).
 type Runnable interface {
 	Start(ctx context.Context) error
 }
@@ -54,6 +54,7 @@ type shared struct {
 	runnables []Runnable
 	stop      context.CancelFunc // set from a start until the stop that asks them to return
 	done      chan struct{}      // closed once the last start's runnables have all returned
+	started   bool               // they have been started before
 }
 
 // startShared starts every runnable and waits until each that says when
@@ -75,15 +76,15 @@ func (r *Runner) startShared(ctx context.Context) error {
 		}
 	}
 	for _, run := range s.runnables {
-		// Ready before it started: it ran before, and cannot run again
-		// (a controller-runtime manager's Elected stays closed).
-		if rd, ok := run.(readier); ok && isClosed(rd.Ready()) {
+		// Ready before it started again: it cannot run again (a
+		// controller-runtime manager's Elected stays closed).
+		if rd, ok := run.(readier); ok && s.started && isClosed(rd.Ready()) {
 			return fmt.Errorf("tenure: start: shared runnable %T is ready before it started: it cannot start twice (start a new app)", run)
 		}
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	s.stop, s.done = cancel, done
+	s.stop, s.done, s.started = cancel, done, true
 	failed := make(chan error, len(s.runnables)) // each sends once at most
 	var wg sync.WaitGroup
 	for _, run := range s.runnables {

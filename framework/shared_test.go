@@ -13,6 +13,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/tenure/tenure/components"
+	"github.com/tenure/tenure/election"
 	"github.com/tenure/tenure/framework"
 	"github.com/tenure/tenure/locks"
 	"github.com/tenure/tenure/placement"
@@ -39,19 +40,15 @@ func (s *steps) list() []string {
 // sharedCache stands for what the components share: it is ready when
 // ready is closed, and fails with fail if that is sent.
 type sharedCache struct {
-	log          *steps
-	ready        chan struct{}
-	fail         chan error
-	readyOnStart bool // closes ready when it starts
+	log   *steps
+	ready chan struct{}
+	fail  chan error
 }
 
 func (c *sharedCache) Ready() <-chan struct{} { return c.ready }
 
 func (c *sharedCache) Start(ctx context.Context) error {
 	c.log.add("shared started")
-	if c.readyOnStart {
-		close(c.ready)
-	}
 	select {
 	case <-ctx.Done():
 		// Stopping takes a while: the work must not be running meanwhile.
@@ -105,7 +102,8 @@ func TestSharedRunsAroundTheElections(t *testing.T) {
 // app with exit code 1.
 func TestSharedFailureStopsTheApp(t *testing.T) {
 	noLeaks(t)
-	cache := &sharedCache{log: &steps{}, ready: make(chan struct{}), fail: make(chan error, 1), readyOnStart: true}
+	cache := &sharedCache{log: &steps{}, ready: make(chan struct{}), fail: make(chan error, 1)}
+	close(cache.ready) // nothing to wait for
 	var sh fx.Shutdowner
 	app := replica(t, "r1", memoryYAML, fx.Options(fx.Populate(&sh), framework.Shared(func() framework.Runnable { return cache })), recorded(newLedgers(), "billing"))
 	app.RequireStart()
@@ -299,4 +297,34 @@ func TestSharedFailureDuringTheWaitFailsTheStart(t *testing.T) {
 	began := time.Now()
 	require.ErrorContains(t, app.Start(ctx), "boom")
 	assert.Less(t, time.Since(began), 5*time.Second, "the start waited for its deadline")
+}
+
+// TestSharedOutlivesATermThatOutlivedTwoStops: leader work that does not
+// return keeps its term through a stop that times out, a start and a
+// second stop: the second stop fails too, and the Shared runnable the
+// work may use runs on until the work has returned.
+func TestSharedOutlivesATermThatOutlivedTwoStops(t *testing.T) {
+	noLeaks(t)
+	run := &slowToStop{release: make(chan struct{})}
+	close(run.release) // returns when asked
+	stuck := make(chan struct{})
+	led := newLedgers()
+	work := components.New("billing", func(ctx context.Context) error {
+		term, _ := election.TermFromContext(ctx)
+		led.of("billing").Begin(term.Identity, term.FencingToken)
+		defer led.of("billing").End(term.Identity)
+		<-stuck // ignores its context
+		return nil
+	})
+	var r *framework.Runner
+	replica(t, "r1", memoryYAML+"shutdown_timeout: 200ms\n", fx.Options(fx.Populate(&r), framework.Shared(func() framework.Runnable { return run })), work)
+	require.NoError(t, r.Start(context.Background()))
+	led.of("billing").Leader(t)
+	require.ErrorContains(t, r.Stop(context.Background()), "did not return")
+	require.NoError(t, r.Start(context.Background()))
+	require.ErrorContains(t, r.Stop(context.Background()), "did not return", "the first start's work still runs")
+	assert.Equal(t, int32(1), run.running.Load(), "the shared runnable was stopped under the work")
+	close(stuck)
+	require.NoError(t, r.Stop(context.Background()))
+	assert.Zero(t, run.running.Load())
 }
