@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -266,20 +267,22 @@ func (m *mover) ask(ctx context.Context, names []string) {
 }
 
 // pause stops asking, once a request under way has been made, and
-// withdraws the requests to the candidate that does not exist that no
-// leader has acted on yet, as a coordinator withdraws a move to a replica
-// that left: a leader that stops with one pending hands over to nobody,
-// and its election waits out a lease, which a check of take-over times
-// must not count. (A request to a live candidate is taken at once.)
+// withdraws the requests to candidates that are gone (the one that never
+// was, or an identity a restart replaced) that no leader has acted on
+// yet, as a coordinator withdraws a move to a replica that left: a leader
+// that stops with one pending hands over to nobody, and its election
+// waits out a lease, which a check of take-over times must not count. (A
+// request to a live candidate is taken at once.)
 func (m *mover) pause(ctx context.Context) {
 	m.paused.Store(true)
 	m.asking.Lock() // once the request under way is made
 	m.asking.Unlock()
+	live := m.targets()
 	for _, l := range m.locks {
 		for range 3 { // again after a conflict with the leader's writes
 			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			obs, err := l.Get(rctx)
-			if err == nil && obs.Annotations[locks.PreferredHolderAnnotation] == goneTarget {
+			if to := obs.Annotations[locks.PreferredHolderAnnotation]; err == nil && to != "" && !slices.Contains(live, to) {
 				_, err = l.(annotator).Annotate(rctx, obs.Version, nil, map[string]string{locks.PreferredHolderAnnotation: ""})
 			}
 			cancel()
