@@ -475,14 +475,7 @@ func (r *Runner) stop(ctx context.Context) error {
 const stillHeld = "; a term lasts until its work has returned, so their leases are renewed until then and released after (exit the process to end them sooner: the leases then expire)"
 
 // loopReturned says whether the unit's loop of the last start has returned.
-func (u *unit) loopReturned() bool {
-	select {
-	case <-u.loopDone:
-		return true
-	default:
-		return false
-	}
-}
+func (u *unit) loopReturned() bool { return isClosed(u.loopDone) }
 
 // notStopped says which components have not stopped: those whose leader
 // work is still running or, if none is, whose election is (a request to

@@ -53,8 +53,7 @@ func Shared(constructor any) fx.Option {
 type shared struct {
 	runnables []Runnable
 	stop      context.CancelFunc // set from a start until the stop that asks them to return
-	done      chan struct{}      // closed once the last start's runnables have all returned
-	started   bool               // they have been started before
+	done      chan struct{}      // closed once the last start's runnables have all returned; nil before the first start
 }
 
 // startShared starts every runnable and waits until each that says when
@@ -68,23 +67,23 @@ func (r *Runner) startShared(ctx context.Context) error {
 		// elections (see stop): they cannot start twice.
 		return nil
 	}
-	if s.done != nil {
+	if s.done != nil { // started before
 		select {
 		case <-s.done:
 		case <-ctx.Done():
 			return fmt.Errorf("tenure: start: the shared runnables of the last start have not returned: %w", ctx.Err())
 		}
-	}
-	for _, run := range s.runnables {
-		// Ready before it started again: it cannot run again (a
-		// controller-runtime manager's Elected stays closed).
-		if rd, ok := run.(readier); ok && s.started && isClosed(rd.Ready()) {
-			return fmt.Errorf("tenure: start: shared runnable %T is ready before it started: it cannot start twice (start a new app)", run)
+		for _, run := range s.runnables {
+			// Ready before it started again: it cannot run again (a
+			// controller-runtime manager's Elected stays closed).
+			if rd, ok := run.(readier); ok && isClosed(rd.Ready()) {
+				return fmt.Errorf("tenure: start: shared runnable %T is ready before it started: it cannot start twice (start a new app)", run)
+			}
 		}
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	s.stop, s.done, s.started = cancel, done, true
+	s.stop, s.done = cancel, done
 	failed := make(chan error, len(s.runnables)) // each sends once at most
 	var wg sync.WaitGroup
 	for _, run := range s.runnables {

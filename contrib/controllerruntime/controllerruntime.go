@@ -94,7 +94,7 @@ func NewComponent(name string, mgr manager.Manager, build Build) (components.Com
 	}
 	c.Component = components.New(name, func(ctx context.Context) error {
 		t := newTerm(mgr, false)
-		defer t.cache.end() // also after a build that failed half-way
+		defer t.cache.end() // its event handlers go, also after a build that failed half-way
 		if err := build(t); err != nil {
 			return fmt.Errorf("controllerruntime: %s: build: %w", name, err)
 		}

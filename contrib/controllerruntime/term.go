@@ -67,10 +67,9 @@ func (t *term) GetCache() cache.Cache { return t.cache }
 func (t *term) GetControllerOptions() config.Controller { return t.options }
 
 // run starts what Build added with ctx and returns once all of it has
-// returned, with the first error; one that fails stops the others. Then
-// the term's event handlers are removed.
+// returned, with the first error; one that fails stops the others. (The
+// term's event handlers are removed by its owner, with t.cache.end.)
 func (t *term) run(ctx context.Context) error {
-	defer t.cache.end()
 	g, gctx := errgroup.WithContext(ctx)
 	for _, r := range t.runnables {
 		g.Go(func() error { return r.Start(gctx) })
@@ -103,8 +102,7 @@ type termCache struct {
 	mu        sync.Mutex
 	informers []cache.Informer // got by the term
 	added     []added
-	ended     bool
-	done      chan struct{} // closed by end
+	done      chan struct{} // closed by end: the term is over
 }
 
 func newTermCache(c cache.Cache) *termCache {
@@ -159,12 +157,22 @@ func (c *termCache) keep(i cache.Informer, h toolscache.ResourceEventHandlerRegi
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ended {
+	if c.over() {
 		_ = i.RemoveEventHandler(h)
 		return nil, errTermOver
 	}
 	c.added = append(c.added, added{informer: i, handler: h})
 	return h, nil
+}
+
+// over says whether end has been called.
+func (c *termCache) over() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // forget drops h from what end removes.
@@ -178,10 +186,9 @@ func (c *termCache) forget(h toolscache.ResourceEventHandlerRegistration) {
 func (c *termCache) end() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.ended {
+	if !c.over() {
 		close(c.done)
 	}
-	c.ended = true
 	for _, a := range c.added {
 		// An informer that has stopped has no handlers to remove.
 		_ = a.informer.RemoveEventHandler(a.handler)
