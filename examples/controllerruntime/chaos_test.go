@@ -104,7 +104,9 @@ func TestReplicasUnderFaults(t *testing.T) {
 			require.NoError(t, p.Cmd.Process.Signal(syscall.SIGTERM))
 			time.Sleep(between(0, 50*time.Millisecond))
 			if rng.IntN(2) == 0 {
-				require.NoError(t, p.Cmd.Process.Signal(syscall.SIGSTOP))
+				// A replica with nothing to wind down may have exited by
+				// now: then there is nothing to freeze.
+				_ = p.Cmd.Process.Signal(syscall.SIGSTOP)
 				time.Sleep(between(500*time.Millisecond, 4*time.Second))
 			}
 			_ = p.Cmd.Process.Kill()
